@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"context"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Spec describes a binary to the shared layer.
+type Spec struct {
+	Name   string // binary name, e.g. "relay-server"
+	Short  string // one line for --help
+	Long   string // optional longer help
+	Nagios bool   // exit codes follow the Nagios plugin contract (probe)
+}
+
+// App is one run of a binary: its streams, its logger and its configuration.
+// Binary packages get an *App to build their command tree.
+type App struct {
+	Spec
+	Stdout io.Writer
+	Stderr io.Writer
+	Stdin  io.Reader
+
+	// Logger writes to Stderr at the configured level and format. It is
+	// usable before the config is loaded (info, text).
+	Logger *slog.Logger
+
+	level      *slog.LevelVar
+	loader     *loader
+	cfg        reflect.Value // pointer to the live config struct
+	loaded     *loaded
+	configFlag string
+	reloads    []func(ctx context.Context, cfg any) error
+	started    bool // a command's hooks ran: errors before this are usage errors
+}
+
+// Build makes a binary's command tree. It calls app.NewRoot once.
+type Build func(app *App) *cobra.Command
+
+// Main runs a binary with the process's streams and returns its exit code.
+// cmd/<binary>/main.go is: os.Exit(cli.Main(spec, build, os.Args[1:])) or a
+// wrapper of it.
+func Main(spec Spec, build Build, args []string) int {
+	return Run(context.Background(), spec, build, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// Run is Main with explicit streams, for tests.
+func Run(ctx context.Context, spec Spec, build Build, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &App{Spec: spec, Stdin: stdin, Stdout: stdout, Stderr: stderr, level: new(slog.LevelVar)}
+	a.Logger = newLogger(stderr, "text", a.level)
+	root := build(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !a.started {
+		// cobra found no command, bad arguments or bad flags before running anything.
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			err = &UsageError{Err: err}
+		}
+	}
+	code := exitCode(err, spec.Nagios)
+	if err != nil {
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		}
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", spec.Name)
+		}
+	}
+	return code
+}
+
+// NewRoot makes the root command. cfg is a pointer to the binary's config
+// struct holding its defaults; it is filled in before any RunE runs. run is
+// the root's own action (a daemon's serve loop), or nil for a root that only
+// groups subcommands.
+func (a *App) NewRoot(cfg any, run func(cmd *cobra.Command, args []string) error) *cobra.Command {
+	l, err := newLoader(a.Name, cfg)
+	if err != nil {
+		panic(err) // a programming error in the binary's config struct
+	}
+	a.loader = l
+	a.cfg = reflect.ValueOf(cfg)
+	info := buildVersion(a.Name)
+	root := &cobra.Command{
+		Use:           a.Name,
+		Short:         a.Short,
+		Long:          a.Long,
+		Version:       info,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          run,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.started = true
+			if skipsConfig(cmd) {
+				return nil
+			}
+			return a.loadConfig(cmd)
+		},
+	}
+	if run != nil {
+		root.Args = cobra.NoArgs
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.PersistentFlags().StringVarP(&a.configFlag, "config", "c", "", fmt.Sprintf(
+		"config file (default: first of %s; env %s)", strings.Join(l.searchPath(), ", "), l.configEnv()))
+	for _, f := range l.schema.fields {
+		if f.flag != "" {
+			a.addFlag(root.PersistentFlags(), f)
+		}
+	}
+	root.AddCommand(a.versionCmd(), a.configCmd())
+	return root
+}
+
+// skipsConfig is true for commands that must work with a broken config.
+func skipsConfig(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "version", "completion", "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return true
+		}
+	}
+	return false
+}
+
+// addFlag registers the flag of one config key. Its default is the config
+// default; the env variable is named in the help so users find it.
+func (a *App) addFlag(fs *pflag.FlagSet, f *field) {
+	def := f.value(a.loader.defaults.Addr())
+	usage := f.usage
+	if usage == "" {
+		usage = f.key
+	}
+	usage += " (env " + envName(a.loader.prefix, f.key) + ")"
+	switch {
+	case f.typ == durationType:
+		fs.DurationP(f.flag, f.short, time.Duration(def.Int()), usage)
+	case reflect.PointerTo(f.typ).Implements(textUnmarshalerType):
+		fs.StringP(f.flag, f.short, displayValue(def), usage)
+	case f.typ.Kind() == reflect.Bool:
+		fs.BoolP(f.flag, f.short, def.Bool(), usage)
+	case f.typ.Kind() == reflect.Int:
+		fs.IntP(f.flag, f.short, int(def.Int()), usage)
+	case f.typ.Kind() >= reflect.Int8 && f.typ.Kind() <= reflect.Int64:
+		fs.Int64P(f.flag, f.short, def.Int(), usage)
+	case f.typ.Kind() >= reflect.Uint && f.typ.Kind() <= reflect.Uint64:
+		fs.Uint64P(f.flag, f.short, def.Uint(), usage)
+	case f.typ.Kind() == reflect.Float64:
+		fs.Float64P(f.flag, f.short, def.Float(), usage)
+	case f.typ.Kind() == reflect.Slice && f.typ.Elem().Kind() == reflect.String:
+		fs.StringSliceP(f.flag, f.short, def.Interface().([]string), usage)
+	default:
+		fs.StringP(f.flag, f.short, "", usage)
+	}
+	a.loader.flags[f.key] = fs.Lookup(f.flag)
+}
+
+// displayValue renders a config value for help and `config show`.
+func displayValue(v reflect.Value) string {
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		if err == nil {
+			return string(b)
+		}
+	}
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+func (a *App) loadConfig(cmd *cobra.Command) error {
+	from := "flag --config"
+	file, err := a.loader.findFile(a.configFlag, from)
+	if err != nil {
+		return err
+	}
+	res, err := a.loader.load(a.cfg.Interface(), file)
+	if err != nil {
+		return err
+	}
+	a.loaded = res
+	a.applyLogging(a.cfg.Interface())
+	return nil
+}
+
+func (a *App) applyLogging(cfg any) {
+	if lg, ok := cfg.(interface{ logging() *Logging }); ok {
+		l := lg.logging()
+		a.level.Set(l.LogLevel.Level)
+		a.Logger = newLogger(a.Stderr, l.LogFormat, a.level)
+	}
+}
+
+// ConfigFile is the config file in use, or "" when none was found.
+func (a *App) ConfigFile() string {
+	if a.loaded == nil {
+		return ""
+	}
+	return a.loaded.file
+}
+
+// Source says where the effective value of a config key came from: "flag
+// --x", "env X", "file:line" or "default".
+func (a *App) Source(key string) string {
+	if a.loaded == nil {
+		return "default"
+	}
+	return a.loaded.source(key)
+}
+
+// OnReload registers a hook run on SIGHUP with a freshly loaded and
+// validated config (same type as the one given to NewRoot). The log level
+// is reloaded by the shared layer before the hooks run.
+func (a *App) OnReload(fn func(ctx context.Context, cfg any) error) {
+	a.reloads = append(a.reloads, fn)
+}
+
+// reload re-reads the config; on any error the running config stays.
+func (a *App) reload(ctx context.Context) {
+	fresh := reflect.New(a.loader.defaults.Type())
+	fresh.Elem().Set(a.loader.defaults)
+	file, err := a.loader.findFile(a.configFlag, "flag --config")
+	if err == nil {
+		_, err = a.loader.load(fresh.Interface(), file)
+	}
+	if err != nil {
+		a.Logger.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if lg, ok := fresh.Interface().(interface{ logging() *Logging }); ok {
+		a.level.Set(lg.logging().LogLevel.Level)
+	}
+	for _, fn := range a.reloads {
+		if err := fn(ctx, fresh.Interface()); err != nil {
+			a.Logger.Error("reload failed", "err", err)
+			return
+		}
+	}
+	a.Logger.Info("configuration reloaded", "file", file)
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+)
+
+const redacted = "<redacted>"
+
+func (a *App) configCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Check or print the effective configuration",
+		Args:  cobra.NoArgs,
+	}
+	validate := &cobra.Command{
+		Use:   "validate",
+		Short: "Load the configuration (file, env, flags) and report the first problem; exit 2 if any",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			file := a.ConfigFile()
+			if file == "" {
+				file = "no config file; defaults, env and flags"
+			}
+			_, err := fmt.Fprintf(a.Stdout, "configuration ok (%s)\n", file)
+			return err
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective configuration as YAML (secrets redacted)",
+		Args:  cobra.NoArgs,
+	}
+	out := AddOutputFlag(show)
+	show.RunE = func(cmd *cobra.Command, _ []string) error {
+		if out.JSON() {
+			return WriteJSON(a.Stdout, a.effective(func(v reflect.Value) any { return jsonValue(v) }))
+		}
+		node := a.effectiveYAML()
+		b, err := yaml.Marshal(node)
+		if err != nil {
+			return err
+		}
+		_, err = a.Stdout.Write(b)
+		return err
+	}
+	cmd.AddCommand(validate, show)
+	return cmd
+}
+
+// shown returns the value of a field for output, with secrets redacted.
+func (a *App) shown(f *field) (reflect.Value, bool) {
+	if f.fileOf != "" {
+		// A path is not a secret: show it.
+		path := ""
+		if a.loaded != nil {
+			path = a.loaded.secretFiles[f.key]
+		}
+		return reflect.ValueOf(path), true
+	}
+	v := f.value(a.cfg)
+	if f.secret && !v.IsZero() {
+		return reflect.ValueOf(redacted), true
+	}
+	return v, true
+}
+
+// effective renders the config as nested maps keyed like the YAML.
+func (a *App) effective(render func(reflect.Value) any) map[string]any {
+	out := map[string]any{}
+	for _, f := range a.loader.schema.fields {
+		v, ok := a.shown(f)
+		if !ok {
+			continue
+		}
+		m := out
+		parts := splitKey(f.key)
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = render(v)
+	}
+	return out
+}
+
+func jsonValue(v reflect.Value) any {
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	if _, ok := v.Interface().(interface{ MarshalText() ([]byte, error) }); ok {
+		return displayValue(v)
+	}
+	return v.Interface()
+}
+
+// effectiveYAML keeps schema order, which a map would lose.
+func (a *App) effectiveYAML() *yaml.Node {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	sections := map[string]*yaml.Node{"": root}
+	for _, f := range a.loader.schema.fields {
+		v, ok := a.shown(f)
+		if !ok {
+			continue
+		}
+		parts := splitKey(f.key)
+		parent := ""
+		m := root
+		for _, p := range parts[:len(parts)-1] {
+			path := parent + p
+			next, ok := sections[path]
+			if !ok {
+				next = &yaml.Node{Kind: yaml.MappingNode}
+				m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p}, next)
+				sections[path] = next
+			}
+			m, parent = next, path+"."
+		}
+		val := &yaml.Node{}
+		if err := val.Encode(jsonValue(v)); err != nil {
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(v.Interface())}
+		}
+		keyNode := &yaml.Node{Kind: yaml.ScalarNode, Value: parts[len(parts)-1]}
+		keyNode.HeadComment = a.annotation(f)
+		m.Content = append(m.Content, keyNode, val)
+	}
+	return root
+}
+
+func splitKey(k string) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(k); i++ {
+		if k[i] == '.' {
+			parts = append(parts, k[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, k[start:])
+}
+
+// annotation is the comment above a key in `config show`: its help and default.
+func (a *App) annotation(f *field) string {
+	def := displayValue(f.value(a.loader.defaults.Addr()))
+	if def == "" || def == "[]" {
+		def = "none"
+	}
+	if f.usage == "" {
+		return "default: " + def
+	}
+	return f.usage + " (default: " + def + ")"
+}

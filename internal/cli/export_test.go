@@ -1,0 +1,5 @@
+package cli
+
+import "reflect"
+
+func reflectTypeOfTestConfig() reflect.Type { return reflect.TypeOf(testConfig{}) }

@@ -1,0 +1,83 @@
+package relayserver
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/warrenhq/warren/internal/cli"
+)
+
+// Config is relay-server's configuration file (relay-server.yaml).
+type Config struct {
+	cli.Daemon `yaml:",inline"`
+
+	Listen    string `yaml:"listen" flag:"listen,l" usage:"address to serve HTTP(S) on"`
+	PublicURL string `yaml:"public_url" flag:"public-url" usage:"URL clients reach this relay at, used in links it hands out; empty means derived from listen"`
+	DataDir   string `yaml:"data_dir" flag:"data-dir" usage:"directory for persistent state"`
+	Dev       bool   `yaml:"dev" flag:"dev" usage:"development mode: loopback only, data in a temp dir, admin key generated and printed"`
+	AdminKey  string `yaml:"admin_key" flag:"admin-key" secret:"true" usage:"admin key for the management API (required unless dev)"`
+
+	TLS struct {
+		CertFile string `yaml:"cert_file" flag:"tls-cert-file" usage:"PEM certificate chain; with key_file, serve HTTPS instead of plain HTTP"`
+		KeyFile  string `yaml:"key_file" flag:"tls-key-file" usage:"PEM private key for cert_file"`
+	} `yaml:"tls"`
+
+	Tickets struct {
+		Enabled      bool          `yaml:"enabled" usage:"serve the ticket byte relay (/v1/tickets, /v1/relay/...)"`
+		DefaultTTL   time.Duration `yaml:"default_ttl" usage:"pairing deadline when a mint gives no ttl_seconds"`
+		MaxTTL       time.Duration `yaml:"max_ttl" usage:"longest pairing deadline a mint may ask for"`
+		MaxBytes     cli.ByteSize  `yaml:"max_bytes" usage:"upload limit when a mint gives no max_bytes"`
+		IdleTimeout  time.Duration `yaml:"idle_timeout" usage:"abort a paired transfer when no byte moves for this long"`
+		WorkspaceCap int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
+	} `yaml:"tickets"`
+}
+
+func defaultConfig() *Config {
+	c := &Config{Daemon: cli.DefaultDaemon(), Listen: ":8080", DataDir: "/var/lib/warren"}
+	c.Tickets.Enabled = true
+	c.Tickets.DefaultTTL = 5 * time.Minute
+	c.Tickets.MaxTTL = 24 * time.Hour
+	c.Tickets.MaxBytes = 1 << 30
+	c.Tickets.IdleTimeout = 60 * time.Second
+	c.Tickets.WorkspaceCap = 16
+	return c
+}
+
+// Validate checks what the types alone cannot.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return cli.FieldErrorf("listen", "expected host:port such as :8080 or 127.0.0.1:8080: %v", err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cli.FieldErrorf("public_url", "expected an http:// or https:// URL, got %q", c.PublicURL)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return cli.FieldErrorf("tls.cert_file", "tls.cert_file and tls.key_file go together")
+	}
+	if c.Tickets.DefaultTTL <= 0 {
+		return cli.FieldErrorf("tickets.default_ttl", "must be positive")
+	}
+	if c.Tickets.MaxTTL < c.Tickets.DefaultTTL {
+		return cli.FieldErrorf("tickets.max_ttl", "must be at least tickets.default_ttl (%s)", c.Tickets.DefaultTTL)
+	}
+	if c.Tickets.MaxBytes < 1 {
+		return cli.FieldErrorf("tickets.max_bytes", "must be at least 1")
+	}
+	if c.Tickets.IdleTimeout <= 0 {
+		return cli.FieldErrorf("tickets.idle_timeout", "must be positive")
+	}
+	if c.Tickets.WorkspaceCap < 1 {
+		return cli.FieldErrorf("tickets.workspace_cap", "must be at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return cli.FieldErrorf("shutdown_timeout", "must be positive")
+	}
+	return nil
+}
+
+var errNoAdminKey = errors.New("admin_key is not set: set WARREN_RELAY_SERVER_ADMIN_KEY or admin_key_file, or run with --dev")

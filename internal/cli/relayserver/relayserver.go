@@ -1,0 +1,143 @@
+// Package relayserver is the command line of relay-server, warren's
+// rendezvous point. The root command serves; `tickets` talks to a running
+// server's API.
+package relayserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/ticket"
+)
+
+var spec = cli.Spec{
+	Name:  "relay-server",
+	Short: "warren's relay: ticket byte relay, health and metrics over one HTTP(S) listener",
+	Long: `relay-server is the rendezvous point every warren peer dials out to.
+
+Run it with no subcommand to serve. For a first try, 'relay-server --dev'
+serves on loopback with a generated admin key and a throw-away data dir.`,
+}
+
+// Main runs relay-server with args and returns its exit code.
+func Main(args []string) int { return cli.Main(spec, build, args) }
+
+func build(app *cli.App) *cobra.Command {
+	cfg := defaultConfig()
+	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
+		return serve(cmd.Context(), app, cfg)
+	})
+	root.AddCommand(ticketsCmd(app, cfg))
+	return root
+}
+
+func serve(ctx context.Context, app *cli.App, cfg *Config) error {
+	log := app.Logger
+	if cfg.Dev {
+		if err := devSetup(app, cfg); err != nil {
+			return err
+		}
+		defer os.RemoveAll(cfg.DataDir)
+	}
+	if cfg.AdminKey == "" {
+		return &cli.ConfigError{Key: "admin_key", Err: errNoAdminKey}
+	}
+	var tlsConf *tls.Config
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return &cli.ConfigError{Key: "tls.cert_file", Where: app.Source("tls.cert_file"), Err: fmt.Errorf("load certificate: %w", err)}
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	srv, err := relay.New(relay.Config{
+		AdminKey:        cfg.AdminKey,
+		TicketsDisabled: !cfg.Tickets.Enabled,
+		Tickets: ticket.Config{
+			DefaultTTL:      cfg.Tickets.DefaultTTL,
+			MaxTTL:          cfg.Tickets.MaxTTL,
+			DefaultMaxBytes: int64(cfg.Tickets.MaxBytes),
+			IdleTimeout:     cfg.Tickets.IdleTimeout,
+			WorkspaceCap:    cfg.Tickets.WorkspaceCap,
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen on %s (%s): %w", cfg.Listen, app.Source("listen"), err)
+	}
+	scheme := "http"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "https"
+	}
+	url := scheme + "://" + ln.Addr().String()
+	if cfg.Dev {
+		fmt.Fprintf(app.Stdout, "relay-server (dev mode) listening on %s\n", url)
+		fmt.Fprintf(app.Stdout, "  admin key (shown once): %s\n", cfg.AdminKey)
+		fmt.Fprintf(app.Stdout, "  data dir (removed on exit): %s\n", cfg.DataDir)
+		fmt.Fprintf(app.Stdout, "  try: WARREN_RELAY_SERVER_ADMIN_KEY=%s relay-server tickets mint --server %s --workspace demo --source a --dest b\n", cfg.AdminKey, url)
+	}
+	log.Info("relay-server listening", "url", url, "tickets", cfg.Tickets.Enabled)
+	return app.RunDaemon(ctx, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+}
+
+// devSetup makes --dev a one-command start: loopback only, a temp data dir
+// and a fresh admin key unless the user gave one.
+func devSetup(app *cli.App, cfg *Config) error {
+	host, port, _ := net.SplitHostPort(cfg.Listen)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if host != "" && host != "localhost" && app.Source("listen") != "default" {
+			app.Logger.Warn("dev mode serves on loopback only; ignoring the listen host", "listen", cfg.Listen)
+		}
+		cfg.Listen = net.JoinHostPort("127.0.0.1", port)
+	}
+	dir, err := os.MkdirTemp("", "warren-relay-dev-")
+	if err != nil {
+		return fmt.Errorf("dev data dir: %w", err)
+	}
+	cfg.DataDir = dir
+	if cfg.AdminKey == "" {
+		cfg.AdminKey = newAdminKey()
+	}
+	return nil
+}
+
+func newAdminKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "wadm_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// serverURL is where admin subcommands reach the server: --server, else
+// public_url, else the listen address on loopback.
+func serverURL(flagURL string, cfg *Config) string {
+	if flagURL != "" {
+		return strings.TrimRight(flagURL, "/")
+	}
+	if cfg.PublicURL != "" {
+		return strings.TrimRight(cfg.PublicURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(cfg.Listen)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+var binaries = []string{"relay-server", "tunnel-host", "tunnel-client", "tunnel-server", "wing", "probe"}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "warren-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	args := []string{"build", "-race", "-o", dir + "/"}
+	for _, b := range binaries {
+		args = append(args, "github.com/warrenhq/warren/cmd/"+b)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is a clean environment for a binary: no WARREN_* from the caller and
+// a private HOME/XDG so no user config file is picked up.
+func cleanEnv(t *testing.T, extra ...string) []string {
+	home := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "xdg")}
+	return append(env, extra...)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs a binary to completion in dir with env and a time bound.
+func run(t *testing.T, dir string, env []string, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, bin), args...)
+	cmd.Dir, cmd.Env = dir, env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func (r result) wantCode(t *testing.T, code int, what string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// daemon is a binary running in the background.
+type daemon struct {
+	cmd    *exec.Cmd
+	stdout *lines
+	stderr *lines
+	done   chan struct{}
+	err    error
+}
+
+// lines collects a stream's lines and lets a test wait for one.
+type lines struct {
+	mu   sync.Mutex
+	all  []string
+	cond *sync.Cond
+	eof  bool
+}
+
+func newLines(r io.Reader) *lines {
+	l := &lines{}
+	l.cond = sync.NewCond(&l.mu)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.all = append(l.all, sc.Text())
+			l.cond.Broadcast()
+			l.mu.Unlock()
+		}
+		l.mu.Lock()
+		l.eof = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}()
+	return l
+}
+
+// wait returns the submatches of the first line matching re, or fails after timeout.
+func (l *lines) wait(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	timer := time.AfterFunc(timeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	defer timer.Stop()
+	deadline := time.Now().Add(timeout)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := 0; ; {
+		for ; i < len(l.all); i++ {
+			if m := re.FindStringSubmatch(l.all[i]); m != nil {
+				return m
+			}
+		}
+		if l.eof || time.Now().After(deadline) {
+			t.Fatalf("no line matching %q within %s; got:\n%s", re, timeout, strings.Join(l.all, "\n"))
+		}
+		l.cond.Wait()
+	}
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.all, "\n")
+}
+
+// start runs a binary in the background; the test's cleanup kills it.
+func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd.Dir, cmd.Env = dir, env
+	so, _ := cmd.StdoutPipe()
+	se, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, stdout: newLines(so), stderr: newLines(se), done: make(chan struct{})}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-d.done
+	})
+	return d
+}
+
+// exitCode waits up to timeout for the daemon to exit.
+func (d *daemon) exitCode(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %s\nstderr:\n%s", d.cmd.Path, timeout, d.stderr)
+	}
+	if d.err == nil {
+		return 0
+	}
+	if ee, ok := d.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatal(d.err)
+	return -1
+}
+
+var listeningRE = regexp.MustCompile(`"msg":"relay-server listening".*"url":"(http[^"]+)"`)
+
+// startRelay runs relay-server on a loopback port with a known admin key
+// and returns it with its base URL.
+func startRelay(t *testing.T, adminKey string, args ...string) (*daemon, string) {
+	t.Helper()
+	env := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY="+adminKey)
+	all := append([]string{"--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
+	d := start(t, t.TempDir(), env, "relay-server", all...)
+	m := d.stderr.wait(t, listeningRE, 30*time.Second)
+	return d, m[1]
+}
+
+func decodeJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+}
