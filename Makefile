@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PK
 # Tools are pinned and installed into .tools/ on first use.
 TOOLS := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
-GORELEASER_VERSION := v2.17.0
+GORELEASER_VERSION := v2.16.0
 STATICCHECK := $(TOOLS)/staticcheck
 GORELEASER := $(TOOLS)/goreleaser
 

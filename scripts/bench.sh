@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make bench`: every speed figure is a ratio against the direct path,
+# measured on the same machine in the same run. Medians over several runs,
+# because the machine is shared and noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-$PWD/bin}
+COUNT=${BENCH_COUNT:-5}
+work=$(mktemp -d -t warren-bench-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# median_mbs NAME FILE: median MB/s of benchmark NAME in go test output FILE.
+median_mbs() {
+  grep -E "^$1(-[0-9]+)?[[:space:]]" "$2" | awk '{for (i=1;i<=NF;i++) if ($(i)=="MB/s") print $(i-1)}' |
+    sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
+echo "== ticket relay: PUT→GET through the relay vs a direct loopback TCP copy (go test, median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkRelay$|BenchmarkDirectTCP$' -benchtime 5x -count "$COUNT" ./internal/ticket/ | tee "$work/ticket.txt" | grep -E '^Benchmark' || true
+relay=$(median_mbs BenchmarkRelay "$work/ticket.txt")
+direct=$(median_mbs BenchmarkDirectTCP "$work/ticket.txt")
+awk -v r="$relay" -v d="$direct" 'BEGIN {printf "ticket relay %.0f MB/s, direct TCP %.0f MB/s, ratio relay/direct %.2f\n", r, d, r/d}'
+
+echo
+echo "== ticket relay with the built relay-server and curl on both sides: 1 GiB, relay RSS sampled"
+size=$((1 << 30))
+head -c "$size" /dev/urandom >"$work/big.bin"
+want=$(sha256sum <"$work/big.bin" | cut -d' ' -f1)
+"$BIN/relay-server" --dev --listen 127.0.0.1:0 >"$work/relay.out" 2>"$work/relay.log" &
+relay_pid=$!
+pids+=("$relay_pid")
+for _ in $(seq 100); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
+url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$work/relay.out" | head -1)
+export WARREN_RELAY_SERVER_ADMIN_KEY
+WARREN_RELAY_SERVER_ADMIN_KEY=$(grep -oE 'wadm_[A-Za-z0-9_-]+' "$work/relay.out" | head -1)
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$relay_pid/status"; }
+base_rss=$(rss)
+run_once() {
+  local t
+  t=$("$BIN/relay-server" tickets mint --server "$url" --workspace bench --source a --dest b --max-bytes 2GiB -o json | grep -oE 'rly_[A-Za-z0-9_-]+' | head -1)
+  curl -sS --fail -o /dev/null -H "Authorization: Bearer $t" "$url/v1/relay/$t" &
+  local get=$!
+  local start end
+  start=$(date +%s.%N)
+  curl -sS --fail-with-body -T "$work/big.bin" -H "Authorization: Bearer $t" "$url/v1/relay/$t" >"$work/put.json"
+  wait "$get"
+  end=$(date +%s.%N)
+  grep -q "\"sha256\":\"$want\"" "$work/put.json" || { echo "bench: digest mismatch: $(cat "$work/put.json")" >&2; exit 1; }
+  awk -v s="$start" -v e="$end" -v n="$size" 'BEGIN {printf "%.1f\n", n / (e - s) / 1e6}'
+}
+peak=0
+( while kill -0 "$relay_pid" 2>/dev/null; do rss; sleep 0.05; done ) >"$work/rss.txt" 2>/dev/null &
+sampler=$!
+pids+=("$sampler")
+rates=()
+for i in 1 2 3; do rates+=("$(run_once)"); done
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss.txt" | tail -1)
+median_rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
+echo "curl→relay-server→curl, 1 GiB x3: median $median_rate MB/s (runs: ${rates[*]}), digest verified"
+echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during transfers $((peak / 1024)) MiB"
