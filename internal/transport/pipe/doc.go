@@ -1,0 +1,11 @@
+// Package pipe joins two byte streams: it copies each one into the other
+// until both are finished, the way a relay or tunnel endpoint splices a
+// client connection onto an upstream one.
+//
+// Join propagates half-close: when one side stops sending (EOF), the other
+// side's write half is shut down with CloseWrite, so protocols that send a
+// request, half-close and then wait for the reply keep working through the
+// splice. Bytes are reported as they are copied (Options.OnCopy), so metrics
+// for long-lived connections grow while the connection is open rather than
+// only when it ends.
+package pipe

@@ -1,0 +1,238 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Direction names one of the two copies Join runs.
+type Direction int
+
+const (
+	// AToB is the copy that reads from a and writes to b.
+	AToB Direction = iota
+	// BToA is the copy that reads from b and writes to a.
+	BToA
+)
+
+// String returns "a->b" or "b->a".
+func (d Direction) String() string {
+	switch d {
+	case AToB:
+		return "a->b"
+	case BToA:
+		return "b->a"
+	default:
+		return fmt.Sprintf("Direction(%d)", int(d))
+	}
+}
+
+// Options configures Join. A nil *Options means the defaults.
+type Options struct {
+	// OnCopy, if non-nil, is called after every write with the direction
+	// and the number of bytes just written, so byte counters (for example
+	// Prometheus counters) grow while a long connection is still open
+	// instead of jumping once when it closes.
+	//
+	// It is called from Join's copy goroutines, concurrently for the two
+	// directions, and it must not block: a slow OnCopy slows the copy.
+	// Default: nil (no callback).
+	OnCopy func(dir Direction, n int)
+}
+
+// Stats is how many bytes Join copied in each direction.
+type Stats struct {
+	AToB int64 // bytes read from a and written to b
+	BToA int64 // bytes read from b and written to a
+}
+
+// Error is the error Join returns when one direction fails.
+type Error struct {
+	Dir Direction // the copy that failed
+	// Op is what failed: "read" (from the source of Dir), "write" (to its
+	// destination) or "closewrite" (propagating EOF to the destination).
+	Op  string
+	Err error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("pipe %s: %s: %v", e.Dir, e.Op, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// closeWriter is implemented by *net.TCPConn, *net.UnixConn and
+// *tls.Conn, among others.
+type closeWriter interface {
+	CloseWrite() error
+}
+
+// bufSize matches io.Copy's default buffer.
+const bufSize = 32 << 10
+
+var bufPool = sync.Pool{
+	New: func() any {
+		b := make([]byte, bufSize)
+		return &b
+	},
+}
+
+// Join copies a to b and b to a concurrently and returns when both copies
+// are done. Join owns a and b: both are closed by the time it returns.
+//
+// When a copy reaches EOF on its source it half-closes its destination
+// with CloseWrite if the destination has a CloseWrite() error method, and
+// the other copy carries on until it too reaches EOF. A destination without
+// CloseWrite (a websocket, say) has no way to signal end of stream and is
+// closed instead, which also ends the copy reading from it: otherwise a
+// peer waiting for EOF would wait forever.
+//
+// If either copy fails, or ctx is done, Join closes both a and b so that
+// the other copy unblocks; this relies on Close unblocking pending Read and
+// Write calls, which holds for net.Conn. Errors caused by Join's own
+// closing of a connection are not reported, nor are errors from Close.
+//
+// The error is nil if both directions ended with EOF, ctx.Err() if ctx
+// ended first, and otherwise an *Error for the first direction that failed.
+// Stats counts the bytes written in each direction either way.
+func Join(ctx context.Context, a, b io.ReadWriteCloser, opts *Options) (Stats, error) {
+	j := &joiner{ends: [2]end{{rwc: a}, {rwc: b}}}
+	if opts != nil {
+		j.onCopy = opts.OnCopy
+	}
+
+	type result struct {
+		dir Direction
+		n   int64
+		err error
+	}
+	results := make(chan result, 2)
+	for _, dir := range []Direction{AToB, BToA} {
+		go func() {
+			n, err := j.copy(dir)
+			results <- result{dir, n, err}
+		}()
+	}
+
+	var (
+		stats    Stats
+		firstErr error
+		done     = ctx.Done()
+	)
+	for pending := 2; pending > 0; {
+		select {
+		case r := <-results:
+			pending--
+			if r.dir == AToB {
+				stats.AToB = r.n
+			} else {
+				stats.BToA = r.n
+			}
+			if r.err != nil && firstErr == nil {
+				firstErr = r.err
+				j.closeAll()
+			}
+		case <-done:
+			done = nil // fire once
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+			j.closeAll()
+		}
+	}
+	j.closeAll()
+	return stats, firstErr
+}
+
+type end struct {
+	rwc io.ReadWriteCloser
+	// closed is set before Join closes rwc, so that an error seen after it
+	// is known to be our own doing and not reported.
+	closed atomic.Bool
+	once   sync.Once
+}
+
+func (e *end) close() {
+	e.once.Do(func() {
+		e.closed.Store(true)
+		_ = e.rwc.Close() // nothing useful to do with it; see Join
+	})
+}
+
+type joiner struct {
+	ends   [2]end // indexed by Direction: ends[AToB] is a
+	onCopy func(Direction, int)
+}
+
+func (j *joiner) closeAll() {
+	j.ends[0].close()
+	j.ends[1].close()
+}
+
+// copy runs one direction and returns the bytes written and a nil error on
+// EOF or on an error caused by our own close.
+func (j *joiner) copy(dir Direction) (int64, error) {
+	src, dst := &j.ends[dir], &j.ends[1-dir]
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+
+	var total int64
+	for {
+		nr, rerr := src.rwc.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.rwc.Write(buf[:nr])
+			if nw < 0 || nw > nr {
+				nw = 0
+				if werr == nil {
+					werr = errors.New("invalid write result")
+				}
+			}
+			if nw > 0 {
+				total += int64(nw)
+				if j.onCopy != nil {
+					j.onCopy(dir, nw)
+				}
+			}
+			if werr == nil && nw != nr {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return total, j.failed(dir, "write", dst, werr)
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return total, j.eof(dir, dst)
+		}
+		if rerr != nil {
+			return total, j.failed(dir, "read", src, rerr)
+		}
+	}
+}
+
+// eof propagates the end of dir's source to its destination.
+func (j *joiner) eof(dir Direction, dst *end) error {
+	cw, ok := dst.rwc.(closeWriter)
+	if !ok {
+		dst.close()
+		return nil
+	}
+	if err := cw.CloseWrite(); err != nil {
+		return j.failed(dir, "closewrite", dst, err)
+	}
+	return nil
+}
+
+// failed turns err into an *Error unless it came from our own close of e.
+func (j *joiner) failed(dir Direction, op string, e *end, err error) error {
+	if e.closed.Load() {
+		return nil
+	}
+	return &Error{Dir: dir, Op: op, Err: err}
+}

@@ -1,0 +1,331 @@
+package wsconn
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configures New. A nil *Options means the defaults.
+type Options struct {
+	// LocalAddr and RemoteAddr, if non-nil, are what Conn's LocalAddr and
+	// RemoteAddr methods return. By default they are those reported by
+	// websocket.NetConn: the hijacked connection's addresses for a
+	// connection from websocket.Accept, and a placeholder
+	// ("websocket/unknown-addr") for one from websocket.Dial.
+	LocalAddr  net.Addr
+	RemoteAddr net.Addr
+}
+
+// Conn is a net.Conn whose byte stream travels in binary messages of a
+// WebSocket. Each Write sends one message; Read returns the bytes of
+// consecutive messages as one stream, without message boundaries.
+//
+// Read and Write may be called concurrently with each other and with the
+// deadline methods and Close; concurrent Reads (or concurrent Writes) are
+// serialized.
+type Conn struct {
+	ws           *websocket.Conn
+	nc           net.Conn // websocket.NetConn(ws)
+	laddr, raddr net.Addr
+
+	closed           atomic.Bool
+	reading, writing sync.Mutex // held for the whole of a Read / Write
+	readDeadline     atomic.Pointer[time.Time]
+	writeDeadline    atomic.Pointer[time.Time]
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+// New returns a Conn that carries a byte stream over c in binary messages.
+// Conn takes over c: use c only through the Conn from now on.
+//
+// ctx bounds the lifetime of the Conn: once it is done, Reads and Writes
+// fail and the WebSocket is dropped without a close handshake; Close
+// still has to be called. As with websocket.NetConn, the
+// read limit of c is disabled, since message boundaries carry no meaning
+// here; a message of the wrong type (text) is an error that closes c.
+func New(ctx context.Context, c *websocket.Conn, opts *Options) *Conn {
+	wc := &Conn{ws: c, nc: websocket.NetConn(ctx, c, websocket.MessageBinary)}
+	if opts != nil {
+		wc.laddr, wc.raddr = opts.LocalAddr, opts.RemoteAddr
+	}
+	return wc
+}
+
+// Dial opens a WebSocket to url with websocket.Dial and returns it as a
+// Conn, together with the handshake response (whose body needs no closing).
+// Use opts.Subprotocols to negotiate a subprotocol and Conn.Subprotocol to
+// see which one the server chose.
+//
+// ctx bounds only the dial and handshake; once Dial has returned, the
+// Conn lives until it is closed, as with net.Dialer.DialContext.
+//
+// Unlike websocket.Dial, the returned Conn reports the local and remote
+// addresses of the TCP connection the handshake went over (the proxy's if
+// the HTTP client uses a proxy). This is possible when opts.HTTPClient is
+// nil or its Transport is nil or an *http.Transport, which Dial then copies
+// for this one connection; with any other RoundTripper the addresses are
+// the websocket.NetConn placeholder.
+func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (*Conn, *http.Response, error) {
+	var o websocket.DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	rec := &connRecorder{}
+	if tr := recordingTransport(o.HTTPClient, rec); tr != nil {
+		// A per-dial transport, so that the dialed connection seen by the
+		// recorder is ours; the hijacked connection is not pooled, and
+		// anything left idle by a failed handshake is dropped here.
+		defer tr.CloseIdleConnections()
+		var hc http.Client
+		if o.HTTPClient != nil {
+			hc = *o.HTTPClient
+		}
+		hc.Transport = tr
+		o.HTTPClient = &hc
+	}
+
+	ws, resp, err := websocket.Dial(ctx, url, &o)
+	if err != nil {
+		return nil, resp, err
+	}
+	var wo Options
+	if c := rec.last(); c != nil {
+		wo.LocalAddr, wo.RemoteAddr = c.LocalAddr(), c.RemoteAddr()
+	}
+	return New(context.Background(), ws, &wo), resp, nil
+}
+
+// RequestAddrs returns the local and remote addresses of the connection r
+// arrived on, as net/http saw them, for use in Options. remote comes from
+// r.RemoteAddr, so it reflects any middleware that rewrote it (for
+// example to the client address a trusted reverse proxy forwarded). Either
+// result is nil if it cannot be determined.
+func RequestAddrs(r *http.Request) (local, remote net.Addr) {
+	local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		remote = net.TCPAddrFromAddrPort(ap)
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+	}
+	return local, remote
+}
+
+// Read reads stream bytes from the WebSocket. It returns io.EOF once the
+// peer has closed the WebSocket normally (status 1000 or 1001).
+func (c *Conn) Read(p []byte) (int, error) {
+	c.reading.Lock()
+	defer c.reading.Unlock()
+	if err := c.precheck(&c.readDeadline); err != nil {
+		return 0, c.opError("read", err)
+	}
+	n, err := c.nc.Read(p)
+	if err != nil && err != io.EOF {
+		err = c.opError("read", c.translate(err, &c.readDeadline))
+	}
+	return n, err
+}
+
+// Write sends p as one binary message.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.writing.Lock()
+	defer c.writing.Unlock()
+	if err := c.precheck(&c.writeDeadline); err != nil {
+		return 0, c.opError("write", err)
+	}
+	n, err := c.nc.Write(p)
+	if err != nil {
+		err = c.opError("write", c.translate(err, &c.writeDeadline))
+	}
+	return n, err
+}
+
+// Close closes the WebSocket with status 1000 (normal closure) after the
+// close handshake, which the peer sees as io.EOF. It waits for the peer's
+// answering close frame for up to 5 seconds (coder/websocket's limit).
+// Pending and later Reads and Writes fail with an error matching
+// net.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	// Close the WebSocket itself first: websocket.NetConn's Close cancels a
+	// blocked Read before the handshake, which drops the connection without
+	// a close frame and the peer sees an abrupt EOF instead of a clean one.
+	// Done this way, a blocked Read simply receives the peer's answering
+	// close frame.
+	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	_ = c.nc.Close() // stops NetConn's deadline timers; the socket is gone
+	if err != nil {
+		return c.opError("close", err)
+	}
+	return nil
+}
+
+// LocalAddr returns the local address; see Options and Dial.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.laddr != nil {
+		return c.laddr
+	}
+	return c.nc.LocalAddr()
+}
+
+// RemoteAddr returns the remote address; see Options and Dial.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.raddr != nil {
+		return c.raddr
+	}
+	return c.nc.RemoteAddr()
+}
+
+// Subprotocol returns the WebSocket subprotocol negotiated in the
+// handshake, or "" if none was.
+func (c *Conn) Subprotocol() string {
+	return c.ws.Subprotocol()
+}
+
+// SetDeadline sets both the read and the write deadline.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	c.SetWriteDeadline(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for Read calls; the zero time means
+// none. If it expires while a Read is blocked, the WebSocket is closed (see
+// the package documentation).
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return setDeadline(t, &c.readDeadline, &c.reading, c.nc.SetReadDeadline)
+}
+
+// SetWriteDeadline sets the deadline for Write calls; the zero time means
+// none. If it expires while a Write is blocked, the WebSocket is closed
+// (see the package documentation).
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return setDeadline(t, &c.writeDeadline, &c.writing, c.nc.SetWriteDeadline)
+}
+
+// setDeadline records t for our own checks and passes it on to
+// websocket.NetConn, whose timer interrupts a blocked call. A deadline
+// that has already passed while no call is in progress is not passed on:
+// our check in Read/Write covers it, and it would only arm a timer that
+// cannot do anything but race with the next SetDeadline.
+func setDeadline(t time.Time, d *atomic.Pointer[time.Time], busy *sync.Mutex, set func(time.Time) error) error {
+	if t.IsZero() {
+		d.Store(nil)
+	} else {
+		d.Store(&t)
+	}
+	if !t.IsZero() && expired(&t) && busy.TryLock() {
+		defer busy.Unlock()
+		return set(time.Time{})
+	}
+	return set(t)
+}
+
+func expired(d *time.Time) bool {
+	return d != nil && !time.Now().Before(*d)
+}
+
+// precheck fails a Read or Write before it touches the WebSocket if the
+// Conn is closed or the deadline has passed.
+func (c *Conn) precheck(d *atomic.Pointer[time.Time]) error {
+	switch {
+	case c.closed.Load():
+		return net.ErrClosed
+	case expired(d.Load()):
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// translate reports the errors of calls interrupted by Close or by a
+// deadline as the net package does. websocket.NetConn reports both as a
+// plain context cancellation.
+func (c *Conn) translate(err error, d *atomic.Pointer[time.Time]) error {
+	if perr := c.precheck(d); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// opError wraps err the way the net package does, so that callers can use
+// errors.Is(err, net.ErrClosed), net.Error's Timeout and the like.
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "websocket", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// connRecorder remembers the last connection a transport dialed.
+type connRecorder struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+func (r *connRecorder) set(c net.Conn) {
+	r.mu.Lock()
+	r.c = c
+	r.mu.Unlock()
+}
+
+func (r *connRecorder) last() net.Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// recordingTransport returns a copy of hc's transport whose dials are
+// recorded by rec, or nil if hc's transport is not an *http.Transport.
+func recordingTransport(hc *http.Client, rec *connRecorder) *http.Transport {
+	var rt http.RoundTripper = http.DefaultTransport
+	if hc != nil && hc.Transport != nil {
+		rt = hc.Transport
+	}
+	base, ok := rt.(*http.Transport)
+	if !ok {
+		return nil
+	}
+	t := base.Clone()
+
+	record := func(dial dialFunc) dialFunc {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err == nil {
+				rec.set(c)
+			}
+			return c, err
+		}
+	}
+	// Wrap whichever dial function the transport would have used,
+	// including the deprecated context-free ones.
+	switch {
+	case t.DialContext != nil:
+		t.DialContext = record(t.DialContext)
+	case t.Dial != nil:
+		dial := t.Dial
+		t.DialContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
+			return dial(network, addr)
+		})
+	default:
+		var d net.Dialer
+		t.DialContext = record(d.DialContext)
+	}
+	switch {
+	case t.DialTLSContext != nil:
+		t.DialTLSContext = record(t.DialTLSContext)
+	case t.DialTLS != nil:
+		dial := t.DialTLS
+		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
+			return dial(network, addr)
+		})
+	}
+	return t
+}
