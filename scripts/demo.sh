@@ -58,8 +58,10 @@ get=$!
 head -c 1000000 /dev/urandom | tee "$work/streamed-src.bin" |
   curl -sS --fail-with-body -T - -H "Authorization: Bearer $ticket" "$relay/v1/relay/$ticket" >/dev/null
 wait "$get"
-grep -i '^x-relay-sha256' "$work/stream-headers.txt"
-cmp "$work/streamed-src.bin" "$work/streamed.bin" && echo "streamed file arrived intact"
+trailer=$(grep -i '^x-relay-sha256' "$work/stream-headers.txt" | tr -d '\r' | awk '{print $2}')
+echo "X-Relay-Sha256 trailer: $trailer"
+[ "$trailer" = "$(sha256sum <"$work/streamed-src.bin" | cut -d' ' -f1)" ] || { echo "demo: trailer digest differs" >&2; exit 1; }
+cmp "$work/streamed-src.bin" "$work/streamed.bin" && echo "streamed file arrived intact, digest matches"
 
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket|build)' || true

@@ -107,6 +107,14 @@ func (a *App) NewRoot(cfg any, run func(cmd *cobra.Command, args []string) error
 		SilenceErrors: true,
 		RunE:          run,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// cobra checks these after this hook; check them first so they
+			// count as usage errors.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return &UsageError{Err: err}
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return &UsageError{Err: err}
+			}
 			a.started = true
 			if skipsConfig(cmd) {
 				return nil
@@ -182,9 +190,21 @@ func displayValue(v reflect.Value) string {
 		}
 	}
 	if v.Type() == durationType {
-		return time.Duration(v.Int()).String()
+		return formatDuration(time.Duration(v.Int()))
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// formatDuration drops the zero units time.Duration.String keeps: 5m, not 5m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (a *App) loadConfig(cmd *cobra.Command) error {

@@ -17,8 +17,8 @@ import (
 
 // loader reads one binary's configuration: defaults, file, env, flags.
 type loader struct {
-	binary   string        // "relay-server"
-	prefix   string        // "WARREN_RELAY_SERVER"
+	binary   string // "relay-server"
+	prefix   string // "WARREN_RELAY_SERVER"
 	schema   *schema
 	defaults reflect.Value // the default config struct (not a pointer)
 	flags    map[string]*pflag.Flag
@@ -29,7 +29,7 @@ type loaded struct {
 	file        string
 	fileLines   map[string]int
 	secretFiles map[string]string // "<key>_file" → the path it named
-	l         *loader
+	l           *loader
 }
 
 func newLoader(binary string, defaults any) (*loader, error) {

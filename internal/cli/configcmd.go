@@ -40,13 +40,12 @@ func (a *App) configCmd() *cobra.Command {
 		if out.JSON() {
 			return WriteJSON(a.Stdout, a.effective(func(v reflect.Value) any { return jsonValue(v) }))
 		}
-		node := a.effectiveYAML()
-		b, err := yaml.Marshal(node)
-		if err != nil {
+		enc := yaml.NewEncoder(a.Stdout)
+		enc.SetIndent(2)
+		if err := enc.Encode(a.effectiveYAML()); err != nil {
 			return err
 		}
-		_, err = a.Stdout.Write(b)
-		return err
+		return enc.Close()
 	}
 	cmd.AddCommand(validate, show)
 	return cmd
@@ -94,7 +93,7 @@ func (a *App) effective(render func(reflect.Value) any) map[string]any {
 
 func jsonValue(v reflect.Value) any {
 	if v.Type() == durationType {
-		return time.Duration(v.Int()).String()
+		return formatDuration(time.Duration(v.Int()))
 	}
 	if _, ok := v.Interface().(interface{ MarshalText() ([]byte, error) }); ok {
 		return displayValue(v)
@@ -149,7 +148,10 @@ func splitKey(k string) []string {
 
 // annotation is the comment above a key in `config show`: its help and default.
 func (a *App) annotation(f *field) string {
-	def := displayValue(f.value(a.loader.defaults.Addr()))
+	def := ""
+	if f.fileOf == "" {
+		def = displayValue(f.value(a.loader.defaults.Addr()))
+	}
 	if def == "" || def == "[]" {
 		def = "none"
 	}

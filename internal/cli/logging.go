@@ -29,7 +29,9 @@ func (l *LogLevel) UnmarshalText(b []byte) error {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (l LogLevel) MarshalText() ([]byte, error) { return []byte(strings.ToLower(l.Level.String())), nil }
+func (l LogLevel) MarshalText() ([]byte, error) {
+	return []byte(strings.ToLower(l.Level.String())), nil
+}
 
 // TypeHint is used in error messages.
 func (LogLevel) TypeHint() string { return "debug, info, warn or error" }
@@ -71,7 +73,9 @@ type Daemon struct {
 }
 
 // DefaultDaemon is DefaultLogging with a 10 s shutdown timeout.
-func DefaultDaemon() Daemon { return Daemon{Logging: DefaultLogging(), ShutdownTimeout: 10 * time.Second} }
+func DefaultDaemon() Daemon {
+	return Daemon{Logging: DefaultLogging(), ShutdownTimeout: 10 * time.Second}
+}
 
 func (d *Daemon) daemon() *Daemon { return d }
 

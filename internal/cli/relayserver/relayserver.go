@@ -85,14 +85,18 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		scheme = "https"
 	}
 	url := scheme + "://" + ln.Addr().String()
-	if cfg.Dev {
-		fmt.Fprintf(app.Stdout, "relay-server (dev mode) listening on %s\n", url)
-		fmt.Fprintf(app.Stdout, "  admin key (shown once): %s\n", cfg.AdminKey)
-		fmt.Fprintf(app.Stdout, "  data dir (removed on exit): %s\n", cfg.DataDir)
-		fmt.Fprintf(app.Stdout, "  try: WARREN_RELAY_SERVER_ADMIN_KEY=%s relay-server tickets mint --server %s --workspace demo --source a --dest b\n", cfg.AdminKey, url)
-	}
-	log.Info("relay-server listening", "url", url, "tickets", cfg.Tickets.Enabled)
-	return app.RunDaemon(ctx, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	return app.RunDaemon(ctx, func(ctx context.Context) error {
+		// Announced from inside RunDaemon: signals are handled from here on,
+		// so a script that waits for this line may signal right away.
+		if cfg.Dev {
+			fmt.Fprintf(app.Stdout, "relay-server (dev mode) listening on %s\n", url)
+			fmt.Fprintf(app.Stdout, "  admin key (shown once): %s\n", cfg.AdminKey)
+			fmt.Fprintf(app.Stdout, "  data dir (removed on exit): %s\n", cfg.DataDir)
+			fmt.Fprintf(app.Stdout, "  try: WARREN_RELAY_SERVER_ADMIN_KEY=%s relay-server tickets mint --server %s --workspace demo --source a --dest b\n", cfg.AdminKey, url)
+		}
+		log.Info("relay-server listening", "url", url, "tickets", cfg.Tickets.Enabled)
+		return srv.Serve(ctx, ln)
+	})
 }
 
 // devSetup makes --dev a one-command start: loopback only, a temp data dir

@@ -304,28 +304,16 @@ func recordingTransport(hc *http.Client, rec *connRecorder) *http.Transport {
 			return c, err
 		}
 	}
-	// Wrap whichever dial function the transport would have used,
-	// including the deprecated context-free ones.
-	switch {
-	case t.DialContext != nil:
+	// Wrap the dial functions the transport would use. The deprecated
+	// context-free Dial/DialTLS are not supported: warren never sets them.
+	if t.DialContext != nil {
 		t.DialContext = record(t.DialContext)
-	case t.Dial != nil:
-		dial := t.Dial
-		t.DialContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dial(network, addr)
-		})
-	default:
+	} else {
 		var d net.Dialer
 		t.DialContext = record(d.DialContext)
 	}
-	switch {
-	case t.DialTLSContext != nil:
+	if t.DialTLSContext != nil {
 		t.DialTLSContext = record(t.DialTLSContext)
-	case t.DialTLS != nil:
-		dial := t.DialTLS
-		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dial(network, addr)
-		})
 	}
 	return t
 }

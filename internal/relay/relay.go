@@ -1,0 +1,174 @@
+package relay
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warrenhq/warren/internal/buildinfo"
+	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/ticket"
+)
+
+// Config configures a relay Server.
+type Config struct {
+	// AdminKey authenticates the management API. Required.
+	AdminKey string
+	// Tickets configures the ticket byte relay; its Authorize is set by the
+	// Server. Ignored when TicketsDisabled.
+	Tickets ticket.Config
+	// TicketsDisabled answers 404 on every ticket route. Default false.
+	TicketsDisabled bool
+	// ShutdownTimeout bounds the drain when Serve's context ends. Default 10s.
+	ShutdownTimeout time.Duration
+	// Registry receives the relay's metrics and is served on /metrics.
+	// Default: a new registry from metrics.NewRegistry.
+	Registry *prometheus.Registry
+}
+
+// Server is a running relay: its handler tree and the services behind it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	tickets *ticket.Relay
+	ready   atomic.Bool
+}
+
+// ErrNoAdminKey is returned by New when Config.AdminKey is empty.
+var ErrNoAdminKey = errors.New("relay: admin key is required")
+
+// New builds a Server. It does not listen; call Serve.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if cfg.AdminKey == "" {
+		return nil, ErrNoAdminKey
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = metrics.NewRegistry("relay-server")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", metrics.Handler(cfg.Registry))
+	if !cfg.TicketsDisabled {
+		tc := cfg.Tickets
+		tc.Authorize = s.authorizeTickets
+		t, err := ticket.New(tc, logger.With("service", "tickets"), cfg.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("ticket relay: %w", err)
+		}
+		s.tickets = t
+		s.mux.Handle("/v1/tickets", t)
+		s.mux.Handle("/v1/relay/", t)
+	}
+	return s, nil
+}
+
+// Handler is the relay's full handler tree.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve serves HTTP on ln until ctx ends, then stops accepting, drains for
+// up to ShutdownTimeout, aborts what is left and returns nil. ln is closed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler: s.mux,
+		// No ReadTimeout/WriteTimeout: a ticket transfer may stream for hours;
+		// the ticket relay's own idle timeout is the control there.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.ready.Store(true)
+
+	select {
+	case err := <-errc:
+		s.ready.Store(false)
+		s.closeServices()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if s.tickets != nil {
+		// Sides still waiting for a partner would hold the drain until their
+		// TTL; tell them now. Paired transfers get the drain time to finish.
+		s.tickets.Drain()
+	}
+	err := srv.Shutdown(drainCtx)
+	s.closeServices()
+	if err != nil {
+		srv.Close()
+		s.log.Warn("drain timed out; aborted the remaining connections", "timeout", s.cfg.ShutdownTimeout)
+	}
+	return nil
+}
+
+func (s *Server) closeServices() {
+	if s.tickets != nil {
+		s.tickets.Close()
+	}
+}
+
+// Close releases the services of a Server that was never served.
+func (s *Server) Close() error {
+	s.closeServices()
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	info := buildinfo.Get()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": info.Version, "commit": info.Commit})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// authorizeTickets lets the admin key mint in any workspace.
+func (s *Server) authorizeTickets(r *http.Request, workspace string) error {
+	key, ok := bearer(r)
+	if !ok {
+		return fmt.Errorf("%w: missing Authorization: Bearer", ticket.ErrUnauthenticated)
+	}
+	if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.AdminKey)) == 1 {
+		return nil
+	}
+	return fmt.Errorf("%w: unknown key", ticket.ErrUnauthenticated)
+}
+
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
