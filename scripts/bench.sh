@@ -65,3 +65,24 @@ peak=$(sort -n "$work/rss.txt" | tail -1)
 median_rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
 echo "curl→relay-server→curl, 1 GiB x3: median $median_rate MB/s (runs: ${rates[*]}), digest verified"
 echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during transfers $((peak / 1024)) MiB"
+
+echo
+echo "== 4 GiB streamed (chunked, curl -T -) through relay-server: relay RSS must stay flat"
+four=$((4 << 30))
+want4=$(head -c "$four" /dev/zero | sha256sum | cut -d' ' -f1)
+t=$("$BIN/relay-server" tickets mint --server "$url" --workspace bench --source a --dest b --max-bytes 5GiB -o json | grep -oE 'rly_[A-Za-z0-9_-]+' | head -1)
+curl -sS --fail -o /dev/null -w '%{size_download}\n' -H "Authorization: Bearer $t" "$url/v1/relay/$t" >"$work/get4.txt" &
+get=$!
+( while kill -0 "$relay_pid" 2>/dev/null; do rss; sleep 0.05; done ) >"$work/rss4.txt" 2>/dev/null &
+sampler=$!
+pids+=("$sampler")
+start=$(date +%s.%N)
+head -c "$four" /dev/zero | curl -sS --fail-with-body -T - -H "Authorization: Bearer $t" "$url/v1/relay/$t" >"$work/put4.json"
+wait "$get"
+end=$(date +%s.%N)
+kill "$sampler" 2>/dev/null || true
+grep -q "\"sha256\":\"$want4\"" "$work/put4.json" || { echo "bench: 4 GiB digest mismatch: $(cat "$work/put4.json")" >&2; exit 1; }
+[ "$(cat "$work/get4.txt")" = "$four" ] || { echo "bench: GET received $(cat "$work/get4.txt") bytes" >&2; exit 1; }
+peak4=$(sort -n "$work/rss4.txt" | tail -1)
+awk -v s="$start" -v e="$end" -v n="$four" 'BEGIN {printf "4 GiB streamed in %.1f s (%.0f MB/s), digest and length verified\n", e - s, n / (e - s) / 1e6}'
+echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during the 4 GiB transfer $((peak4 / 1024)) MiB"
