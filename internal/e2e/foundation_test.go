@@ -133,7 +133,7 @@ func TestConfigFileErrors(t *testing.T) {
 	// A daemon refuses to start with a bad config too, not only `config validate`.
 	r = run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=k"), "relay-server")
 	r.wantCode(t, 2, "serve with unknown key")
-	r = run(t, t.TempDir(), cleanEnv(t), "relay-server", "--listen", "127.0.0.1:0")
+	r = run(t, t.TempDir(), cleanEnv(t), "relay-server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
 	r.wantCode(t, 2, "serve without admin key")
 	if !strings.Contains(r.stderr, "admin_key") {
 		t.Errorf("stderr: %s", r.stderr)
@@ -152,7 +152,7 @@ func TestSecretFromFile(t *testing.T) {
 	}
 	// The key read from the file is the one the server accepts.
 	d := start(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY_FILE="+keyFile), "relay-server",
-		"--listen", "127.0.0.1:0", "--log-format", "json")
+		"--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", t.TempDir())
 	url := d.stderr.wait(t, listeningRE, 30*time.Second)[1]
 	r = run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=file-admin-key"), "relay-server",
 		"tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b")
@@ -184,7 +184,7 @@ func TestSIGHUPReloadsLogLevel(t *testing.T) {
 	cfg := filepath.Join(dir, "relay.yaml")
 	os.WriteFile(cfg, []byte("log_level: info\n"), 0o600)
 	d := start(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=k"), "relay-server", "-c", cfg,
-		"--listen", "127.0.0.1:0", "--log-format", "json")
+		"--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", t.TempDir())
 	d.stderr.wait(t, listeningRE, 30*time.Second)
 	os.WriteFile(cfg, []byte("log_level: debug\nbogus: 1\n"), 0o600)
 	d.cmd.Process.Signal(syscall.SIGHUP)

@@ -191,7 +191,7 @@ var listeningRE = regexp.MustCompile(`"msg":"relay-server listening".*"url":"(ht
 func startRelay(t *testing.T, adminKey string, args ...string) (*daemon, string) {
 	t.Helper()
 	env := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY="+adminKey)
-	all := append([]string{"--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
+	all := append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", t.TempDir()}, args...)
 	d := start(t, t.TempDir(), env, "relay-server", all...)
 	m := d.stderr.wait(t, listeningRE, 30*time.Second)
 	return d, m[1]

@@ -2,21 +2,23 @@ package relay
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warrenhq/warren/internal/apikey"
+	"github.com/warrenhq/warren/internal/auth"
 	"github.com/warrenhq/warren/internal/buildinfo"
 	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/ticket"
+	"github.com/warrenhq/warren/internal/token"
 )
 
 // Config configures a relay Server.
@@ -33,6 +35,15 @@ type Config struct {
 	// Registry receives the relay's metrics and is served on /metrics.
 	// Default: a new registry from metrics.NewRegistry.
 	Registry *prometheus.Registry
+	// Store keeps API keys, signing keys and tunnels. Optional: without it
+	// only the admin key authenticates, and the key admin API is off.
+	// The caller opens and closes it.
+	Store store.Store
+	// PublicURL is the base URL clients reach this relay at; it is the
+	// issuer of tunnel tokens. Required with Store.
+	PublicURL string
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
 }
 
 // Server is a running relay: its handler tree and the services behind it.
@@ -41,6 +52,8 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	tickets *ticket.Relay
+	authn   *auth.Authenticator
+	tokens  *token.Issuer // nil without a Store
 	ready   atomic.Bool
 }
 
@@ -61,7 +74,27 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+	s.authn = &auth.Authenticator{AdminKey: cfg.AdminKey}
+	if cfg.Store != nil {
+		if cfg.PublicURL == "" {
+			return nil, errors.New("relay: PublicURL is required with a Store")
+		}
+		ring, err := loadKeyring(context.Background(), cfg.Store, cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		s.tokens, err = token.New(token.Config{Keys: ring, Issuer: cfg.PublicURL, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		s.authn.Keys = cfg.Store
+		s.authn.Tokens = s.tokens
+		s.adminRoutes()
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", metrics.Handler(cfg.Registry))
@@ -147,24 +180,22 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// authorizeTickets lets the admin key mint in any workspace.
-func (s *Server) authorizeTickets(r *http.Request, workspace string) error {
-	key, ok := bearer(r)
-	if !ok {
-		return fmt.Errorf("%w: missing Authorization: Bearer", ticket.ErrUnauthenticated)
-	}
-	if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.AdminKey)) == 1 {
-		return nil
-	}
-	return fmt.Errorf("%w: unknown key", ticket.ErrUnauthenticated)
-}
+func (s *Server) now() time.Time { return s.cfg.Now() }
 
-func bearer(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", false
+// authorizeTickets lets the admin key, and API keys with the tickets scope,
+// mint in any workspace.
+func (s *Server) authorizeTickets(r *http.Request, workspace string) error {
+	p, err := s.authn.Authenticate(r)
+	if errors.Is(err, auth.ErrNoCredentials) {
+		return fmt.Errorf("%w: missing Authorization: Bearer <key>", ticket.ErrUnauthenticated)
 	}
-	return strings.TrimSpace(tok), true
+	if err != nil {
+		return fmt.Errorf("%w: unknown or revoked key", ticket.ErrUnauthenticated)
+	}
+	if !p.Operator(apikey.ScopeTickets) {
+		return fmt.Errorf("%w: key lacks the %s scope", ticket.ErrForbidden, apikey.ScopeTickets)
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

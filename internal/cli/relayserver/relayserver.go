@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/ticket"
 )
 
@@ -36,7 +38,7 @@ func build(app *cli.App) *cobra.Command {
 	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
 		return serve(cmd.Context(), app, cfg)
 	})
-	root.AddCommand(ticketsCmd(app, cfg))
+	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg))
 	return root
 }
 
@@ -59,7 +61,29 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (%s): %w", cfg.Listen, app.Source("listen"), err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "https"
+	}
+	url := scheme + "://" + ln.Addr().String()
+	publicURL := strings.TrimRight(cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = url
+	}
+	db, err := openStore(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	srv, err := relay.New(relay.Config{
+		Store:           db,
+		PublicURL:       publicURL,
 		AdminKey:        cfg.AdminKey,
 		TicketsDisabled: !cfg.Tickets.Enabled,
 		Tickets: ticket.Config{
@@ -74,17 +98,6 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("listen on %s (%s): %w", cfg.Listen, app.Source("listen"), err)
-	}
-	scheme := "http"
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
-		scheme = "https"
-	}
-	url := scheme + "://" + ln.Addr().String()
 	return app.RunDaemon(ctx, func(ctx context.Context) error {
 		// Announced from inside RunDaemon: signals are handled from here on,
 		// so a script that waits for this line may signal right away.
@@ -97,6 +110,19 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		log.Info("relay-server listening", "url", url, "tickets", cfg.Tickets.Enabled)
 		return srv.Serve(ctx, ln)
 	})
+}
+
+// openStore opens (creating) the relay's database in dataDir.
+func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("create %s: %w", dataDir, err)}
+	}
+	path := filepath.Join(dataDir, "relay.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // devSetup makes --dev a one-command start: loopback only, a temp data dir
