@@ -63,6 +63,18 @@ echo "X-Relay-Sha256 trailer: $trailer"
 [ "$trailer" = "$(sha256sum <"$work/streamed-src.bin" | cut -d' ' -f1)" ] || { echo "demo: trailer digest differs" >&2; exit 1; }
 cmp "$work/streamed-src.bin" "$work/streamed.bin" && echo "streamed file arrived intact, digest matches"
 
+step "operator API keys: a key with only the tickets scope mints; revoked, it stops at once"
+"$BIN/relay-server" keys create --server "$relay" --name demo-ci --scope tickets -o json >"$work/key.json"
+key=$(grep -oE 'wrn_[A-Za-z0-9_-]+' "$work/key.json" | head -1)
+key_id=$(grep -oE '"id": "[^"]+"' "$work/key.json" | cut -d'"' -f4)
+WARREN_RELAY_SERVER_ADMIN_KEY=$key "$BIN/relay-server" tickets mint --server "$relay" --workspace demo --source a --dest b | head -1
+"$BIN/relay-server" keys list --server "$relay"
+"$BIN/relay-server" keys revoke --server "$relay" "$key_id"
+if WARREN_RELAY_SERVER_ADMIN_KEY=$key "$BIN/relay-server" tickets mint --server "$relay" --workspace demo --source a --dest b 2>"$work/revoked.err"; then
+  echo "demo: a revoked key still minted" >&2; exit 1
+fi
+echo "revoked key refused: $(cat "$work/revoked.err")"
+
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket|build)' || true
 

@@ -52,7 +52,7 @@ func (e *apiError) Error() string {
 	hint := ""
 	switch e.status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		hint = " (check the admin key)"
+		hint = " (check the key in WARREN_RELAY_SERVER_ADMIN_KEY or admin_key_file)"
 	}
 	return fmt.Sprintf("%s at %s: %d %s%s", e.op, e.base, e.status, e.msg, hint)
 }
