@@ -8,13 +8,6 @@ import (
 	"github.com/warrenhq/warren/internal/cli"
 )
 
-// Config is probe's configuration file (probe.yaml).
-type Config struct {
-	cli.Logging `yaml:",inline"`
-}
-
-func defaultConfig() *Config { return &Config{Logging: cli.DefaultLogging()} }
-
 var spec = cli.Spec{
 	Name:   "probe",
 	Short:  "Check warren relays, tunnels, wings and TURN overlays (Nagios exit codes)",
@@ -25,5 +18,6 @@ var spec = cli.Spec{
 func Main(args []string) int { return cli.Main(spec, build, args) }
 
 func build(app *cli.App) *cobra.Command {
-	return app.NewRoot(defaultConfig(), nil)
+	cfg := cli.DefaultLogging()
+	return app.NewRoot(&cfg, nil)
 }

@@ -7,13 +7,6 @@ import (
 	"github.com/warrenhq/warren/internal/cli"
 )
 
-// Config is tunnel-host's configuration file (tunnel-host.yaml).
-type Config struct {
-	cli.Daemon `yaml:",inline"`
-}
-
-func defaultConfig() *Config { return &Config{Daemon: cli.DefaultDaemon()} }
-
 var spec = cli.Spec{
 	Name:  "tunnel-host",
 	Short: "Expose local TCP ports through a warren relay tunnel",
@@ -23,5 +16,7 @@ var spec = cli.Spec{
 func Main(args []string) int { return cli.Main(spec, build, args) }
 
 func build(app *cli.App) *cobra.Command {
-	return app.NewRoot(defaultConfig(), nil)
+	// Only the shared daemon keys so far; its own commands come with its issue.
+	cfg := cli.DefaultDaemon()
+	return app.NewRoot(&cfg, nil)
 }
