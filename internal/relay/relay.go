@@ -19,6 +19,7 @@ import (
 	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/ticket"
 	"github.com/warrenhq/warren/internal/token"
+	"github.com/warrenhq/warren/internal/tunnelapi"
 )
 
 // Config configures a relay Server.
@@ -42,6 +43,11 @@ type Config struct {
 	// PublicURL is the base URL clients reach this relay at; it is the
 	// issuer of tunnel tokens. Required with Store.
 	PublicURL string
+	// TokenTTL is the lifetime of tunnel access tokens handed out through
+	// tokenScopes. Default 1h.
+	TokenTTL time.Duration
+	// Node names this relay node on the endpoints it records. Default "local".
+	Node string
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -94,6 +100,21 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.authn.Keys = cfg.Store
 		s.authn.Tokens = s.tokens
 		s.adminRoutes()
+		api, err := tunnelapi.New(tunnelapi.Config{
+			Store:     cfg.Store,
+			Tokens:    s.tokens,
+			Auth:      s.authn,
+			PublicURL: cfg.PublicURL,
+			TokenTTL:  cfg.TokenTTL,
+			Node:      cfg.Node,
+			Now:       cfg.Now,
+		}, logger.With("service", "tunnels"))
+		if err != nil {
+			return nil, fmt.Errorf("tunnel API: %w", err)
+		}
+		s.mux.Handle("/tunnels", api)
+		s.mux.Handle("/tunnels/", api)
+		s.mux.Handle("/clusters/", api)
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

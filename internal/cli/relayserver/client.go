@@ -59,7 +59,7 @@ func (e *apiError) Error() string {
 
 // do sends a JSON request and decodes a JSON answer into out (may be nil).
 // want is the success status.
-func (c *apiClient) do(ctx context.Context, op, method, path string, in any, want int, out any) error {
+func (c *apiClient) do(ctx context.Context, op, method, path string, in any, want int, out any, header ...string) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -77,6 +77,9 @@ func (c *apiClient) do(ctx context.Context, op, method, path string, in any, wan
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -24,6 +24,10 @@ type Config struct {
 		KeyFile  string `yaml:"key_file" flag:"tls-key-file" usage:"PEM private key for cert_file"`
 	} `yaml:"tls"`
 
+	Tunnels struct {
+		TokenTTL time.Duration `yaml:"token_ttl" usage:"lifetime of tunnel access tokens handed out by the management API"`
+	} `yaml:"tunnels"`
+
 	Tickets struct {
 		Enabled      bool          `yaml:"enabled" usage:"serve the ticket byte relay (/v1/tickets, /v1/relay/...)"`
 		DefaultTTL   time.Duration `yaml:"default_ttl" usage:"pairing deadline when a mint gives no ttl_seconds"`
@@ -36,6 +40,7 @@ type Config struct {
 
 func defaultConfig() *Config {
 	c := &Config{Daemon: cli.DefaultDaemon(), Listen: ":8080", DataDir: "/var/lib/warren"}
+	c.Tunnels.TokenTTL = time.Hour
 	c.Tickets.Enabled = true
 	c.Tickets.DefaultTTL = 5 * time.Minute
 	c.Tickets.MaxTTL = 24 * time.Hour
@@ -58,6 +63,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return cli.FieldErrorf("tls.cert_file", "tls.cert_file and tls.key_file go together")
+	}
+	if c.Tunnels.TokenTTL < time.Minute || c.Tunnels.TokenTTL > 24*time.Hour {
+		return cli.FieldErrorf("tunnels.token_ttl", "must be between 1m and 24h, got %s", c.Tunnels.TokenTTL)
 	}
 	if c.Tickets.DefaultTTL <= 0 {
 		return cli.FieldErrorf("tickets.default_ttl", "must be positive")

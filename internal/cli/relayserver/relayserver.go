@@ -38,7 +38,7 @@ func build(app *cli.App) *cobra.Command {
 	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
 		return serve(cmd.Context(), app, cfg)
 	})
-	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg))
+	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg))
 	return root
 }
 
@@ -84,6 +84,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	srv, err := relay.New(relay.Config{
 		Store:           db,
 		PublicURL:       publicURL,
+		TokenTTL:        cfg.Tunnels.TokenTTL,
 		AdminKey:        cfg.AdminKey,
 		TicketsDisabled: !cfg.Tickets.Enabled,
 		Tickets: ticket.Config{

@@ -76,10 +76,18 @@ type TunnelPortList struct {
 	NextLink string       `json:"nextLink"`
 }
 
-// TunnelList is the body of GET /tunnels.
-type TunnelList struct {
-	Value    []Tunnel `json:"value"`
-	NextLink string   `json:"nextLink"`
+// TunnelListByRegion is one region's tunnels in GET /tunnels. The SDKs
+// read the list grouped by region; a flat list parses as empty.
+type TunnelListByRegion struct {
+	RegionName string   `json:"regionName,omitempty"`
+	ClusterID  string   `json:"clusterId"`
+	Value      []Tunnel `json:"value"`
+}
+
+// TunnelListByRegionResponse is the body of GET /tunnels.
+type TunnelListByRegionResponse struct {
+	Value    []TunnelListByRegion `json:"value"`
+	NextLink string               `json:"nextLink"`
 }
 
 // TunnelEndpoint is a host's registration on a tunnel.

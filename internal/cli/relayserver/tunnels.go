@@ -1,0 +1,267 @@
+package relayserver
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+)
+
+// tunnelPath builds a management API path with the api-version every call needs.
+func tunnelPath(q url.Values, parts ...string) string {
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("api-version", devtunnels.APIVersion)
+	return "/tunnels/" + strings.Join(parts, "/") + "?" + q.Encode()
+}
+
+func newTunnelID() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, cli.Usagef("port must be a number from 1 to 65535, got %q", s)
+	}
+	return uint16(n), nil
+}
+
+func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
+	var flags clientFlags
+	cmd := &cobra.Command{
+		Use:   "tunnels",
+		Short: "Manage port tunnels on a running relay-server (Dev Tunnels management API)",
+		Args:  cobra.NoArgs,
+	}
+	flags.register(cmd)
+	client := func() (*apiClient, error) { return flags.client(cfg) }
+	out := func(c *cobra.Command) *cli.Output { return cli.AddOutputFlag(c) }
+
+	var desc string
+	var labels []string
+	create := &cobra.Command{Use: "create [ID]", Short: "Create a tunnel (ID generated when omitted)", Args: cobra.MaximumNArgs(1)}
+	create.Flags().StringVar(&desc, "description", "", "what the tunnel is for")
+	create.Flags().StringSliceVar(&labels, "label", nil, "label (repeatable)")
+	createOut := out(create)
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		id := newTunnelID()
+		if len(args) == 1 {
+			id = args[0]
+		}
+		var t devtunnels.Tunnel
+		body := devtunnels.Tunnel{TunnelID: id, Name: id, Description: desc, Labels: labels}
+		if err := c.do(cmd.Context(), "create tunnel", "PUT", tunnelPath(nil, id), body, 200, &t, "If-Not-Match", "*"); err != nil {
+			return err
+		}
+		return printTunnel(app, createOut, &t)
+	}
+
+	list := &cobra.Command{Use: "list", Short: "List tunnels", Args: cobra.NoArgs}
+	listOut := out(list)
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var res devtunnels.TunnelListByRegionResponse
+		q := url.Values{"api-version": {devtunnels.APIVersion}}
+		if err := c.do(cmd.Context(), "list tunnels", "GET", "/tunnels?"+q.Encode(), nil, 200, &res); err != nil {
+			return err
+		}
+		if listOut.JSON() {
+			return cli.WriteJSON(app.Stdout, res)
+		}
+		tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tHOST\tDESCRIPTION")
+		for _, region := range res.Value {
+			for _, t := range region.Value {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", t.TunnelID, hostState(&t), t.Description)
+			}
+		}
+		return tw.Flush()
+	}
+
+	show := &cobra.Command{Use: "show ID", Short: "Show a tunnel with its ports and host endpoint", Args: cobra.ExactArgs(1)}
+	showOut := out(show)
+	show.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var t devtunnels.Tunnel
+		if err := c.do(cmd.Context(), "show tunnel", "GET", tunnelPath(url.Values{"includePorts": {"true"}}, args[0]), nil, 200, &t); err != nil {
+			return err
+		}
+		return printTunnel(app, showOut, &t)
+	}
+
+	del := &cobra.Command{Use: "delete ID", Short: "Delete a tunnel with its ports", Args: cobra.ExactArgs(1)}
+	del.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		if err := c.do(cmd.Context(), "delete tunnel", "DELETE", tunnelPath(nil, args[0]), nil, 200, nil); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(app.Stdout, "deleted tunnel %s\n", args[0])
+		return err
+	}
+
+	var scopes []string
+	tok := &cobra.Command{
+		Use:   "token ID --scope host|connect|manage|manage:ports",
+		Short: "Issue tunnel access tokens (for tunnel-host and tunnel-client)",
+		Args:  cobra.ExactArgs(1),
+	}
+	tok.Flags().StringSliceVar(&scopes, "scope", nil, "scope of the token (repeatable; required)")
+	tok.MarkFlagRequired("scope")
+	tokOut := out(tok)
+	tok.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var t devtunnels.Tunnel
+		if err := c.do(cmd.Context(), "issue token", "GET", tunnelPath(url.Values{"tokenScopes": scopes}, args[0]), nil, 200, &t); err != nil {
+			return err
+		}
+		if tokOut.JSON() {
+			return cli.WriteJSON(app.Stdout, map[string]any{"tunnelId": t.TunnelID, "accessTokens": t.AccessTokens})
+		}
+		if len(scopes) == 1 {
+			_, err = fmt.Fprintln(app.Stdout, t.AccessTokens[scopes[0]])
+			return err
+		}
+		for _, s := range scopes {
+			fmt.Fprintf(app.Stdout, "%s %s\n", s, t.AccessTokens[s])
+		}
+		return nil
+	}
+
+	cmd.AddCommand(create, list, show, del, tok, portsCmd(app, client))
+	return cmd
+}
+
+func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
+	cmd := &cobra.Command{Use: "ports", Short: "Add, remove and list the ports of a tunnel", Args: cobra.NoArgs}
+
+	var protocol, name string
+	add := &cobra.Command{Use: "add TUNNEL PORT", Short: "Add a port to a tunnel", Args: cobra.ExactArgs(2)}
+	add.Flags().StringVar(&protocol, "protocol", "auto", "auto, http, https, ssh, ...")
+	add.Flags().StringVar(&name, "name", "", "port name")
+	addOut := cli.AddOutputFlag(add)
+	add.RunE = func(cmd *cobra.Command, args []string) error {
+		n, err := parsePort(args[1])
+		if err != nil {
+			return err
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var p devtunnels.TunnelPort
+		body := devtunnels.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
+		if err := c.do(cmd.Context(), "add port", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, &p, "If-Not-Match", "*"); err != nil {
+			return err
+		}
+		if addOut.JSON() {
+			return cli.WriteJSON(app.Stdout, p)
+		}
+		_, err = fmt.Fprintf(app.Stdout, "added port %d to tunnel %s\n", p.PortNumber, args[0])
+		return err
+	}
+
+	remove := &cobra.Command{Use: "remove TUNNEL PORT", Short: "Remove a port from a tunnel", Args: cobra.ExactArgs(2)}
+	remove.RunE = func(cmd *cobra.Command, args []string) error {
+		if _, err := parsePort(args[1]); err != nil {
+			return err
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		if err := c.do(cmd.Context(), "remove port", "DELETE", tunnelPath(nil, args[0], "ports", args[1]), nil, 200, nil); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(app.Stdout, "removed port %s from tunnel %s\n", args[1], args[0])
+		return err
+	}
+
+	list := &cobra.Command{Use: "list TUNNEL", Short: "List the ports of a tunnel", Args: cobra.ExactArgs(1)}
+	listOut := cli.AddOutputFlag(list)
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var res devtunnels.TunnelPortList
+		if err := c.do(cmd.Context(), "list ports", "GET", tunnelPath(nil, args[0], "ports"), nil, 200, &res); err != nil {
+			return err
+		}
+		if listOut.JSON() {
+			return cli.WriteJSON(app.Stdout, res)
+		}
+		tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PORT\tPROTOCOL\tNAME")
+		for _, p := range res.Value {
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", p.PortNumber, p.Protocol, p.Name)
+		}
+		return tw.Flush()
+	}
+	cmd.AddCommand(add, remove, list)
+	return cmd
+}
+
+func hostState(t *devtunnels.Tunnel) string {
+	if len(t.Endpoints) > 0 {
+		return "connected"
+	}
+	return "none"
+}
+
+func printTunnel(app *cli.App, o *cli.Output, t *devtunnels.Tunnel) error {
+	if o.JSON() {
+		return cli.WriteJSON(app.Stdout, t)
+	}
+	w := app.Stdout
+	fmt.Fprintf(w, "tunnel:      %s\n", t.TunnelID)
+	if t.Description != "" {
+		fmt.Fprintf(w, "description: %s\n", t.Description)
+	}
+	if len(t.Labels) > 0 {
+		fmt.Fprintf(w, "labels:      %s\n", strings.Join(t.Labels, ", "))
+	}
+	fmt.Fprintf(w, "host:        %s\n", hostState(t))
+	for _, e := range t.Endpoints {
+		fmt.Fprintf(w, "  client relay: %s\n", e.ClientRelayURI)
+	}
+	ports := make([]string, 0, len(t.Ports))
+	for _, p := range t.Ports {
+		ports = append(ports, strconv.Itoa(int(p.PortNumber)))
+	}
+	sort.Strings(ports)
+	if len(ports) > 0 {
+		fmt.Fprintf(w, "ports:       %s\n", strings.Join(ports, ", "))
+	}
+	return nil
+}
