@@ -14,7 +14,6 @@ import (
 // RegionName is the single region GET /tunnels reports.
 const RegionName = "local"
 
-
 func (a *API) listTunnels(c *call) error {
 	if err := a.authenticate(c); err != nil {
 		return err
