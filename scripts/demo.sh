@@ -75,6 +75,17 @@ if WARREN_RELAY_SERVER_ADMIN_KEY=$key "$BIN/relay-server" tickets mint --server 
 fi
 echo "revoked key refused: $(cat "$work/revoked.err")"
 
+step "tunnels: the Dev Tunnels management API (the official SDKs speak it too)"
+"$BIN/relay-server" tunnels create demo --server "$relay" --description "demo tunnel"
+"$BIN/relay-server" tunnels ports add demo 8080 --protocol http --server "$relay"
+"$BIN/relay-server" tunnels ports list demo --server "$relay"
+token=$("$BIN/relay-server" tunnels token demo --scope connect --server "$relay")
+echo "connect token: ${token:0:24}..."
+curl -fsS -H "Authorization: Tunnel $token" "$relay/tunnels/demo?api-version=2023-09-27-preview&includePorts=true"; echo
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Tunnel $token" "$relay/tunnels/demo?api-version=2023-09-27-preview")
+echo "deleting with a connect token: HTTP $code (refused: the token only connects)"
+[ "$code" = 403 ] || { echo "demo: a connect token could delete the tunnel" >&2; exit 1; }
+
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket|build)' || true
 
