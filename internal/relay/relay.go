@@ -20,6 +20,7 @@ import (
 	"github.com/warrenhq/warren/internal/ticket"
 	"github.com/warrenhq/warren/internal/token"
 	"github.com/warrenhq/warren/internal/tunnelapi"
+	"github.com/warrenhq/warren/internal/tunnelrelay"
 )
 
 // Config configures a relay Server.
@@ -59,7 +60,8 @@ type Server struct {
 	mux     *http.ServeMux
 	tickets *ticket.Relay
 	authn   *auth.Authenticator
-	tokens  *token.Issuer // nil without a Store
+	tokens  *token.Issuer      // nil without a Store
+	hosts   *tunnelrelay.Relay // host and client relay WebSockets; nil without a Store
 	ready   atomic.Bool
 }
 
@@ -100,6 +102,17 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.authn.Keys = cfg.Store
 		s.authn.Tokens = s.tokens
 		s.adminRoutes()
+		s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now},
+			logger.With("service", "tunnel-relay"))
+		if err != nil {
+			return nil, fmt.Errorf("tunnel relay: %w", err)
+		}
+		s.mux.HandleFunc("GET /relay/host/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+			s.hosts.ServeHost(w, r, r.PathValue("tunnelId"))
+		})
+		s.mux.HandleFunc("GET /relay/client/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+			s.hosts.ServeClient(w, r, r.PathValue("tunnelId"))
+		})
 		api, err := tunnelapi.New(tunnelapi.Config{
 			Store:     cfg.Store,
 			Tokens:    s.tokens,
@@ -108,6 +121,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 			TokenTTL:  cfg.TokenTTL,
 			Node:      cfg.Node,
 			Now:       cfg.Now,
+			// endpoints[] lists a host only while its session is live here.
+			HostConnected: s.hosts.HostConnected,
 		}, logger.With("service", "tunnels"))
 		if err != nil {
 			return nil, fmt.Errorf("tunnel API: %w", err)
@@ -179,6 +194,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) closeServices() {
 	if s.tickets != nil {
 		s.tickets.Close()
+	}
+	if s.hosts != nil {
+		// Hijacked WebSockets are not drained by http.Server.Shutdown.
+		s.hosts.Close()
 	}
 }
 

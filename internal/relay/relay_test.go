@@ -17,11 +17,22 @@ import (
 // function that cancels Serve and waits for it.
 func serve(t *testing.T, cfg Config) (string, func()) {
 	t.Helper()
-	srv, err := New(cfg, nil)
+	return serveOn(t, cfg, newListener(t))
+}
+
+func newListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return ln
+}
+
+// serveOn is serve on a listener the test opened (to know the URL first).
+func serveOn(t *testing.T, cfg Config, ln net.Listener) (string, func()) {
+	t.Helper()
+	srv, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
