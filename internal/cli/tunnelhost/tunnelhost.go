@@ -1,22 +1,178 @@
 // Package tunnelhost is the command line of tunnel-host, which exposes
-// local TCP ports through a warren relay tunnel.
+// local TCP ports through a warren relay tunnel. The root command runs the
+// host; `status` and `ports` talk to a running host over its control socket.
 package tunnelhost
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/tunnelhost"
 )
+
+// Config is tunnel-host's configuration file (tunnel-host.yaml).
+type Config struct {
+	cli.Daemon `yaml:",inline"`
+
+	Relay           string        `yaml:"relay" flag:"relay" usage:"relay-server base URL, e.g. https://relay.example"`
+	Tunnel          string        `yaml:"tunnel" flag:"tunnel,t" usage:"tunnel id (or name) to host"`
+	APIKey          string        `yaml:"api_key" flag:"api-key" secret:"true" usage:"operator API key with the tunnels scope: creates ports and renews host tokens"`
+	HostToken       string        `yaml:"host_token" flag:"host-token" secret:"true" usage:"host-scope tunnel token; without api_key it cannot be renewed"`
+	Ports           []string      `yaml:"ports" flag:"port,p" usage:"local ports to expose, as PORT or PORT/PROTOCOL (http, https, ssh, ...)"`
+	Mode            string        `yaml:"mode" flag:"mode" usage:"relay protocol: auto (V2, else V1), v2 or v1"`
+	ControlSocket   string        `yaml:"control_socket" flag:"control-socket" usage:"unix socket for 'tunnel-host status' and 'ports'; empty means $XDG_RUNTIME_DIR/warren/tunnel-host-<tunnel>.sock or /tmp/warren-<uid>/tunnel-host-<tunnel>.sock"`
+	MetricsListen   string        `yaml:"metrics_listen" flag:"metrics-listen" usage:"address to serve /metrics on; empty means off"`
+	RefreshInterval time.Duration `yaml:"refresh_interval" usage:"how often ports are re-read from the relay while connected"`
+}
+
+func defaultConfig() *Config {
+	return &Config{Daemon: cli.DefaultDaemon(), Mode: "auto", RefreshInterval: 30 * time.Second}
+}
+
+// Validate checks what the types alone cannot.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case "auto", "v2", "v1":
+	default:
+		return cli.FieldErrorf("mode", "expected auto, v2 or v1, got %q", c.Mode)
+	}
+	if _, err := parsePorts(c.Ports); err != nil {
+		return cli.FieldErrorf("ports", "%v", err)
+	}
+	return nil
+}
+
+// parsePort reads PORT or PORT/PROTOCOL.
+func parsePort(s string) (tunnelhost.Port, error) {
+	num, proto, _ := strings.Cut(strings.TrimSpace(s), "/")
+	n, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || n == 0 {
+		return tunnelhost.Port{}, fmt.Errorf("port %q: expected a number from 1 to 65535, optionally /protocol", s)
+	}
+	if proto == "" {
+		proto = "auto"
+	}
+	return tunnelhost.Port{Number: uint16(n), Protocol: proto}, nil
+}
+
+func parsePorts(list []string) ([]tunnelhost.Port, error) {
+	out := make([]tunnelhost.Port, 0, len(list))
+	for _, s := range list {
+		p, err := parsePort(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 var spec = cli.Spec{
 	Name:  "tunnel-host",
 	Short: "Expose local TCP ports through a warren relay tunnel",
+	Long: `tunnel-host dials out to relay-server and exposes local TCP ports through a tunnel,
+speaking the Dev Tunnels relay protocol (V2, with V1 fallback). It reconnects with
+backoff, renews its token, and takes port changes while running: from the config on
+SIGHUP, from 'tunnel-host ports add|remove', and from the management API.`,
 }
 
 // Main runs tunnel-host with args and returns its exit code.
 func Main(args []string) int { return cli.Main(spec, build, args) }
 
 func build(app *cli.App) *cobra.Command {
-	// Only the shared daemon keys so far; its own commands come with its issue.
-	cfg := cli.DefaultDaemon()
-	return app.NewRoot(&cfg, nil)
+	cfg := defaultConfig()
+	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
+		return run(cmd.Context(), app, cfg)
+	})
+	root.AddCommand(statusCmd(app, cfg), portsCmd(app, cfg))
+	return root
+}
+
+func run(ctx context.Context, app *cli.App, cfg *Config) error {
+	if cfg.Relay == "" {
+		return &cli.ConfigError{Key: "relay", Err: errors.New("not set: give --relay or WARREN_TUNNEL_HOST_RELAY")}
+	}
+	if cfg.Tunnel == "" {
+		return &cli.ConfigError{Key: "tunnel", Err: errors.New("not set: give --tunnel or WARREN_TUNNEL_HOST_TUNNEL")}
+	}
+	if cfg.APIKey == "" && cfg.HostToken == "" {
+		return &cli.ConfigError{Key: "api_key", Err: errors.New("no credential: set api_key(_file) or host_token(_file)")}
+	}
+	ports, _ := parsePorts(cfg.Ports)
+	reg := metrics.NewRegistry("tunnel-host")
+	host, err := tunnelhost.New(tunnelhost.Config{
+		RelayURL:        strings.TrimRight(cfg.Relay, "/"),
+		TunnelID:        cfg.Tunnel,
+		APIKey:          cfg.APIKey,
+		HostToken:       cfg.HostToken,
+		Ports:           ports,
+		Mode:            tunnelhost.Mode(cfg.Mode),
+		RefreshInterval: cfg.RefreshInterval,
+		Registerer:      reg,
+	}, app.Logger.With("tunnel", cfg.Tunnel))
+	if err != nil {
+		return &cli.ConfigError{Err: err}
+	}
+	sock := controlPath(cfg)
+	ctl, err := listenControl(sock, host)
+	if err != nil {
+		return fmt.Errorf("control socket %s (control_socket): %w", sock, err)
+	}
+	defer ctl.close()
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, reg)
+		if err != nil {
+			return fmt.Errorf("metrics listener %s (metrics_listen): %w", cfg.MetricsListen, err)
+		}
+		defer stop()
+	}
+	app.OnReload(func(ctx context.Context, fresh any) error {
+		nc := fresh.(*Config)
+		ps, err := parsePorts(nc.Ports)
+		if err != nil {
+			return err
+		}
+		return host.SetPorts(ctx, ps)
+	})
+	app.Logger.Info("tunnel-host starting", "relay", cfg.Relay, "tunnel", cfg.Tunnel, "ports", strings.Join(cfg.Ports, ","), "control", sock)
+	err = app.RunDaemon(ctx, host.Run)
+	if errors.Is(err, tunnelhost.ErrReplaced) {
+		return fmt.Errorf("stopped: replaced by another host for tunnel %s: %w", cfg.Tunnel, err)
+	}
+	return err
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
+// controlPath is the configured socket, or a per-user, per-tunnel default.
+func controlPath(cfg *Config) string {
+	if cfg.ControlSocket != "" {
+		return cfg.ControlSocket
+	}
+	name := "tunnel-host-" + cfg.Tunnel + ".sock"
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return d + "/warren/" + name
+	}
+	return fmt.Sprintf("%s/warren-%d/%s", os.TempDir(), os.Getuid(), name)
 }
