@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/microsoft/dev-tunnels/go/tunnels"
+)
+
+// TestTunnelHostSurvivesRelayRestartAndIsReplaced: a V2 (auto) tunnel-host
+// reconnects after relay-server is SIGKILLed and restarted, new clients
+// work through it, and a second tunnel-host for the same tunnel makes the
+// first one stop for good with a clear message.
+func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
+	dataDir := t.TempDir()
+	relay, relayURL := startRelay(t, "admin-k", "--data-dir", dataDir)
+	listen := strings.TrimPrefix(relayURL, "http://")
+	dir := t.TempDir()
+	admin := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k")
+	r := run(t, dir, admin, "relay-server", "keys", "create", "--server", relayURL, "--name", "host", "--scope", "tunnels", "-o", "json")
+	r.wantCode(t, 0, "keys create")
+	var k struct{ Key string }
+	decodeJSON(t, r.stdout, &k)
+	run(t, dir, admin, "relay-server", "tunnels", "create", "e2e2", "--server", relayURL).wantCode(t, 0, "tunnels create")
+	port := echoServer(t)
+	keyFile := filepath.Join(dir, "api.key")
+	os.WriteFile(keyFile, []byte(k.Key), 0o600)
+	hostEnv := func(sock string) []string {
+		return cleanEnv(t, "WARREN_TUNNEL_HOST_API_KEY_FILE="+keyFile, "WARREN_TUNNEL_HOST_CONTROL_SOCKET="+filepath.Join(dir, sock))
+	}
+	args := []string{"--relay", relayURL, "--tunnel", "e2e2", "--port", strconv.Itoa(int(port)), "--log-format", "json"}
+	first := start(t, dir, hostEnv("a.sock"), "tunnel-host", args...)
+	waitConnected := func(env []string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := run(t, dir, env, "tunnel-host", "--tunnel", "e2e2", "status", "-o", "json")
+			if r.code == 0 && strings.Contains(r.stdout, `"status": "connected"`) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("host not connected: %s %s", r.stdout, r.stderr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitConnected(hostEnv("a.sock"))
+
+	echoThrough := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		u, _ := url.Parse(relayURL)
+		m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-e2e", Version: "1"}},
+			func() string { return "Bearer " + k.Key }, u, nil, "2023-09-27-preview")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: "e2e2"}, &tunnels.TunnelRequestOptions{
+			IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tunnels.NewClient(log.New(io.Discard, "", 0), tun, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Connect(ctx, ""); err != nil {
+			t.Fatalf("SDK connect: %v", err)
+		}
+		defer c.Close()
+		if err := c.WaitForForwardedPort(ctx, port); err != nil {
+			t.Fatal(err)
+		}
+		if err := sdkEcho(ctx, c, port, "via a V2 host"); err != nil {
+			t.Fatalf("echo: %v", err)
+		}
+	}
+	echoThrough()
+
+	relay.cmd.Process.Signal(syscall.SIGKILL)
+	relay.exitCode(t, 10*time.Second)
+	_, relayURL2 := startRelay(t, "admin-k", "--data-dir", dataDir, "--listen", listen)
+	if relayURL2 != relayURL {
+		t.Fatalf("relay came back at %s, not %s", relayURL2, relayURL)
+	}
+	waitConnected(hostEnv("a.sock"))
+	echoThrough()
+
+	// A second host for the same tunnel replaces the first, which stops.
+	start(t, dir, hostEnv("b.sock"), "tunnel-host", args...)
+	if code := first.exitCode(t, 30*time.Second); code != 1 {
+		t.Fatalf("replaced host exit %d, want 1\n%s", code, first.stderr)
+	}
+	first.stderr.wait(t, regexpOf(`replaced by another host`), time.Second)
+	waitConnected(hostEnv("b.sock"))
+	echoThrough()
+}
