@@ -21,6 +21,13 @@ median_mbs() {
     sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 
+# median_metric NAME UNIT FILE: median of the custom metric UNIT (as in
+# b.ReportMetric, e.g. p50-µs) of benchmark NAME in go test output FILE.
+median_metric() {
+  grep -E "^$1(-[0-9]+)?[[:space:]]" "$3" | awk -v u="$2" '{for (i=1;i<=NF;i++) if ($(i)==u) print $(i-1)}' |
+    sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
 echo "== ticket relay: PUT→GET through the relay vs a direct loopback TCP copy (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkRelay$|BenchmarkDirectTCP$' -benchtime 5x -count "$COUNT" ./internal/ticket/ | tee "$work/ticket.txt" | grep -E '^Benchmark' || true
 relay=$(median_mbs BenchmarkRelay "$work/ticket.txt")
@@ -86,3 +93,25 @@ grep -q "\"sha256\":\"$want4\"" "$work/put4.json" || { echo "bench: 4 GiB digest
 peak4=$(sort -n "$work/rss4.txt" | tail -1)
 awk -v s="$start" -v e="$end" -v n="$four" 'BEGIN {printf "4 GiB streamed in %.1f s (%.0f MB/s), digest and length verified\n", e - s, n / (e - s) / 1e6}'
 echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during the 4 GiB transfer $((peak4 / 1024)) MiB"
+
+echo
+echo "== port tunnels: forwarded connection through relay-server + tunnel-host vs direct loopback"
+# All in one go test process: relay-server (internal/relay) and tunnel-host
+# on loopback, 16 MiB echoed per throughput op, 64-byte ping-pong for RTT.
+# Direct = plain TCP; V2 = raw V2 client (forwarded-tcpip); V1 = Go SDK
+# client (nested SSH) with a V1-forced host.
+PT_COUNT=${BENCH_PORT_COUNT:-3}
+go test -run '^$' -bench 'Throughput$|IdleConnMemory$' -benchtime 3x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/ports.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'RTT$' -benchtime 2000x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/rtt.txt" | grep -E '^Benchmark' || true
+pt_direct=$(median_mbs BenchmarkDirectThroughput "$work/ports.txt")
+pt_v2=$(median_mbs BenchmarkV2Throughput "$work/ports.txt")
+pt_v1=$(median_mbs BenchmarkV1Throughput "$work/ports.txt")
+awk -v n="$PT_COUNT" -v d="$pt_direct" -v v2="$pt_v2" -v v1="$pt_v1" 'BEGIN {
+  printf "throughput (median of %s): direct %.0f MB/s, V2 %.0f MB/s (V2/direct %.2f), V1 %.0f MB/s (V1/direct %.2f)\n", n, d, v2, v2/d, v1, v1/d
+}'
+for b in Direct V2 V1; do
+  p50=$(median_metric "Benchmark${b}RTT" p50-µs "$work/rtt.txt")
+  p99=$(median_metric "Benchmark${b}RTT" p99-µs "$work/rtt.txt")
+  echo "RTT $b (64 B, median of $PT_COUNT): p50 $p50 µs, p99 $p99 µs"
+done
+echo "idle V2 connections (relay + host + client in one process): $(median_metric BenchmarkIdleConnMemory B/conn "$work/ports.txt") heap B/conn, $(median_metric BenchmarkIdleConnMemory stack-B/conn "$work/ports.txt") stack B/conn"

@@ -102,7 +102,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.authn.Keys = cfg.Store
 		s.authn.Tokens = s.tokens
 		s.adminRoutes()
-		s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now},
+		s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
 			logger.With("service", "tunnel-relay"))
 		if err != nil {
 			return nil, fmt.Errorf("tunnel relay: %w", err)

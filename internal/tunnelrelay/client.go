@@ -85,6 +85,7 @@ func (c *clientSession) notify(sc ssh.Conn, log *slog.Logger) {
 // /relay/client/{tunnelId}). It returns when the client session ends.
 func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID string) {
 	if !r.begin() {
+		r.m.upgrade(roleClient, upgradeError)
 		http.Error(w, "relay shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -94,15 +95,17 @@ func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID s
 	offersV2 := contains(offers, devtunnels.SubprotocolClientV2)
 	offersV1 := contains(offers, devtunnels.SubprotocolClientV1)
 	if !offersV1 && !offersV2 {
+		r.m.upgrade(roleClient, upgradeBadRequest)
 		http.Error(w, "unsupported or missing subprotocol", http.StatusBadRequest)
 		return
 	}
-	t, ok := r.authorize(w, req, tunnelID, devtunnels.ScopeConnect)
+	t, ok := r.authorize(w, req, roleClient, tunnelID, devtunnels.ScopeConnect)
 	if !ok {
 		return
 	}
 	h := r.host(t.ID)
 	if h == nil {
+		r.m.upgrade(roleClient, upgradeNotFound)
 		http.Error(w, "tunnel host not connected", http.StatusNotFound)
 		return
 	}
@@ -114,10 +117,11 @@ func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID s
 		proto = devtunnels.SubprotocolClientV1
 	default:
 		// warren's choice (§2.3): a V2-only client cannot use a V1 host.
+		r.m.upgrade(roleClient, upgradeBadRequest)
 		http.Error(w, "host does not support "+devtunnels.SubprotocolClientV2, http.StatusBadRequest)
 		return
 	}
-	_, conn, ok := r.accept(w, req, proto)
+	_, conn, ok := r.accept(w, req, roleClient, proto)
 	if !ok {
 		return
 	}
@@ -133,6 +137,9 @@ func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID s
 	}
 	defer h.removeClient(c)
 	defer c.close()
+	clients := r.m.clients.WithLabelValues(version(c.v2))
+	clients.Inc()
+	defer clients.Dec()
 	log.Debug("client connected")
 	if c.v2 {
 		r.serveClientV2(h, c, log)
@@ -152,7 +159,8 @@ func (r *Relay) serveClientV1(h *hostSession, c *clientSession, log *slog.Logger
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	if _, err := pipe.Join(r.ctx, c.conn, ch, nil); err != nil {
+	r.m.forwarded.WithLabelValues(devtunnels.ChannelClientSSHSessionStream).Inc()
+	if _, err := pipe.Join(r.ctx, c.conn, ch, r.m.pipeOptions()); err != nil {
 		log.Debug("client stream ended", "err", err)
 	}
 }
@@ -225,7 +233,8 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 		return
 	}
 	go ssh.DiscardRequests(creqs)
-	if _, err := pipe.Join(r.ctx, cc, hc, nil); err != nil {
+	r.m.forwarded.WithLabelValues(devtunnels.ChannelForwardedTCPIP).Inc()
+	if _, err := pipe.Join(r.ctx, cc, hc, r.m.pipeOptions()); err != nil {
 		log.Debug("client stream ended", "port", pr.Port, "err", err)
 	}
 }

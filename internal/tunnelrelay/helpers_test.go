@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
@@ -36,6 +37,7 @@ type env struct {
 	keys   *token.Keyring
 	srv    *httptest.Server
 	echo   net.Listener
+	reg    *prometheus.Registry // the relay's metrics
 }
 
 func newEnv(t *testing.T) *env {
@@ -64,7 +66,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config{Tokens: iss, Store: db}, nil)
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{Tokens: iss, Store: db, Registerer: reg}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +96,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { echo.Close() })
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { r.Close() })
-	return &env{t: t, relay: r, tokens: iss, keys: keys, srv: srv, echo: echo}
+	return &env{t: t, relay: r, tokens: iss, keys: keys, srv: srv, echo: echo, reg: reg}
 }
 
 func (e *env) echoPort() uint32 { return uint32(e.echo.Addr().(*net.TCPAddr).Port) }

@@ -32,6 +32,7 @@ type hostSession struct {
 // /relay/host/{tunnelId}). It returns when the host session ends.
 func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID string) {
 	if !r.begin() {
+		r.m.upgrade(roleHost, upgradeError)
 		http.Error(w, "relay shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -45,14 +46,15 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 	case contains(offers, devtunnels.SubprotocolHostV1):
 		proto = devtunnels.SubprotocolHostV1
 	default:
+		r.m.upgrade(roleHost, upgradeBadRequest)
 		http.Error(w, "unsupported or missing subprotocol", http.StatusBadRequest)
 		return
 	}
-	t, ok := r.authorize(w, req, tunnelID, devtunnels.ScopeHost)
+	t, ok := r.authorize(w, req, roleHost, tunnelID, devtunnels.ScopeHost)
 	if !ok {
 		return
 	}
-	ws, conn, ok := r.accept(w, req, proto)
+	ws, conn, ok := r.accept(w, req, roleHost, proto)
 	if !ok {
 		return
 	}
@@ -79,6 +81,8 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 	old := r.hosts[h.tunnelID]
 	r.hosts[h.tunnelID] = h
 	r.mu.Unlock()
+	hosts := r.m.hosts.WithLabelValues(version(h.v2))
+	hosts.Inc()
 	if old != nil {
 		log.Info("host replaced by a newer host", "tunnel_id", h.tunnelID)
 		// Async: the close handshake may take up to 5 s with a slow peer,
@@ -97,6 +101,7 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 
 	err = sc.Wait()
 	h.end()
+	hosts.Dec()
 	log.Info("host disconnected", "tunnel_id", h.tunnelID, "err", err,
 		"duration", r.cfg.Now().Sub(h.started))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
@@ -49,6 +50,9 @@ type Config struct {
 	HostKey ssh.Signer
 	// Now is the clock for session bookkeeping. Default time.Now.
 	Now func() time.Time
+	// Registerer receives the relay's warren_relay_tunnel_* metrics (see
+	// metrics.go). nil: the metrics are kept but not registered.
+	Registerer prometheus.Registerer
 }
 
 // Relay serves the host and client relay WebSockets of relay-server. It is
@@ -57,6 +61,7 @@ type Relay struct {
 	cfg    Config
 	log    *slog.Logger
 	sshCfg *ssh.ServerConfig
+	m      *metrics
 
 	// ctx outlives every session's WebSocket; Close cancels it as a last
 	// resort after the graceful closes.
@@ -97,11 +102,16 @@ func New(cfg Config, logger *slog.Logger) (*Relay, error) {
 	// upgrade; the SSH layer has nothing left to check (§2.4).
 	sshCfg := &ssh.ServerConfig{NoClientAuth: true}
 	sshCfg.AddHostKey(cfg.HostKey)
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("tunnelrelay: metrics: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Relay{
 		cfg:    cfg,
 		log:    logger,
 		sshCfg: sshCfg,
+		m:      m,
 		ctx:    ctx,
 		cancel: cancel,
 		hosts:  make(map[string]*hostSession),
@@ -188,46 +198,55 @@ func contains(list []string, s string) bool {
 // authorize applies the pre-upgrade checks shared by both roles (§2.3):
 // 401 for a missing, bad or expired token, 404 for an unknown tunnel, 403
 // for a token of another tunnel or without scope. On failure it has written
-// the response.
-func (r *Relay) authorize(w http.ResponseWriter, req *http.Request, ref, scope string) (*store.Tunnel, bool) {
+// the response and counted the upgrade outcome for role.
+func (r *Relay) authorize(w http.ResponseWriter, req *http.Request, role, ref, scope string) (*store.Tunnel, bool) {
 	scheme, cred, ok := token.ParseAuthorization(req.Header.Get("Authorization"))
 	if !ok || scheme != token.SchemeTunnel {
+		r.m.upgrade(role, upgradeUnauthorized)
 		http.Error(w, "missing or malformed tunnel access token", http.StatusUnauthorized)
 		return nil, false
 	}
 	claims, err := r.cfg.Tokens.Verify(cred)
 	if err != nil {
+		r.m.upgrade(role, upgradeUnauthorized)
 		http.Error(w, "invalid tunnel access token", http.StatusUnauthorized)
 		return nil, false
 	}
 	t, err := r.cfg.Store.FindTunnel(req.Context(), ref)
 	if errors.Is(err, store.ErrNotFound) {
+		r.m.upgrade(role, upgradeNotFound)
 		http.Error(w, "tunnel not found", http.StatusNotFound)
 		return nil, false
 	}
 	if err != nil {
+		r.m.upgrade(role, upgradeError)
 		r.log.Error("tunnel lookup failed", "ref", ref, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return nil, false
 	}
 	if claims.TunnelID != t.ID || !claims.HasScope(scope) {
+		r.m.upgrade(role, upgradeForbidden)
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return nil, false
 	}
 	return t, true
 }
 
-// accept upgrades with exactly proto and returns the byte-stream view.
-func (r *Relay) accept(w http.ResponseWriter, req *http.Request, proto string) (*websocket.Conn, *wsconn.Conn, bool) {
+// accept upgrades with exactly proto and returns the byte-stream view. It
+// counts the upgrade outcome for role.
+func (r *Relay) accept(w http.ResponseWriter, req *http.Request, role, proto string) (*websocket.Conn, *wsconn.Conn, bool) {
 	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{proto}})
 	if err != nil {
+		r.m.upgrade(role, upgradeBadRequest)
 		r.log.Debug("websocket upgrade failed", "err", err)
 		return nil, nil, false // Accept wrote the response
 	}
 	if ws.Subprotocol() != proto {
+		r.m.upgrade(role, upgradeBadRequest)
 		ws.Close(websocket.StatusProtocolError, "subprotocol not negotiated")
 		return nil, nil, false
 	}
+	r.m.upgrade(role, upgradeOK)
 	local, remote := wsconn.RequestAddrs(req)
 	return ws, wsconn.New(r.ctx, ws, &wsconn.Options{LocalAddr: local, RemoteAddr: remote}), true
 }
