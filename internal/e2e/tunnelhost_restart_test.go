@@ -39,21 +39,7 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 	}
 	args := []string{"--relay", relayURL, "--tunnel", "e2e2", "--port", strconv.Itoa(int(port)), "--log-format", "json"}
 	first := start(t, dir, hostEnv("a.sock"), "tunnel-host", args...)
-	waitConnected := func(env []string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			r := run(t, dir, env, "tunnel-host", "--tunnel", "e2e2", "status", "-o", "json")
-			if r.code == 0 && strings.Contains(r.stdout, `"status": "connected"`) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("host not connected: %s %s", r.stdout, r.stderr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitConnected(hostEnv("a.sock"))
+	waitHostConnected(t, dir, hostEnv("a.sock"), "e2e2")
 
 	echoThrough := func() {
 		t.Helper()
@@ -93,7 +79,7 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 	if relayURL2 != relayURL {
 		t.Fatalf("relay came back at %s, not %s", relayURL2, relayURL)
 	}
-	waitConnected(hostEnv("a.sock"))
+	waitHostConnected(t, dir, hostEnv("a.sock"), "e2e2")
 	echoThrough()
 
 	// A second host for the same tunnel replaces the first, which stops.
@@ -102,6 +88,6 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 		t.Fatalf("replaced host exit %d, want 1\n%s", code, first.stderr)
 	}
 	first.stderr.wait(t, regexpOf(`replaced by another host`), time.Second)
-	waitConnected(hostEnv("b.sock"))
+	waitHostConnected(t, dir, hostEnv("b.sock"), "e2e2")
 	echoThrough()
 }
