@@ -86,11 +86,34 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Tunne
 echo "deleting with a connect token: HTTP $code (refused: the token only connects)"
 [ "$code" = 403 ] || { echo "demo: a connect token could delete the tunnel" >&2; exit 1; }
 
+step "port tunnels: tunnel-host exposes a local web server, tunnel-client connect maps it here"
+mkdir -p "$work/site" && echo "hello from behind the tunnel" >"$work/site/index.html"
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server "$web_port" --bind 127.0.0.1 --directory "$work/site" >/dev/null 2>&1 &
+pids+=($!)
+"$BIN/relay-server" keys create --server "$relay" --name demo-host --scope tunnels -o json | grep -oE 'wrn_[A-Za-z0-9_-]+' >"$work/host.key"
+"$BIN/relay-server" tunnels create site --server "$relay" >/dev/null
+WARREN_TUNNEL_HOST_API_KEY_FILE="$work/host.key" WARREN_TUNNEL_HOST_CONTROL_SOCKET="$work/host.sock" \
+  "$BIN/tunnel-host" --relay "$relay" --tunnel site --port "$web_port/http" 2>"$work/host.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  WARREN_TUNNEL_HOST_CONTROL_SOCKET="$work/host.sock" "$BIN/tunnel-host" --tunnel site status 2>/dev/null | grep -q 'status: connected' && break
+  sleep 0.1
+done
+WARREN_TUNNEL_HOST_CONTROL_SOCKET="$work/host.sock" "$BIN/tunnel-host" --tunnel site status
+local_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+WARREN_TUNNEL_CLIENT_API_KEY_FILE="$work/host.key" "$BIN/tunnel-client" connect site --relay "$relay" \
+  --port-map "$web_port:$local_port" >"$work/client.out" 2>"$work/client.log" &
+pids+=($!)
+wait_for "$work/client.out" "ready $web_port -> 127\.0\.0\.1:$local_port"
+echo "fetching http://127.0.0.1:$local_port/ (through tunnel-client -> relay-server -> tunnel-host -> the web server):"
+curl -fsS "http://127.0.0.1:$local_port/"
+
 step "metrics"
-curl -fsS "$relay/metrics" | grep -E '^warren_(ticket|build)' || true
+curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
 
 step "graceful stop"
 kill -TERM "${pids[0]}"
 wait "${pids[0]}" && echo "relay-server exited 0 after SIGTERM"
-pids=()
+pids=("${pids[@]:1}")
 printf '\ndemo: all steps passed\n'

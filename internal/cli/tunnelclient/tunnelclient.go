@@ -106,7 +106,7 @@ func connect(ctx context.Context, app *cli.App, cfg *Config, tunnel string, out 
 		Mode:         cfg.Mode,
 		Bind:         cfg.Bind,
 		PortMap:      pm,
-	}, app.Logger.With("tunnel", tunnel))
+	}, app.Logger)
 	if err != nil {
 		return &cli.ConfigError{Err: err}
 	}
