@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/microsoft/dev-tunnels/go/tunnels"
 )
 
 // TestTunnelHostSurvivesRelayRestartAndIsReplaced: a V2 (auto) tunnel-host
@@ -45,24 +40,7 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		u, _ := url.Parse(relayURL)
-		m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-e2e", Version: "1"}},
-			func() string { return "Bearer " + k.Key }, u, nil, "2023-09-27-preview")
-		if err != nil {
-			t.Fatal(err)
-		}
-		tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: "e2e2"}, &tunnels.TunnelRequestOptions{
-			IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := tunnels.NewClient(log.New(io.Discard, "", 0), tun, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Connect(ctx, ""); err != nil {
-			t.Fatalf("SDK connect: %v", err)
-		}
+		c := sdkConnect(t, ctx, relayURL, k.Key, "e2e2")
 		defer c.Close()
 		if err := c.WaitForForwardedPort(ctx, port); err != nil {
 			t.Fatal(err)
