@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/internal/sdktest"
 )
 
 // TestTunnelHostSurvivesRelayRestartAndIsReplaced: a V2 (auto) tunnel-host
@@ -42,7 +44,7 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 		defer cancel()
 		c := sdkConnect(t, ctx, relayURL, k.Key, "e2e2")
 		defer c.Close()
-		if err := c.WaitForForwardedPort(ctx, port); err != nil {
+		if err := sdktest.WaitForwarded(ctx, c, port); err != nil {
 			t.Fatal(err)
 		}
 		if err := sdkEcho(ctx, c, port, "via a V2 host"); err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/microsoft/dev-tunnels/go/tunnels"
+
+	"github.com/warrenhq/warren/internal/sdktest"
 )
 
 // echoServer listens on loopback and echoes every connection.
@@ -115,7 +117,7 @@ func TestTunnelHostEndToEnd(t *testing.T) {
 	defer cancel()
 	client := sdkConnect(t, ctx, relayURL, k.Key, "e2e1")
 	defer client.Close()
-	if err := client.WaitForForwardedPort(ctx, p1); err != nil {
+	if err := sdktest.WaitForwarded(ctx, client, p1); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(ctx, client, p1, "through the relay"); err != nil {
@@ -124,7 +126,7 @@ func TestTunnelHostEndToEnd(t *testing.T) {
 
 	// A port added over the control socket reaches the connected client.
 	run(t, dir, hostEnv, "tunnel-host", "-c", cfgFile, "ports", "add", strconv.Itoa(int(p2))).wantCode(t, 0, "ports add")
-	if err := client.WaitForForwardedPort(ctx, p2); err != nil {
+	if err := sdktest.WaitForwarded(ctx, client, p2); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(ctx, client, p2, "added while connected"); err != nil {
@@ -139,7 +141,7 @@ func TestTunnelHostEndToEnd(t *testing.T) {
 	// SIGHUP applies the port list of the edited config.
 	writeCfg(p1, p3)
 	host.cmd.Process.Signal(syscall.SIGHUP)
-	if err := client.WaitForForwardedPort(ctx, p3); err != nil {
+	if err := sdktest.WaitForwarded(ctx, client, p3); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(ctx, client, p3, "after SIGHUP"); err != nil {

@@ -45,6 +45,7 @@ import (
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
 	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/sdktest"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
@@ -259,7 +260,7 @@ func (r *benchRig) v1Conn() io.ReadWriteCloser {
 		r.tb.Fatalf("SDK Connect: %v", err)
 	}
 	r.tb.Cleanup(func() { c.Close() })
-	if err := c.WaitForForwardedPort(ctx, r.echo); err != nil {
+	if err := sdktest.WaitForwarded(ctx, c, r.echo); err != nil {
 		r.tb.Fatalf("WaitForForwardedPort: %v", err)
 	}
 	mine, theirs := net.Pipe()

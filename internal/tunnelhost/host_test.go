@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/sdktest"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 )
 
@@ -39,7 +40,7 @@ func TestSDKClient(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			c := e.sdkClient(ctx)
-			if err := c.WaitForForwardedPort(ctx, port); err != nil {
+			if err := sdktest.WaitForwarded(ctx, c, port); err != nil {
 				t.Fatalf("WaitForForwardedPort: %v", err)
 			}
 			if err := sdkEcho(t, ctx, c, port, "hello from the Go SDK"); err != nil {
@@ -139,7 +140,7 @@ func TestRelayRestart(t *testing.T) {
 	echoRoundTrip(t, ch, "after the restart")
 	ch.Close()
 	sdk := e.sdkClient(ctx)
-	if err := sdk.WaitForForwardedPort(ctx, port); err != nil {
+	if err := sdktest.WaitForwarded(ctx, sdk, port); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(t, ctx, sdk, port, "SDK after restart"); err != nil {
@@ -306,14 +307,14 @@ func TestAddRemovePortV1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := e.sdkClient(ctx)
-	if err := c.WaitForForwardedPort(ctx, p1); err != nil {
+	if err := sdktest.WaitForwarded(ctx, c, p1); err != nil {
 		t.Fatal(err)
 	}
 
 	if err := h.AddPort(ctx, Port{Number: p2}); err != nil {
 		t.Fatalf("AddPort: %v", err)
 	}
-	if err := c.WaitForForwardedPort(ctx, p2); err != nil {
+	if err := sdktest.WaitForwarded(ctx, c, p2); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(t, ctx, c, p2, "added port"); err != nil {
@@ -338,7 +339,7 @@ func TestAddRemovePortV1(t *testing.T) {
 	if err := c.RefreshPorts(ctx); err != nil {
 		t.Fatalf("RefreshPorts: %v", err)
 	}
-	if err := c.WaitForForwardedPort(ctx, p3); err != nil {
+	if err := sdktest.WaitForwarded(ctx, c, p3); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdkEcho(t, ctx, c, p3, "refreshed port"); err != nil {

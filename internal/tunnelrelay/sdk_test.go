@@ -11,6 +11,7 @@ import (
 	tunnels "github.com/microsoft/dev-tunnels/go/tunnels"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+	"github.com/warrenhq/warren/internal/sdktest"
 )
 
 // TestGoSDKClient connects the official Go SDK client (v0.1.28, which only
@@ -43,7 +44,7 @@ func TestGoSDKClient(t *testing.T) {
 			}
 			defer c.Close()
 			port := uint16(e.echoPort())
-			if err := c.WaitForForwardedPort(ctx, port); err != nil {
+			if err := sdktest.WaitForwarded(ctx, c, port); err != nil {
 				t.Fatalf("WaitForForwardedPort: %v", err)
 			}
 			mine, theirs := net.Pipe()
