@@ -130,10 +130,16 @@ func TestMetrics(t *testing.T) {
 		}
 		// Mid-transfer: the channel is open and more is to come. Every
 		// byte written has come back, so both directions have passed the
-		// relay's splice and been counted.
-		to := e.metricValue(bytesTot, "direction", "to_host")
-		from := e.metricValue(bytesTot, "direction", "from_host")
-		if to < float64(i*chunk) || from < float64(i*chunk) || to <= prevTo || from <= prevFrom {
+		// relay's splice. The splice counts a buffer just after writing
+		// it, so the last buffer may be counted a moment after the reader
+		// has it: wait for that moment rather than race it.
+		var to, from float64
+		waitFor(t, "bytes counted mid-transfer", func() bool {
+			to = e.metricValue(bytesTot, "direction", "to_host")
+			from = e.metricValue(bytesTot, "direction", "from_host")
+			return to >= float64(i*chunk) && from >= float64(i*chunk)
+		})
+		if to <= prevTo || from <= prevFrom {
 			t.Fatalf("after %d MiB echoed: to_host %v, from_host %v (before: %v, %v)", i, to, from, prevTo, prevFrom)
 		}
 		prevTo, prevFrom = to, from
