@@ -60,6 +60,7 @@ func Run(ctx context.Context, spec Spec, build Build, args []string, stdin io.Re
 	a := &App{Spec: spec, Stdin: stdin, Stdout: stdout, Stderr: stderr, level: new(slog.LevelVar)}
 	a.Logger = newLogger(stderr, "text", a.level)
 	root := build(a)
+	a.addCommandFlags(root)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -130,12 +131,40 @@ func (a *App) NewRoot(cfg any, run func(cmd *cobra.Command, args []string) error
 	root.PersistentFlags().StringVarP(&a.configFlag, "config", "c", "", fmt.Sprintf(
 		"config file (default: first of %s; env %s)", strings.Join(l.searchPath(), ", "), l.configEnv()))
 	for _, f := range l.schema.fields {
-		if f.flag != "" {
+		if f.flag != "" && f.cmd == "" {
 			a.addFlag(root.PersistentFlags(), f)
 		}
 	}
 	root.AddCommand(a.versionCmd(), a.configCmd())
 	return root
+}
+
+// addCommandFlags gives each subcommand the flags of the keys tagged
+// cmd:"<its name>", so two subcommands can each have, say, --mode for
+// different keys. A tag naming no command is a programming error.
+func (a *App) addCommandFlags(root *cobra.Command) {
+	if a.loader == nil {
+		return
+	}
+	byName := map[string]*cobra.Command{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			byName[sub.Name()] = sub
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, f := range a.loader.schema.fields {
+		if f.flag == "" || f.cmd == "" {
+			continue
+		}
+		c, ok := byName[f.cmd]
+		if !ok {
+			panic(fmt.Sprintf("config key %q: flag for unknown subcommand %q", f.key, f.cmd))
+		}
+		a.addFlag(c.Flags(), f)
+	}
 }
 
 // skipsConfig is true for commands that must work with a broken config.

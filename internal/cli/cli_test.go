@@ -277,3 +277,44 @@ func FuzzCheckYAML(f *testing.F) {
 		_ = checkYAML("f.yaml", data, s, map[string]int{})
 	})
 }
+
+// subConfig has two subcommands with a --mode flag each, for different keys.
+type subConfig struct {
+	Daemon `yaml:",inline"`
+	Mode   string `yaml:"mode" flag:"mode" cmd:"a" usage:"a's mode"`
+	B      struct {
+		Mode string `yaml:"mode" flag:"mode" usage:"b's mode"`
+		Key  string `yaml:"key" flag:"key" secret:"true"`
+	} `yaml:"b" cmd:"b"`
+}
+
+func TestSubcommandFlags(t *testing.T) {
+	dir := isolate(t)
+	run := func(args ...string) (int, *subConfig, string) {
+		cfg := &subConfig{Daemon: DefaultDaemon(), Mode: "a-default"}
+		build := func(a *App) *cobra.Command {
+			root := a.NewRoot(cfg, nil)
+			for _, n := range []string{"a", "b"} {
+				root.AddCommand(&cobra.Command{Use: n, RunE: func(*cobra.Command, []string) error { return nil }})
+			}
+			return root
+		}
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), Spec{Name: "testbin"}, build, args, strings.NewReader(""), &out, &errb)
+		return code, cfg, errb.String()
+	}
+	if code, cfg, _ := run("a", "--mode", "x"); code != 0 || cfg.Mode != "x" || cfg.B.Mode != "" {
+		t.Fatalf("a --mode x: code %d, cfg %+v", code, cfg)
+	}
+	if code, cfg, _ := run("b", "--mode", "y", "--key-file", writeFile(t, dir, "k", "s3\n")); code != 0 || cfg.B.Mode != "y" || cfg.Mode != "a-default" || cfg.B.Key != "s3" {
+		t.Fatalf("b --mode y: code %d, cfg %+v", code, cfg)
+	}
+	t.Setenv("WARREN_TESTBIN_B_MODE", "env")
+	if code, cfg, _ := run("b"); code != 0 || cfg.B.Mode != "env" {
+		t.Fatalf("b with env: code %d, cfg %+v", code, cfg)
+	}
+	// The flag belongs to its subcommand only.
+	if code, _, stderr := run("a", "--key-file", "k"); code != 2 || !strings.Contains(stderr, "unknown flag: --key-file") {
+		t.Fatalf("a --key-file: code %d, stderr %s", code, stderr)
+	}
+}

@@ -18,6 +18,7 @@ type field struct {
 	flag   string // long flag name, "" if none
 	short  string // one-letter shorthand, "" if none
 	secret bool
+	cmd    string // subcommand whose flag set holds the flag; "" for the root's persistent flags
 	fileOf string // for a synthetic "<key>_file" field: the secret key it fills
 }
 
@@ -45,13 +46,13 @@ func newSchema(t reflect.Type) (*schema, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config type %s is not a struct", t)
 	}
-	if err := s.walk(t, "", nil); err != nil {
+	if err := s.walk(t, "", "", nil); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *schema) walk(t reflect.Type, prefix string, index []int) error {
+func (s *schema) walk(t reflect.Type, prefix, cmd string, index []int) error {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		tag, ok := sf.Tag.Lookup("yaml")
@@ -60,8 +61,12 @@ func (s *schema) walk(t reflect.Type, prefix string, index []int) error {
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		idx := append(append([]int(nil), index...), i)
+		fcmd := cmd
+		if c, ok := sf.Tag.Lookup("cmd"); ok {
+			fcmd = c
+		}
 		if opts == "inline" {
-			if err := s.walk(sf.Type, prefix, idx); err != nil {
+			if err := s.walk(sf.Type, prefix, fcmd, idx); err != nil {
 				return err
 			}
 			continue
@@ -72,17 +77,17 @@ func (s *schema) walk(t reflect.Type, prefix string, index []int) error {
 		key := prefix + name
 		if !isLeaf(sf.Type) {
 			s.sections[key] = true
-			if err := s.walk(sf.Type, key+".", idx); err != nil {
+			if err := s.walk(sf.Type, key+".", fcmd, idx); err != nil {
 				return err
 			}
 			continue
 		}
-		f := &field{key: key, index: idx, typ: sf.Type, usage: sf.Tag.Get("usage"), secret: sf.Tag.Get("secret") == "true"}
+		f := &field{key: key, index: idx, typ: sf.Type, usage: sf.Tag.Get("usage"), secret: sf.Tag.Get("secret") == "true", cmd: fcmd}
 		if fl := sf.Tag.Get("flag"); fl != "" {
 			f.flag, f.short, _ = strings.Cut(fl, ",")
 		}
 		if f.secret {
-			ff := &field{key: key + "_file", typ: reflect.TypeOf(""), fileOf: key,
+			ff := &field{key: key + "_file", typ: reflect.TypeOf(""), fileOf: key, cmd: fcmd,
 				usage: "file holding " + key + " (read at startup; trailing newline trimmed)"}
 			if f.flag != "" {
 				// Secrets never go on the command line; only their file does.
