@@ -52,6 +52,7 @@ func connectThroughBinaries(t *testing.T, mode string) {
 	defer web.Close()
 	webPort := web.Listener.Addr().(*net.TCPAddr).Port
 	echo := int(echoServer(t))
+	echo2 := int(echoServer(t)) // added to the host while the client runs
 	keyFile := filepath.Join(dir, "key")
 	os.WriteFile(keyFile, []byte(k.Key), 0o600)
 	hostEnv := cleanEnv(t, "WARREN_TUNNEL_HOST_API_KEY_FILE="+keyFile, "WARREN_TUNNEL_HOST_CONTROL_SOCKET="+filepath.Join(dir, "h.sock"))
@@ -60,10 +61,10 @@ func connectThroughBinaries(t *testing.T, mode string) {
 	waitHostConnected(t, dir, hostEnv, "web")
 
 	// The servers hold their own numbers on this machine: map them.
-	lweb, lecho := freePort(t), freePort(t)
+	lweb, lecho, lecho2 := freePort(t), freePort(t), freePort(t)
 	client := start(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_API_KEY_FILE="+keyFile), "tunnel-client", "connect", "web",
 		"--relay", relayURL, "--mode", mode, "-o", "json",
-		"--port-map", fmt.Sprintf("%d:%d,%d:%d", webPort, lweb, echo, lecho))
+		"--port-map", fmt.Sprintf("%d:%d,%d:%d,%d:%d", webPort, lweb, echo, lecho, echo2, lecho2))
 	client.stdout.wait(t, regexpOf(fmt.Sprintf(`"event":"ready".*"local_port":%d`, lweb)), 30*time.Second)
 	client.stdout.wait(t, regexpOf(fmt.Sprintf(`"event":"ready".*"local_port":%d`, lecho)), 30*time.Second)
 
@@ -93,6 +94,14 @@ func connectThroughBinaries(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 	}
+
+	// A port the host adds while the client is connected becomes reachable.
+	run(t, dir, hostEnv, "tunnel-host", "--tunnel", "web", "ports", "add", strconv.Itoa(echo2)).wantCode(t, 0, "ports add")
+	client.stdout.wait(t, regexpOf(fmt.Sprintf(`"event":"ready".*"local_port":%d`, lecho2)), 30*time.Second)
+	if err := echoHash(fmt.Sprintf("127.0.0.1:%d", lecho2), 64<<10, 99); err != nil {
+		t.Fatalf("echo on the added port: %v", err)
+	}
+
 	client.cmd.Process.Signal(syscall.SIGTERM)
 	if code := client.exitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("tunnel-client exit %d\n%s", code, client.stderr)

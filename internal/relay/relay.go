@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/warrenhq/warren/internal/token"
 	"github.com/warrenhq/warren/internal/tunnelapi"
 	"github.com/warrenhq/warren/internal/tunnelrelay"
+	"github.com/warrenhq/warren/internal/webforward"
 )
 
 // Config configures a relay Server.
@@ -49,6 +51,15 @@ type Config struct {
 	TokenTTL time.Duration
 	// Node names this relay node on the endpoints it records. Default "local".
 	Node string
+	// WebDomain enables web forwarding by Host name,
+	// <tunnelId>-<port>.<WebDomain>, besides the path form
+	// /tunnels/<tunnelId>/ports/<port>/ that is always on with a Store.
+	// Default "" (path form only).
+	WebDomain string
+	// Expose publishes tunnel ports on listeners of their own, raw TCP
+	// with no token, for clients that cannot run tunnel-client. The
+	// caller opens the listeners; Serve closes them. Default none.
+	Expose []Exposure
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -62,6 +73,8 @@ type Server struct {
 	authn   *auth.Authenticator
 	tokens  *token.Issuer      // nil without a Store
 	hosts   *tunnelrelay.Relay // host and client relay WebSockets; nil without a Store
+	web     *webforward.Forwarder
+	handler http.Handler // mux behind web forwarding by Host
 	ready   atomic.Bool
 }
 
@@ -86,6 +99,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+
 	s.authn = &auth.Authenticator{AdminKey: cfg.AdminKey}
 	if cfg.Store != nil {
 		if cfg.PublicURL == "" {
@@ -123,6 +137,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 			Now:       cfg.Now,
 			// endpoints[] lists a host only while its session is live here.
 			HostConnected: s.hosts.HostConnected,
+			PortURIs:      s.portURIs,
+			PortURIFormat: s.portURIFormat,
 		}, logger.With("service", "tunnels"))
 		if err != nil {
 			return nil, fmt.Errorf("tunnel API: %w", err)
@@ -130,6 +146,24 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.mux.Handle("/tunnels", api)
 		s.mux.Handle("/tunnels/", api)
 		s.mux.Handle("/clusters/", api)
+		s.web, err = webforward.New(webforward.Config{
+			Domain: cfg.WebDomain,
+			Dial:   s.hosts.DialPort,
+			Store:  cfg.Store,
+			Tokens: s.tokens,
+			Secure: strings.HasPrefix(cfg.PublicURL, "https:"),
+			Now:    cfg.Now,
+		}, logger.With("service", "web-forwarding"))
+		if err != nil {
+			return nil, err
+		}
+		// More specific than /tunnels/, so it wins; the management API
+		// has nothing below /tunnels/{id}/ports/{port}. The port record
+		// itself is named explicitly: {path...} would match it too.
+		s.mux.HandleFunc(webforward.PathPattern, s.web.ServePath)
+		s.mux.Handle("/tunnels/{tunnelId}/ports/{port}", api)
+	} else if len(cfg.Expose) > 0 {
+		return nil, errors.New("relay: Expose needs a Store")
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -145,17 +179,21 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.mux.Handle("/v1/tickets", t)
 		s.mux.Handle("/v1/relay/", t)
 	}
+	s.handler = s.mux
+	if s.web != nil {
+		s.handler = s.web.Wrap(s.mux)
+	}
 	return s, nil
 }
 
 // Handler is the relay's full handler tree.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves HTTP on ln until ctx ends, then stops accepting, drains for
 // up to ShutdownTimeout, aborts what is left and returns nil. ln is closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler: s.mux,
+		Handler: s.handler,
 		// No ReadTimeout/WriteTimeout: a ticket transfer may stream for hours;
 		// the ticket relay's own idle timeout is the control there.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -165,6 +203,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	exposed := s.serveExposures(ctx)
+	defer exposed()
 	s.ready.Store(true)
 
 	select {

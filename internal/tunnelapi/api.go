@@ -64,6 +64,13 @@ type Config struct {
 	// It is called on every tunnel read, so it must be cheap and safe for
 	// concurrent use.
 	HostConnected func(tunnelID, endpointID string) bool
+	// PortURIs lists the URIs a port is reachable at without tunnel-client
+	// (web forwarding, raw TCP exposure), for portForwardingUris. nil means
+	// none: the list is [].
+	PortURIs func(tunnelID string, port uint16) []string
+	// PortURIFormat is the endpoint's portUriFormat for a tunnel, a URI
+	// with a literal "{port}" token; nil or "" leaves it out.
+	PortURIFormat func(tunnelID string) string
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -77,6 +84,8 @@ type API struct {
 	tokenTTL      time.Duration
 	node          string
 	hostConnected func(tunnelID, endpointID string) bool
+	portURIs      func(tunnelID string, port uint16) []string
+	portURIFormat func(tunnelID string) string
 	now           func() time.Time
 	log           *slog.Logger
 }
@@ -106,6 +115,8 @@ func New(cfg Config, logger *slog.Logger) (*API, error) {
 		tokenTTL:      cfg.TokenTTL,
 		node:          cfg.Node,
 		hostConnected: cfg.HostConnected,
+		portURIs:      cfg.PortURIs,
+		portURIFormat: cfg.PortURIFormat,
 		now:           cfg.Now,
 		log:           logger,
 	}

@@ -110,5 +110,6 @@
 // (Config.HostConnected; the most recently updated live endpoint if several
 // are) and [] otherwise: the Go client refuses anything but exactly one.
 // status.portCount and status.hostConnectionCount are filled in; ports'
-// portForwardingUris is [] until web forwarding exists.
+// portForwardingUris come from Config.PortURIs (web forwarding and raw TCP
+// URIs), and endpoints' portUriFormat from Config.PortURIFormat.
 package tunnelapi

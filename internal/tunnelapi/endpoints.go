@@ -91,7 +91,12 @@ func (a *API) liveEndpoint(eps []*store.Endpoint) *store.Endpoint {
 }
 
 func (a *API) endpointJSON(e *store.Endpoint) devtunnels.TunnelEndpoint {
+	var format string
+	if a.portURIFormat != nil {
+		format = a.portURIFormat(e.TunnelID)
+	}
 	return devtunnels.TunnelEndpoint{
+		PortURIFormat:  format,
 		ID:             e.ID,
 		ConnectionMode: e.ConnectionMode,
 		HostID:         e.HostID,

@@ -20,7 +20,7 @@ func (a *API) listPorts(c *call, ref string) error {
 	}
 	out := devtunnels.TunnelPortList{Value: make([]devtunnels.TunnelPort, 0, len(ports))}
 	for _, p := range ports {
-		out.Value = append(out.Value, portJSON(p))
+		out.Value = append(out.Value, a.portJSON(p))
 	}
 	writeJSON(c.w, http.StatusOK, out)
 	return nil
@@ -48,7 +48,7 @@ func (a *API) getPort(c *call, ref, num string) error {
 	if err != nil {
 		return storeError(err, fmt.Sprintf("port %d of tunnel %q", n, t.ID))
 	}
-	writeJSON(c.w, http.StatusOK, portJSON(p))
+	writeJSON(c.w, http.StatusOK, a.portJSON(p))
 	return nil
 }
 
@@ -97,7 +97,7 @@ func (a *API) putPort(c *call, ref, num string) error {
 		if err := a.store.CreatePort(ctx, p); err != nil {
 			return storeError(err, what)
 		}
-		writeJSON(c.w, http.StatusOK, portJSON(p))
+		writeJSON(c.w, http.StatusOK, a.portJSON(p))
 		return nil
 	case err != nil:
 		return fmt.Errorf("get %s: %w", what, err)
@@ -110,7 +110,7 @@ func (a *API) putPort(c *call, ref, num string) error {
 	if err := a.store.UpdatePort(ctx, p); err != nil {
 		return storeError(err, what)
 	}
-	writeJSON(c.w, http.StatusOK, portJSON(p))
+	writeJSON(c.w, http.StatusOK, a.portJSON(p))
 	return nil
 }
 
@@ -130,9 +130,12 @@ func (a *API) deletePort(c *call, ref, num string) error {
 	return nil
 }
 
-// portJSON renders a port; portForwardingUris is [] until web forwarding
-// exists, never null.
-func portJSON(p *store.Port) devtunnels.TunnelPort {
+// portJSON renders a port; portForwardingUris is never null.
+func (a *API) portJSON(p *store.Port) devtunnels.TunnelPort {
+	uris := []string{}
+	if a.portURIs != nil {
+		uris = append(uris, a.portURIs(p.TunnelID, p.Number)...)
+	}
 	return devtunnels.TunnelPort{
 		TunnelID:           p.TunnelID,
 		PortNumber:         p.Number,
@@ -144,6 +147,6 @@ func portJSON(p *store.Port) devtunnels.TunnelPort {
 		AccessControl:      p.AccessControl,
 		Options:            p.Options,
 		SSHUser:            p.SSHUser,
-		PortForwardingURIs: []string{},
+		PortForwardingURIs: uris,
 	}
 }

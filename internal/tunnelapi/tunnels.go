@@ -262,7 +262,7 @@ func (a *API) tunnelJSON(ctx context.Context, t *store.Tunnel, includePorts bool
 	if includePorts {
 		out.Ports = make([]devtunnels.TunnelPort, 0, len(ports))
 		for _, p := range ports {
-			out.Ports = append(out.Ports, portJSON(p))
+			out.Ports = append(out.Ports, a.portJSON(p))
 		}
 	}
 	return out, nil

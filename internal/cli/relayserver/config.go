@@ -2,8 +2,10 @@ package relayserver
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/warrenhq/warren/internal/cli"
@@ -25,7 +27,9 @@ type Config struct {
 	} `yaml:"tls"`
 
 	Tunnels struct {
-		TokenTTL time.Duration `yaml:"token_ttl" usage:"lifetime of tunnel access tokens handed out by the management API"`
+		TokenTTL  time.Duration `yaml:"token_ttl" usage:"lifetime of tunnel access tokens handed out by the management API"`
+		WebDomain string        `yaml:"web_domain" flag:"web-domain" usage:"serve tunnel ports at <tunnelId>-<port>.<web_domain> (needs wildcard DNS); empty: only the path form /tunnels/<id>/ports/<port>/"`
+		Expose    []Exposure    `yaml:"expose" usage:"tunnel ports published raw on relay listen addresses, with no token: list of {listen, tunnel, port}"`
 	} `yaml:"tunnels"`
 
 	Tickets struct {
@@ -36,6 +40,13 @@ type Config struct {
 		IdleTimeout  time.Duration `yaml:"idle_timeout" usage:"abort a paired transfer when no byte moves for this long"`
 		WorkspaceCap int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
 	} `yaml:"tickets"`
+}
+
+// Exposure publishes one tunnel port on a relay listen address.
+type Exposure struct {
+	Listen string `yaml:"listen"`
+	Tunnel string `yaml:"tunnel"`
+	Port   int    `yaml:"port"`
 }
 
 func defaultConfig() *Config {
@@ -66,6 +77,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Tunnels.TokenTTL < time.Minute || c.Tunnels.TokenTTL > 24*time.Hour {
 		return cli.FieldErrorf("tunnels.token_ttl", "must be between 1m and 24h, got %s", c.Tunnels.TokenTTL)
+	}
+	if d := c.Tunnels.WebDomain; d != "" && (strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.ContainsAny(d, "/:* ")) {
+		return cli.FieldErrorf("tunnels.web_domain", "expected a DNS name such as tunnels.example.com, got %q", d)
+	}
+	seen := map[string]bool{c.Listen: true}
+	for i, e := range c.Tunnels.Expose {
+		key := fmt.Sprintf("tunnels.expose[%d]", i)
+		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
+			return cli.FieldErrorf(key+".listen", "expected host:port such as 127.0.0.1:2222: %v", err)
+		}
+		if seen[e.Listen] {
+			return cli.FieldErrorf(key+".listen", "%s is already in use by listen or another exposure", e.Listen)
+		}
+		seen[e.Listen] = true
+		if e.Tunnel == "" {
+			return cli.FieldErrorf(key+".tunnel", "is required: the tunnel's ID or name")
+		}
+		if e.Port < 1 || e.Port > 65535 {
+			return cli.FieldErrorf(key+".port", "must be a port number 1-65535, got %d", e.Port)
+		}
 	}
 	if c.Tickets.DefaultTTL <= 0 {
 		return cli.FieldErrorf("tickets.default_ttl", "must be positive")

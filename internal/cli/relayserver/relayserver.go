@@ -81,8 +81,19 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
+	var exposures []relay.Exposure
+	for i, e := range cfg.Tunnels.Expose {
+		l, err := net.Listen("tcp", e.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s (tunnels.expose[%d].listen, %s): %w", e.Listen, i, app.Source("tunnels.expose"), err)
+		}
+		defer l.Close()
+		exposures = append(exposures, relay.Exposure{Listener: l, Tunnel: e.Tunnel, Port: uint16(e.Port)})
+	}
 	srv, err := relay.New(relay.Config{
 		Store:           db,
+		WebDomain:       cfg.Tunnels.WebDomain,
+		Expose:          exposures,
 		PublicURL:       publicURL,
 		TokenTTL:        cfg.Tunnels.TokenTTL,
 		AdminKey:        cfg.AdminKey,

@@ -3,6 +3,7 @@ package relayserver
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -166,9 +167,11 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 	cmd := &cobra.Command{Use: "ports", Short: "Add, remove and list the ports of a tunnel", Args: cobra.NoArgs}
 
 	var protocol, name string
+	var anonymous bool
 	add := &cobra.Command{Use: "add TUNNEL PORT", Short: "Add a port to a tunnel", Args: cobra.ExactArgs(2)}
 	add.Flags().StringVar(&protocol, "protocol", "auto", "auto, http, https, ssh, ...")
 	add.Flags().StringVar(&name, "name", "", "port name")
+	add.Flags().BoolVar(&anonymous, "anonymous", false, "let anyone reach the port through web forwarding, without a token")
 	addOut := cli.AddOutputFlag(add)
 	add.RunE = func(cmd *cobra.Command, args []string) error {
 		n, err := parsePort(args[1])
@@ -181,6 +184,9 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		}
 		var p devtunnels.TunnelPort
 		body := devtunnels.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
+		if anonymous {
+			body.AccessControl = devtunnels.AnonymousConnectDocument()
+		}
 		if err := c.do(cmd.Context(), "add port", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, &p, "If-Not-Match", "*"); err != nil {
 			return err
 		}
@@ -207,6 +213,39 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		return err
 	}
 
+	var anon bool
+	access := &cobra.Command{
+		Use:   "access TUNNEL PORT --anonymous=true|false",
+		Short: "Let anyone reach a port through web forwarding, or require a connect token again",
+		Args:  cobra.ExactArgs(2),
+	}
+	access.Flags().BoolVar(&anon, "anonymous", false, "true: no token needed; false: a connect token is needed")
+	_ = access.MarkFlagRequired("anonymous")
+	access.RunE = func(cmd *cobra.Command, args []string) error {
+		n, err := parsePort(args[1])
+		if err != nil {
+			return err
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		doc := json.RawMessage(`{"entries":[]}`)
+		if anon {
+			doc = devtunnels.AnonymousConnectDocument()
+		}
+		body := devtunnels.TunnelPort{PortNumber: n, AccessControl: doc}
+		if err := c.do(cmd.Context(), "set port access", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, nil, "If-Match", "*"); err != nil {
+			return err
+		}
+		state := "needs a connect token"
+		if anon {
+			state = "is open to anyone"
+		}
+		_, err = fmt.Fprintf(app.Stdout, "port %d of tunnel %s %s\n", n, args[0], state)
+		return err
+	}
+
 	list := &cobra.Command{Use: "list TUNNEL", Short: "List the ports of a tunnel", Args: cobra.ExactArgs(1)}
 	listOut := cli.AddOutputFlag(list)
 	list.RunE = func(cmd *cobra.Command, args []string) error {
@@ -222,13 +261,17 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 			return cli.WriteJSON(app.Stdout, res)
 		}
 		tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PORT\tPROTOCOL\tNAME")
+		fmt.Fprintln(tw, "PORT\tPROTOCOL\tNAME\tACCESS\tURIS")
 		for _, p := range res.Value {
-			fmt.Fprintf(tw, "%d\t%s\t%s\n", p.PortNumber, p.Protocol, p.Name)
+			acc := "token"
+			if _, ok := devtunnels.AnonymousAccess(p.AccessControl, devtunnels.ScopeConnect); ok {
+				acc = "anonymous"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.PortNumber, p.Protocol, p.Name, acc, strings.Join(p.PortForwardingURIs, " "))
 		}
 		return tw.Flush()
 	}
-	cmd.AddCommand(add, remove, list)
+	cmd.AddCommand(add, remove, access, list)
 	return cmd
 }
 

@@ -1,0 +1,365 @@
+package webforward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+	"github.com/warrenhq/warren/internal/store"
+	"github.com/warrenhq/warren/internal/token"
+)
+
+// Names of the credentials web forwarding accepts.
+const (
+	HeaderTunnelAuthorization = "X-Tunnel-Authorization"
+	QueryToken                = "tunnel_token"
+	CookieName                = "warren_tunnel_token"
+)
+
+// Dialer opens a connection to port on the host of tunnel tunnelID.
+// tunnelrelay.Relay.DialPort is one.
+type Dialer func(ctx context.Context, tunnelID string, port uint16, from netip.AddrPort) (net.Conn, error)
+
+// Config configures a Forwarder.
+type Config struct {
+	// Domain enables the Host form, <tunnelId>-<port>.<Domain>. Empty
+	// (the default) serves the path form only.
+	Domain string
+	// Dial reaches the host's port. Required.
+	Dial Dialer
+	// Store resolves tunnels (by ID or name) and ports for their access
+	// control and options. Required.
+	Store store.Store
+	// Tokens verifies connect tokens. Required.
+	Tokens *token.Issuer
+	// Secure marks the token cookie Secure; set it when clients reach the
+	// relay over HTTPS. Default false.
+	Secure bool
+	// CookieTTL bounds the token cookie's lifetime; it never outlives the
+	// token itself. Default 12h.
+	CookieTTL time.Duration
+	// OnError, if set, classifies failed forwards for metrics: it gets
+	// the HTTP status answered. Default nil.
+	OnError func(status int)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Forwarder serves web forwarding. It is safe for concurrent use.
+type Forwarder struct {
+	cfg    Config
+	domain string // lower case, no leading dot
+	log    *slog.Logger
+	proxy  *httputil.ReverseProxy
+}
+
+// New returns a Forwarder for cfg. logger may be nil (discard).
+func New(cfg Config, logger *slog.Logger) (*Forwarder, error) {
+	if cfg.Dial == nil || cfg.Store == nil || cfg.Tokens == nil {
+		return nil, errors.New("webforward: Config.Dial, Store and Tokens are required")
+	}
+	if cfg.CookieTTL <= 0 {
+		cfg.CookieTTL = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{cfg: cfg, domain: strings.ToLower(strings.Trim(cfg.Domain, ".")), log: logger}
+	tr := &http.Transport{
+		DialContext:           f.dial,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // apps may stream or long-poll
+		DisableCompression:    true,
+	}
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite:      f.rewrite,
+		Transport:    tr,
+		ErrorHandler: f.proxyError,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return f, nil
+}
+
+// target is what a request names: a tunnel port and the path prefix that
+// named it ("" in the Host form).
+type target struct {
+	tunnel *store.Tunnel
+	port   uint16
+	prefix string
+	unHost bool // isHostHeaderUnchanged
+	unOrig bool // isOriginHeaderUnchanged
+}
+
+type targetKey struct{}
+
+// MatchHost parses a Host header in the Host form. It reports the tunnel
+// reference and port, or ok false when host is not of the form.
+func (f *Forwarder) MatchHost(host string) (ref string, port uint16, ok bool) {
+	if f.domain == "" {
+		return "", 0, false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	label, found := strings.CutSuffix(host, "."+f.domain)
+	if !found || label == "" || strings.Contains(label, ".") {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(label, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(label[i+1:], 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, false
+	}
+	return label[:i], uint16(n), true
+}
+
+// Wrap serves Host-form requests and passes every other request to next.
+func (f *Forwarder) Wrap(next http.Handler) http.Handler {
+	if f.domain == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ref, port, ok := f.MatchHost(r.Host)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f.serve(w, r, ref, port, "")
+	})
+}
+
+// PathPattern is the ServeMux pattern of the path form.
+const PathPattern = "/tunnels/{tunnelId}/ports/{port}/{path...}"
+
+// ServePath serves a request routed by PathPattern.
+func (f *Forwarder) ServePath(w http.ResponseWriter, r *http.Request) {
+	ref, ps := r.PathValue("tunnelId"), r.PathValue("port")
+	n, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || n == 0 {
+		f.fail(w, http.StatusNotFound, fmt.Sprintf("%q is not a port number", ps))
+		return
+	}
+	f.serve(w, r, ref, uint16(n), "/tunnels/"+ref+"/ports/"+ps)
+}
+
+func (f *Forwarder) serve(w http.ResponseWriter, r *http.Request, ref string, port uint16, prefix string) {
+	ctx := r.Context()
+	t, err := f.cfg.Store.FindTunnel(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		f.fail(w, http.StatusNotFound, fmt.Sprintf("tunnel %q not found", ref))
+		return
+	}
+	if err != nil {
+		f.log.Error("web forwarding: tunnel lookup failed", "ref", ref, "err", err)
+		f.fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	p, err := f.cfg.Store.GetPort(ctx, t.ID, port)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		f.log.Error("web forwarding: port lookup failed", "tunnel_id", t.ID, "port", port, "err", err)
+		f.fail(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	tg := &target{tunnel: t, port: port, prefix: prefix}
+	tg.unHost, tg.unOrig = devtunnels.HeaderOptions(t.Options)
+	var portACL []byte
+	if p != nil {
+		portACL = p.AccessControl
+		if len(p.Options) > 0 {
+			tg.unHost, tg.unOrig = devtunnels.HeaderOptions(p.Options)
+		}
+	}
+	anonymous := false
+	if decided, allowed := devtunnels.AnonymousAccess(portACL, devtunnels.ScopeConnect); decided {
+		anonymous = allowed
+	} else if _, allowed := devtunnels.AnonymousAccess(t.AccessControl, devtunnels.ScopeConnect); allowed {
+		anonymous = true
+	}
+
+	tok, fromQuery := credential(r)
+	if tok != "" {
+		claims, err := f.cfg.Tokens.Verify(tok)
+		switch {
+		case err != nil:
+			if !anonymous {
+				f.fail(w, http.StatusUnauthorized, "invalid tunnel access token: "+err.Error())
+				return
+			}
+		case claims.TunnelID != t.ID || !claims.HasScope(devtunnels.ScopeConnect):
+			if !anonymous {
+				f.fail(w, http.StatusForbidden, fmt.Sprintf("the token does not grant connect on tunnel %q", t.ID))
+				return
+			}
+		case fromQuery && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			// Trade the query token for a cookie and drop it from the URL.
+			f.setCookie(w, tok, claims.Expiry, prefix)
+			u := *r.URL
+			q := u.Query()
+			q.Del(QueryToken)
+			u.RawQuery = q.Encode()
+			http.Redirect(w, r, u.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		}
+	} else if !anonymous {
+		f.fail(w, http.StatusUnauthorized, fmt.Sprintf(
+			"tunnel %q port %d needs a connect token: send %q, or open the URL once with ?%s=<token>",
+			t.ID, port, HeaderTunnelAuthorization+": tunnel <token>", QueryToken))
+		return
+	}
+	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, tg)))
+}
+
+// credential finds the relay token of a request, and whether it came from
+// the query string.
+func credential(r *http.Request) (tok string, fromQuery bool) {
+	if s, c, ok := token.ParseAuthorization(r.Header.Get(HeaderTunnelAuthorization)); ok && s == token.SchemeTunnel {
+		return c, false
+	}
+	if s, c, ok := token.ParseAuthorization(r.Header.Get("Authorization")); ok && s == token.SchemeTunnel {
+		return c, false
+	}
+	if q := r.URL.Query().Get(QueryToken); q != "" {
+		return q, true
+	}
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		return c.Value, false
+	}
+	return "", false
+}
+
+func (f *Forwarder) setCookie(w http.ResponseWriter, tok string, expiry time.Time, prefix string) {
+	exp := f.cfg.Now().Add(f.cfg.CookieTTL)
+	if !expiry.IsZero() && expiry.Before(exp) {
+		exp = expiry
+	}
+	path := "/"
+	if prefix != "" {
+		path = prefix + "/"
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: tok, Path: path, Expires: exp,
+		HttpOnly: true, Secure: f.cfg.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// rewrite turns the inbound request into the one the app receives.
+func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
+	tg := pr.In.Context().Value(targetKey{}).(*target)
+	out := pr.Out
+	out.URL.Scheme = "http"
+	// The dialer reads the tunnel and port back from this name; the
+	// transport pools connections per tunnel port by it.
+	out.URL.Host = dialName(tg.tunnel.ID, tg.port)
+	if tg.prefix != "" {
+		out.URL.Path = "/" + strings.TrimPrefix(pr.In.URL.Path, tg.prefix+"/")
+		out.URL.RawPath = ""
+		out.Header.Set("X-Forwarded-Prefix", tg.prefix)
+	}
+	q := out.URL.Query()
+	if q.Has(QueryToken) {
+		q.Del(QueryToken)
+		out.URL.RawQuery = q.Encode()
+	}
+	pr.SetXForwarded()
+	local := "localhost:" + strconv.Itoa(int(tg.port))
+	if tg.unHost {
+		out.Host = pr.In.Host
+	} else {
+		out.Host = local
+	}
+	if o := out.Header.Get("Origin"); o != "" && !tg.unOrig {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			out.Header.Set("Origin", "http://"+local)
+		}
+	}
+	// The relay's credentials are not the app's business.
+	out.Header.Del(HeaderTunnelAuthorization)
+	if s, _, ok := token.ParseAuthorization(out.Header.Get("Authorization")); ok && s == token.SchemeTunnel {
+		out.Header.Del("Authorization")
+	}
+	stripCookie(out.Header, CookieName)
+}
+
+// stripCookie removes one cookie from the Cookie headers of h.
+func stripCookie(h http.Header, name string) {
+	cookies := h.Values("Cookie")
+	if len(cookies) == 0 {
+		return
+	}
+	h.Del("Cookie")
+	for _, line := range cookies {
+		var keep []string
+		for _, part := range strings.Split(line, ";") {
+			if n, _, _ := strings.Cut(strings.TrimSpace(part), "="); n == name {
+				continue
+			}
+			if p := strings.TrimSpace(part); p != "" {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) > 0 {
+			h.Add("Cookie", strings.Join(keep, "; "))
+		}
+	}
+}
+
+const dialSuffix = ".tunnel.invalid"
+
+func dialName(tunnelID string, port uint16) string {
+	return strconv.Itoa(int(port)) + "." + tunnelID + dialSuffix
+}
+
+// dial is the transport's DialContext: addr is dialName(...):80.
+func (f *Forwarder) dial(ctx context.Context, _, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	rest, ok := strings.CutSuffix(host, dialSuffix)
+	ps, tunnelID, ok2 := strings.Cut(rest, ".")
+	n, err := strconv.ParseUint(ps, 10, 16)
+	if !ok || !ok2 || err != nil {
+		return nil, fmt.Errorf("webforward: bad dial address %q", addr)
+	}
+	return f.cfg.Dial(ctx, tunnelID, uint16(n), netip.AddrPort{})
+}
+
+// proxyError answers a failed forward: the host is gone, the port is not
+// forwarded, or the app refused the connection.
+func (f *Forwarder) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	tg := r.Context().Value(targetKey{}).(*target)
+	if errors.Is(err, context.Canceled) {
+		// The browser went away; nobody reads the answer.
+		f.log.Debug("web forwarding canceled", "tunnel_id", tg.tunnel.ID, "port", tg.port)
+		w.WriteHeader(499)
+		return
+	}
+	f.log.Info("web forwarding failed", "tunnel_id", tg.tunnel.ID, "port", tg.port, "err", err)
+	f.fail(w, http.StatusBadGateway, fmt.Sprintf("tunnel %q port %d: %v", tg.tunnel.ID, tg.port, err))
+}
+
+func (f *Forwarder) fail(w http.ResponseWriter, status int, msg string) {
+	if f.cfg.OnError != nil {
+		f.cfg.OnError(status)
+	}
+	w.Header().Set("X-Warren-Error", "web-forwarding")
+	http.Error(w, msg, status)
+}
