@@ -25,7 +25,7 @@ wait_for() {
 }
 
 step "relay-server --dev: a working relay with one command"
-"$BIN/relay-server" --dev --listen 127.0.0.1:0 >"$work/relay.out" 2>"$work/relay.log" &
+"$BIN/relay-server" --dev --listen 127.0.0.1:0 --web-domain tunnels.localhost >"$work/relay.out" 2>"$work/relay.log" &
 pids+=($!)
 relay=$(wait_for "$work/relay.out" 'http://127\.0\.0\.1:[0-9]+')
 export WARREN_RELAY_SERVER_ADMIN_KEY
@@ -108,6 +108,22 @@ pids+=($!)
 wait_for "$work/client.out" "ready $web_port -> 127\.0\.0\.1:$local_port"
 echo "fetching http://127.0.0.1:$local_port/ (through tunnel-client -> relay-server -> tunnel-host -> the web server):"
 curl -fsS "http://127.0.0.1:$local_port/"
+
+step "web forwarding: the same port from a browser or curl, no tunnel-client"
+site_token=$("$BIN/relay-server" tunnels token site --scope connect --server "$relay")
+code=$(curl -s -o /dev/null -w '%{http_code}' "$relay/tunnels/site/ports/$web_port/")
+echo "without a token: HTTP $code"
+[ "$code" = 401 ] || { echo "demo: web forwarding served without a token" >&2; exit 1; }
+echo "by path, $relay/tunnels/site/ports/$web_port/ with X-Tunnel-Authorization:"
+curl -fsS -H "X-Tunnel-Authorization: tunnel $site_token" "$relay/tunnels/site/ports/$web_port/"
+relay_hostport=${relay#http://}
+echo "by Host name, site-$web_port.tunnels.localhost (wildcard DNS in production; --resolve here):"
+curl -fsS --resolve "site-$web_port.tunnels.localhost:${relay_hostport##*:}:127.0.0.1" \
+  -H "X-Tunnel-Authorization: tunnel $site_token" "http://site-$web_port.tunnels.localhost:${relay_hostport##*:}/"
+"$BIN/relay-server" tunnels ports access site "$web_port" --anonymous=true --server "$relay"
+echo "anonymous now, plain curl:"
+curl -fsS "$relay/tunnels/site/ports/$web_port/"
+"$BIN/relay-server" tunnels ports list site --server "$relay"
 
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
