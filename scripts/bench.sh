@@ -115,3 +115,10 @@ for b in Direct V2 V1; do
   echo "RTT $b (64 B, median of $PT_COUNT): p50 $p50 µs, p99 $p99 µs"
 done
 echo "idle V2 connections (relay + host + client in one process): $(median_metric BenchmarkIdleConnMemory B/conn "$work/ports.txt") heap B/conn, $(median_metric BenchmarkIdleConnMemory stack-B/conn "$work/ports.txt") stack B/conn"
+
+echo
+echo "== web forwarding: GET of 16 MiB through relay-server's path form to a V2 host vs the same GET direct"
+go test -run '^$' -bench 'Web(Direct|Forward)GET$' -benchtime 5x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/web.txt" | grep -E '^Benchmark' || true
+wd=$(median_mbs BenchmarkWebDirectGET "$work/web.txt")
+wf=$(median_mbs BenchmarkWebForwardGET "$work/web.txt")
+awk -v n="$PT_COUNT" -v d="$wd" -v f="$wf" 'BEGIN {printf "web GET (median of %s): direct %.0f MB/s, forwarded %.0f MB/s (forwarded/direct %.2f)\n", n, d, f, f/d}'

@@ -119,9 +119,13 @@ func (r *benchRig) do(method, path, auth, body string) (int, []byte) {
 
 // startHost runs a tunnel host forwarding the echo port until cleanup and
 // waits until it is connected.
-func (r *benchRig) startHost(mode Mode) {
+func (r *benchRig) startHost(mode Mode, extra ...uint16) {
 	r.tb.Helper()
-	cfg := Config{RelayURL: r.url, TunnelID: r.tunnel, APIKey: r.apiKey, Mode: mode, Ports: []Port{{Number: r.echo}}}
+	ports := []Port{{Number: r.echo}}
+	for _, p := range extra {
+		ports = append(ports, Port{Number: p})
+	}
+	cfg := Config{RelayURL: r.url, TunnelID: r.tunnel, APIKey: r.apiKey, Mode: mode, Ports: ports}
 	h, err := New(cfg, nil)
 	if err != nil {
 		r.tb.Fatal(err)
@@ -444,4 +448,65 @@ func memStats() runtime.MemStats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m
+}
+
+// Web forwarding: GET of a webBody-byte response from an HTTP server,
+// directly and through relay-server's web forwarding (path form, token in
+// X-Tunnel-Authorization) to a V2 host, on one kept-alive connection.
+const webBody = 16 << 20
+
+func webServer(tb testing.TB) uint16 {
+	body := make([]byte, webBody)
+	for i := range body {
+		body[i] = byte(i * 31)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { srv.Close() })
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func benchGET(b *testing.B, url string, header http.Header) {
+	client := &http.Client{Transport: &http.Transport{}, Timeout: benchTimeout}
+	defer client.CloseIdleConnections()
+	get := func() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header = header
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != webBody || resp.StatusCode != 200 {
+			b.Fatalf("GET %s: %d, %d bytes, %v", url, resp.StatusCode, n, err)
+		}
+	}
+	get() // warm the connection
+	b.SetBytes(webBody)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		get()
+	}
+}
+
+func BenchmarkWebDirectGET(b *testing.B) {
+	port := webServer(b)
+	benchGET(b, "http://127.0.0.1:"+strconv.Itoa(int(port))+"/", http.Header{})
+}
+
+func BenchmarkWebForwardGET(b *testing.B) {
+	r := newBenchRig(b)
+	port := webServer(b)
+	r.startHost(ModeV2, port)
+	_, tok := r.v2Client()
+	benchGET(b, r.url+"/tunnels/"+r.tunnel+"/ports/"+strconv.Itoa(int(port))+"/",
+		http.Header{"X-Tunnel-Authorization": {"tunnel " + tok}})
 }
