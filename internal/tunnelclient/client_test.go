@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+	"github.com/warrenhq/warren/internal/relaytest"
 	"github.com/warrenhq/warren/internal/tunnelhost"
 )
 
@@ -40,11 +41,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			echo := echoServer(t)
-			local := freePort(t)
+			echo := relaytest.Echo(t)
+			local := relaytest.FreePort(t)
 			e.startHost(tc.hostMode, echo)
 			reg := prometheus.NewRegistry()
-			r := e.runClient(Config{APIKey: e.apiKey, Mode: tc.clientMode, PortMap: map[uint16]uint16{echo: local}, Registerer: reg})
+			r := e.runClient(Config{APIKey: e.APIKey, Mode: tc.clientMode, PortMap: map[uint16]uint16{echo: local}, Registerer: reg})
 			ev := r.waitEvent(EventReady, echo, 1)
 			if ev.Err != nil || ev.LocalPort != local || ev.Addr != localAddr(local) {
 				t.Fatalf("ready event %+v, want local %d", ev, local)
@@ -146,10 +147,10 @@ func TestAddRemovePort(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			echo1, echo2 := echoServer(t), echoServer(t)
-			l1, l2 := freePort(t), freePort(t)
+			echo1, echo2 := relaytest.Echo(t), relaytest.Echo(t)
+			l1, l2 := relaytest.FreePort(t), relaytest.FreePort(t)
 			h := e.startHost(tunnelhost.ModeAuto, echo1)
-			r := e.runClient(Config{APIKey: e.apiKey, Mode: mode, PortMap: map[uint16]uint16{echo1: l1, echo2: l2}})
+			r := e.runClient(Config{APIKey: e.APIKey, Mode: mode, PortMap: map[uint16]uint16{echo1: l1, echo2: l2}})
 			ev1 := r.waitEvent(EventReady, echo1, 1)
 			echoRoundTrip(t, ev1.Addr, "first")
 
@@ -183,11 +184,11 @@ func TestAddRemovePort(t *testing.T) {
 func TestListenFailureIsNotFatal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	echo1, echo2 := echoServer(t), echoServer(t)
-	l1 := freePort(t)
+	echo1, echo2 := relaytest.Echo(t), relaytest.Echo(t)
+	l1 := relaytest.FreePort(t)
 	e.startHost(tunnelhost.ModeAuto, echo1, echo2)
 	// echo2 is unmapped: its local port is taken by the echo server itself.
-	r := e.runClient(Config{APIKey: e.apiKey, PortMap: map[uint16]uint16{echo1: l1}})
+	r := e.runClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo1: l1}})
 	bad := r.waitEvent(EventReady, echo2, 1)
 	if bad.Err == nil {
 		t.Fatalf("want a listen error for port %d, got %+v", echo2, bad)
@@ -214,12 +215,12 @@ func TestFatalErrors(t *testing.T) {
 		return err
 	}
 	t.Run("no-host", func(t *testing.T) {
-		if err := run(Config{APIKey: e.apiKey}); !errors.Is(err, ErrNoHost) {
+		if err := run(Config{APIKey: e.APIKey}); !errors.Is(err, ErrNoHost) {
 			t.Fatalf("err %v, want ErrNoHost", err)
 		}
 	})
 	t.Run("unknown-tunnel", func(t *testing.T) {
-		if err := run(Config{APIKey: e.apiKey, TunnelID: "nope"}); !errors.Is(err, ErrTunnelNotFound) {
+		if err := run(Config{APIKey: e.APIKey, TunnelID: "nope"}); !errors.Is(err, ErrTunnelNotFound) {
 			t.Fatalf("err %v, want ErrTunnelNotFound", err)
 		}
 	})
@@ -243,10 +244,10 @@ func TestFatalErrors(t *testing.T) {
 func TestConnectTokenOnly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	echo := echoServer(t)
-	local := freePort(t)
+	echo := relaytest.Echo(t)
+	local := relaytest.FreePort(t)
 	e.startHost(tunnelhost.ModeAuto, echo)
-	r := e.runClient(Config{ConnectToken: e.connectToken(), PortMap: map[uint16]uint16{echo: local}})
+	r := e.runClient(Config{ConnectToken: e.ConnectToken(), PortMap: map[uint16]uint16{echo: local}})
 	ev := r.waitEvent(EventReady, echo, 1)
 	echoRoundTrip(t, ev.Addr, "token only")
 }
@@ -256,15 +257,15 @@ func TestRelayRestart(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			echo := echoServer(t)
-			local := freePort(t)
+			echo := relaytest.Echo(t)
+			local := relaytest.FreePort(t)
 			e.startHost(tunnelhost.ModeAuto, echo)
-			r := e.runClient(Config{APIKey: e.apiKey, Mode: mode, PortMap: map[uint16]uint16{echo: local}})
+			r := e.runClient(Config{APIKey: e.APIKey, Mode: mode, PortMap: map[uint16]uint16{echo: local}})
 			ev := r.waitEvent(EventReady, echo, 1)
 			echoRoundTrip(t, ev.Addr, "before restart")
 			r.waitEvent(EventConnected, 0, 1)
 
-			e.restart()
+			e.Restart()
 			r.waitEvent(EventDisconnected, 0, 1)
 			// Accepted while disconnected: the connection waits for a new
 			// session that forwards the port (the host reconnects too).
@@ -286,10 +287,10 @@ func TestRelayRestart(t *testing.T) {
 func TestHostLossIsRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	echo := echoServer(t)
-	local := freePort(t)
+	echo := relaytest.Echo(t)
+	local := relaytest.FreePort(t)
 	_, stop := e.startHostStoppable(tunnelhost.ModeAuto, echo)
-	r := e.runClient(Config{APIKey: e.apiKey, PortMap: map[uint16]uint16{echo: local}})
+	r := e.runClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo: local}})
 	ev := r.waitEvent(EventReady, echo, 1)
 	echoRoundTrip(t, ev.Addr, "first host")
 	stop()
@@ -340,7 +341,7 @@ func (s *skewAfterGET) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err == nil && resp.StatusCode == 200 && strings.HasPrefix(req.URL.Path, "/tunnels/") {
 		if s.done.Add(1) <= s.max {
-			s.e.skew.Add(int64(2 * time.Hour))
+			s.e.Skew.Add(int64(2 * time.Hour))
 		}
 	}
 	return resp, err
@@ -349,11 +350,11 @@ func (s *skewAfterGET) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestTokenRefreshOn401(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	echo := echoServer(t)
-	local := freePort(t)
+	echo := relaytest.Echo(t)
+	local := relaytest.FreePort(t)
 	e.startHost(tunnelhost.ModeAuto, echo)
 	rt := &skewAfterGET{e: e, max: 1}
-	r := e.runClient(Config{APIKey: e.apiKey, PortMap: map[uint16]uint16{echo: local}, HTTPClient: &http.Client{Transport: rt}})
+	r := e.runClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo: local}, HTTPClient: &http.Client{Transport: rt}})
 	ev := r.waitEvent(EventReady, echo, 1)
 	echoRoundTrip(t, ev.Addr, "after refresh")
 	if n := rt.done.Load(); n != 2 {
@@ -364,10 +365,10 @@ func TestTokenRefreshOn401(t *testing.T) {
 func TestSecond401IsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	echo := echoServer(t)
+	echo := relaytest.Echo(t)
 	e.startHost(tunnelhost.ModeAuto, echo)
 	rt := &skewAfterGET{e: e, max: 100}
-	c, err := e.newClient(Config{APIKey: e.apiKey, PortMap: map[uint16]uint16{echo: freePort(t)}, HTTPClient: &http.Client{Transport: rt}})
+	c, err := e.newClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo: relaytest.FreePort(t)}, HTTPClient: &http.Client{Transport: rt}})
 	if err != nil {
 		t.Fatal(err)
 	}

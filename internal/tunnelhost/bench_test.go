@@ -31,11 +31,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,9 +42,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
-	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/relaytest"
 	"github.com/warrenhq/warren/internal/sdktest"
-	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 
@@ -60,61 +57,14 @@ const (
 // benchRig is a relay-server on loopback with one tunnel, an echo server,
 // and optionally a running tunnel host forwarding the echo port.
 type benchRig struct {
-	tb     testing.TB
-	url    string
-	apiKey string
-	tunnel string
-	echo   uint16
+	*relaytest.Relay
+	tb   testing.TB
+	echo uint16
 }
 
 func newBenchRig(tb testing.TB) *benchRig {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := &benchRig{tb: tb, url: "http://" + ln.Addr().String(), tunnel: "tun1"}
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "relay.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{AdminKey: adminKey, Store: db, PublicURL: r.url, ShutdownTimeout: 2 * time.Second}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, ln); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done; _ = db.Close() })
-
-	code, body := r.do("POST", "/api/v1/keys", "Bearer "+adminKey, `{"name":"bench","scopes":["tunnels"]}`)
-	var k struct{ Key string }
-	if (code != 200 && code != 201) || json.Unmarshal(body, &k) != nil || k.Key == "" {
-		tb.Fatalf("create API key: %d %s", code, body)
-	}
-	r.apiKey = k.Key
-	code, body = r.do("PUT", "/tunnels/"+r.tunnel+"?api-version="+devtunnels.APIVersion, "Bearer "+r.apiKey, `{"tunnelId":"`+r.tunnel+`"}`)
-	if code != 200 && code != 201 {
-		tb.Fatalf("create tunnel: %d %s", code, body)
-	}
-	r.echo = benchEcho(tb)
-	return r
-}
-
-func (r *benchRig) do(method, path, auth, body string) (int, []byte) {
-	r.tb.Helper()
-	req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", auth)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json;charset=UTF-8")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return &benchRig{Relay: relaytest.Start(tb), tb: tb, echo: relaytest.Echo(tb)}
 }
 
 // startHost runs a tunnel host forwarding the echo port until cleanup and
@@ -125,7 +75,7 @@ func (r *benchRig) startHost(mode Mode, extra ...uint16) {
 	for _, p := range extra {
 		ports = append(ports, Port{Number: p})
 	}
-	cfg := Config{RelayURL: r.url, TunnelID: r.tunnel, APIKey: r.apiKey, Mode: mode, Ports: ports}
+	cfg := Config{RelayURL: r.URL, TunnelID: r.Tunnel, APIKey: r.APIKey, Mode: mode, Ports: ports}
 	h, err := New(cfg, nil)
 	if err != nil {
 		r.tb.Fatal(err)
@@ -150,25 +100,6 @@ func (r *benchRig) startHost(mode Mode, extra ...uint16) {
 	}
 }
 
-// benchEcho is a loopback TCP echo server, closed at cleanup.
-func benchEcho(tb testing.TB) uint16 {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
-
 // directConn is a plain TCP connection to the echo server.
 func (r *benchRig) directConn() io.ReadWriteCloser {
 	r.tb.Helper()
@@ -183,7 +114,7 @@ func (r *benchRig) directConn() io.ReadWriteCloser {
 // v2Client connects a raw x/crypto client on the V2 client socket.
 func (r *benchRig) v2Client() (ssh.Conn, string) {
 	r.tb.Helper()
-	code, b := r.do("GET", "/tunnels/"+r.tunnel+"?api-version="+devtunnels.APIVersion+"&includePorts=true&tokenScopes=connect", "Bearer "+r.apiKey, "")
+	code, b := r.Do("GET", "/tunnels/"+r.Tunnel+"?api-version="+devtunnels.APIVersion+"&includePorts=true&tokenScopes=connect", "Bearer "+r.APIKey, "")
 	var view devtunnels.Tunnel
 	if code != 200 || json.Unmarshal(b, &view) != nil || len(view.Endpoints) != 1 {
 		r.tb.Fatalf("GET tunnel: %d %s", code, b)
@@ -244,13 +175,13 @@ func (r *benchRig) v1Conn() io.ReadWriteCloser {
 	r.startHost(ModeV1)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	u, _ := url.Parse(r.url)
+	u, _ := url.Parse(r.URL)
 	m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-bench", Version: "1"}},
-		func() string { return "Bearer " + r.apiKey }, u, nil, devtunnels.APIVersion)
+		func() string { return "Bearer " + r.APIKey }, u, nil, devtunnels.APIVersion)
 	if err != nil {
 		r.tb.Fatal(err)
 	}
-	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: r.tunnel}, &tunnels.TunnelRequestOptions{
+	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: r.Tunnel}, &tunnels.TunnelRequestOptions{
 		IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect},
 	})
 	if err != nil {
@@ -507,6 +438,6 @@ func BenchmarkWebForwardGET(b *testing.B) {
 	port := webServer(b)
 	r.startHost(ModeV2, port)
 	_, tok := r.v2Client()
-	benchGET(b, r.url+"/tunnels/"+r.tunnel+"/ports/"+strconv.Itoa(int(port))+"/",
+	benchGET(b, r.URL+"/tunnels/"+r.Tunnel+"/ports/"+strconv.Itoa(int(port))+"/",
 		http.Header{"X-Tunnel-Authorization": {"tunnel " + tok}})
 }

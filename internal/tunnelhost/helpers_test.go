@@ -3,7 +3,6 @@ package tunnelhost
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -12,9 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,27 +19,20 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
-	"github.com/warrenhq/warren/internal/relay"
-	"github.com/warrenhq/warren/internal/store/sqlite"
+	"github.com/warrenhq/warren/internal/relaytest"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 
-const adminKey = "test-admin-key"
+const adminKey = relaytest.AdminKey
 
 // env is a real relay-server (internal/relay) on a loopback port with a
 // sqlite store, an operator API key and one tunnel.
 type env struct {
-	t      *testing.T
-	dbPath string
-	addr   string
-	url    string
-	apiKey string
-	tunnel string
-
-	mu   sync.Mutex
-	db   *sqlite.DB
-	stop func()
+	*relaytest.Relay
+	t *testing.T
 }
+
+func newEnv(t *testing.T) *env { return &env{Relay: relaytest.Start(t), t: t} }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("TUNNELHOST_TEST_LOG") != "" {
@@ -52,123 +41,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "relay.db"), addr: ln.Addr().String(), tunnel: "tun1"}
-	e.url = "http://" + e.addr
-	e.start(ln)
-	t.Cleanup(e.shutdown)
-	code, body := e.do("POST", "/api/v1/keys", "Bearer "+adminKey, `{"name":"t","scopes":["tunnels"]}`)
-	if code != 200 && code != 201 {
-		t.Fatalf("create API key: %d %s", code, body)
-	}
-	var k struct{ Key string }
-	if err := json.Unmarshal(body, &k); err != nil || k.Key == "" {
-		t.Fatalf("create API key: %v %s", err, body)
-	}
-	e.apiKey = k.Key
-	e.createTunnel(e.tunnel)
-	return e
-}
-
-func (e *env) createTunnel(id string) {
-	e.t.Helper()
-	code, body := e.do("PUT", "/tunnels/"+id+"?api-version="+devtunnels.APIVersion, "Bearer "+e.apiKey, `{"tunnelId":"`+id+`"}`)
-	if code != 200 && code != 201 {
-		e.t.Fatalf("create tunnel: %d %s", code, body)
-	}
-}
-
-func (e *env) start(ln net.Listener) {
-	e.t.Helper()
-	db, err := sqlite.Open(context.Background(), e.dbPath)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{AdminKey: adminKey, Store: db, PublicURL: e.url, ShutdownTimeout: 2 * time.Second}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, ln); close(done) }()
-	e.mu.Lock()
-	e.db = db
-	e.stop = func() {
-		cancel()
-		<-done
-		_ = db.Close()
-	}
-	e.mu.Unlock()
-}
-
-func (e *env) shutdown() {
-	e.mu.Lock()
-	stop := e.stop
-	e.stop = nil
-	e.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-// restart stops the relay and starts a new one on the same address with
-// the same store file.
-func (e *env) restart() {
-	e.t.Helper()
-	e.shutdown()
-	var ln net.Listener
-	var err error
-	for i := 0; i < 100; i++ {
-		if ln, err = net.Listen("tcp", e.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		e.t.Fatalf("relisten %s: %v", e.addr, err)
-	}
-	e.start(ln)
-}
-
-func (e *env) do(method, path, auth, body string) (int, []byte) {
-	e.t.Helper()
-	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json;charset=UTF-8")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-// clientView reads the tunnel as a client would: connect token, endpoints.
-func (e *env) clientView() devtunnels.Tunnel {
-	e.t.Helper()
-	code, b := e.do("GET", "/tunnels/"+e.tunnel+"?api-version="+devtunnels.APIVersion+"&includePorts=true&tokenScopes=connect", "Bearer "+e.apiKey, "")
-	if code != 200 {
-		e.t.Fatalf("GET tunnel: %d %s", code, b)
-	}
-	var t devtunnels.Tunnel
-	if err := json.Unmarshal(b, &t); err != nil {
-		e.t.Fatal(err)
-	}
-	return t
-}
-
 func (e *env) hostConfig(ports ...uint16) Config {
-	cfg := Config{RelayURL: e.url, TunnelID: e.tunnel, APIKey: e.apiKey}
+	cfg := Config{RelayURL: e.URL, TunnelID: e.Tunnel, APIKey: e.APIKey}
 	for _, p := range ports {
 		cfg.Ports = append(cfg.Ports, Port{Number: p})
 	}
@@ -203,45 +77,9 @@ func newHost(t *testing.T, cfg Config) *Host {
 	return h
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitConnected(t *testing.T, h *Host) {
 	t.Helper()
-	waitFor(t, "host connected", 15*time.Second, func() bool { return h.Status() == StatusConnected })
-}
-
-// echoServer is a TCP echo server on loopback; after the peer's EOF it
-// finishes echoing and half-closes.
-func echoServer(t *testing.T) uint16 {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
+	relaytest.WaitFor(t, "host connected", 15*time.Second, func() bool { return h.Status() == StatusConnected })
 }
 
 func echoRoundTrip(t *testing.T, rw io.ReadWriter, msg string) {
@@ -261,13 +99,13 @@ func echoRoundTrip(t *testing.T, rw io.ReadWriter, msg string) {
 // sdkClient connects the official Go SDK client (V1 relay path).
 func (e *env) sdkClient(ctx context.Context) *tunnels.Client {
 	e.t.Helper()
-	u, _ := url.Parse(e.url)
+	u, _ := url.Parse(e.URL)
 	m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-test", Version: "1"}},
-		func() string { return "Bearer " + e.apiKey }, u, nil, devtunnels.APIVersion)
+		func() string { return "Bearer " + e.APIKey }, u, nil, devtunnels.APIVersion)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: e.tunnel}, &tunnels.TunnelRequestOptions{
+	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: e.Tunnel}, &tunnels.TunnelRequestOptions{
 		IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect},
 	})
 	if err != nil {
@@ -326,7 +164,7 @@ type v2Client struct {
 
 func (e *env) v2Client(ctx context.Context) *v2Client {
 	e.t.Helper()
-	view := e.clientView()
+	view := e.ClientView()
 	if len(view.Endpoints) != 1 {
 		e.t.Fatalf("endpoints: %+v", view.Endpoints)
 	}
@@ -377,7 +215,7 @@ func randomBytes(n int) []byte {
 // to the host's nested server end to end; it checks the published host key.
 func (e *env) v1RawClient(ctx context.Context, h *Host) ssh.Conn {
 	e.t.Helper()
-	view := e.clientView()
+	view := e.ClientView()
 	if len(view.Endpoints) != 1 {
 		e.t.Fatalf("endpoints: %+v", view.Endpoints)
 	}

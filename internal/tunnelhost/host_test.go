@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/relaytest"
 	"github.com/warrenhq/warren/internal/sdktest"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 )
@@ -29,7 +30,7 @@ func TestSDKClient(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			port := echoServer(t)
+			port := relaytest.Echo(t)
 			cfg := e.hostConfig(port)
 			cfg.Mode = mode
 			reg := prometheus.NewRegistry()
@@ -65,7 +66,7 @@ func TestSDKClient(t *testing.T) {
 func TestV2RawClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	h := newHost(t, e.hostConfig(port))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error, 1)
@@ -98,7 +99,7 @@ func TestV2RawClient(t *testing.T) {
 	if h.Status() != StatusDisconnected {
 		t.Errorf("status %q", h.Status())
 	}
-	eps, err := e.db.ListEndpoints(context.Background(), e.tunnel)
+	eps, err := e.DB().ListEndpoints(context.Background(), e.Tunnel)
 	if err != nil || len(eps) != 0 {
 		t.Errorf("endpoints after clean shutdown: %v %d", err, len(eps))
 	}
@@ -109,7 +110,7 @@ func TestV2RawClient(t *testing.T) {
 func TestRelayRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	h := newHost(t, e.hostConfig(port))
 	var mu sync.Mutex
 	var seen []Status
@@ -117,8 +118,8 @@ func TestRelayRestart(t *testing.T) {
 	runHost(t, h)
 	waitConnected(t, h)
 
-	e.restart()
-	waitFor(t, "host to notice the restart", 10*time.Second, func() bool {
+	e.Restart()
+	relaytest.WaitFor(t, "host to notice the restart", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for i, s := range seen {
@@ -153,7 +154,7 @@ func TestRelayRestart(t *testing.T) {
 func TestTokenRefresh(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	cfg := e.hostConfig(port)
 	cfg.HostToken = "garbage.not.ajwt"
 	h := newHost(t, cfg)
@@ -190,7 +191,7 @@ func TestTokenRefresh(t *testing.T) {
 func TestTokenBadNoAPIKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	h := newHost(t, Config{RelayURL: e.url, TunnelID: e.tunnel, HostToken: "garbage.not.ajwt"})
+	h := newHost(t, Config{RelayURL: e.URL, TunnelID: e.Tunnel, HostToken: "garbage.not.ajwt"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := h.Run(ctx)
@@ -215,11 +216,11 @@ func TestTokenRefreshAlsoFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlite.Open(context.Background(), e.dbPath)
+	db, err := sqlite.Open(context.Background(), e.DBPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvB, err := relay.New(relay.Config{AdminKey: adminKey, Store: db, PublicURL: e.url,
+	srvB, err := relay.New(relay.Config{AdminKey: adminKey, Store: db, PublicURL: e.URL,
 		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +230,7 @@ func TestTokenRefreshAlsoFails(t *testing.T) {
 	go func() { _ = srvB.Serve(ctxB, lnB); close(doneB) }()
 	defer func() { cancelB(); <-doneB; db.Close() }()
 
-	h := newHost(t, Config{RelayURL: "http://" + lnB.Addr().String(), TunnelID: e.tunnel, APIKey: e.apiKey})
+	h := newHost(t, Config{RelayURL: "http://" + lnB.Addr().String(), TunnelID: e.Tunnel, APIKey: e.APIKey})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err = h.Run(ctx)
@@ -249,7 +250,7 @@ func TestTokenRefreshAlsoFails(t *testing.T) {
 func TestReplacement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	h1 := newHost(t, e.hostConfig(port))
 	res1 := runHost(t, h1)
 	waitConnected(t, h1)
@@ -270,7 +271,7 @@ func TestReplacement(t *testing.T) {
 	if h1.RelayAttempts() != attempts {
 		t.Errorf("replaced host reconnected")
 	}
-	eps, err := e.db.ListEndpoints(context.Background(), e.tunnel)
+	eps, err := e.DB().ListEndpoints(context.Background(), e.Tunnel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestReplacement(t *testing.T) {
 func TestAddRemovePortV1(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p1, p2, p3 := echoServer(t), echoServer(t), echoServer(t)
+	p1, p2, p3 := relaytest.Echo(t), relaytest.Echo(t), relaytest.Echo(t)
 	cfg := e.hostConfig(p1)
 	cfg.Mode = ModeV1
 	cfg.RefreshInterval = -1
@@ -332,7 +333,7 @@ func TestAddRemovePortV1(t *testing.T) {
 	}
 
 	// A port added through the API only shows up after RefreshPorts.
-	code, body := e.do("PUT", "/tunnels/"+e.tunnel+"/ports/"+itoa(p3)+"?api-version=2023-09-27-preview", "Bearer "+e.apiKey, `{"portNumber":`+itoa(p3)+`}`)
+	code, body := e.Do("PUT", "/tunnels/"+e.Tunnel+"/ports/"+itoa(p3)+"?api-version=2023-09-27-preview", "Bearer "+e.APIKey, `{"portNumber":`+itoa(p3)+`}`)
 	if code != http.StatusOK && code != http.StatusCreated {
 		t.Fatalf("PUT port: %d %s", code, body)
 	}
@@ -365,7 +366,7 @@ func itoa(p uint16) string { return strconv.Itoa(int(p)) }
 func TestConcurrentClients(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	cfg := e.hostConfig(port)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
@@ -470,7 +471,7 @@ func TestHalfClose(t *testing.T) {
 func TestNestedUnknownChannel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := echoServer(t)
+	port := relaytest.Echo(t)
 	h := newHost(t, e.hostConfig(port))
 	runHost(t, h)
 	waitConnected(t, h)
