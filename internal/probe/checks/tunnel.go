@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
@@ -248,10 +249,14 @@ func (c *tunnelCheck) exchange(ctx context.Context, addr string) (int, error) {
 		n, err := conn.Read(buf)
 		got = append(got, buf[:n]...)
 		if err != nil {
+			// The host answers a port it cannot reach by closing the
+			// channel: the local connection ends with EOF, or a reset
+			// when our bytes were still unread.
+			closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 			switch {
-			case errors.Is(err, io.EOF) && len(got) == 0:
+			case closed && len(got) == 0:
 				return 0, errors.New("the tunnel closed the connection without sending anything (is the service behind the port up? the host could not connect to it)")
-			case errors.Is(err, io.EOF):
+			case closed:
 				return 0, fmt.Errorf("connection closed after %d bytes without %s", len(got), describeExpect(c.p.Expect, expect))
 			case ctx.Err() != nil:
 				return 0, fmt.Errorf("%w after %d bytes without %s", ctx.Err(), len(got), describeExpect(c.p.Expect, expect))
