@@ -38,8 +38,7 @@ type Config struct {
 	Serve       ServeConfig   `yaml:"serve" cmd:"serve"`
 	Checks      probe.Specs   `yaml:"checks" usage:"the checks: a list of {name, kind, timeout, warning, critical, <kind keys>}; see 'probe checks'"`
 
-	built    []*probe.Configured
-	redactor *probe.Redactor
+	built int // checks that Validate built
 }
 
 // ServeConfig is the `probe serve` section.
@@ -71,16 +70,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Serve.Listen); err != nil {
 		return cli.FieldErrorf("serve.listen", "expected host:port: %v", err)
 	}
-	c.redactor = probe.NewRedactor()
-	built, err := probe.Build(c.Checks, probe.BuildOptions{
-		DefaultTimeout: c.Timeout,
-		Secrets:        probe.SecretSource{ReadFile: os.ReadFile, LookupEnv: os.LookupEnv},
-		Env:            probe.Env{Redactor: c.redactor},
-	})
+	built, err := probe.Build(c.Checks, buildOptions(c, probe.NewRedactor(), nil))
 	if err != nil {
 		return &cli.FieldError{Key: "checks", Err: err}
 	}
-	c.built = built
+	c.built = len(built)
 	return nil
 }
 
@@ -103,13 +97,24 @@ func build(app *cli.App) *cobra.Command {
 	return root
 }
 
-// checkLogger gives checks the app's logger; the tunnel client's chatter
-// shows only at debug level.
-func checkLogger(app *cli.App) *slog.Logger { return app.Logger }
+// runner builds the checks again, now with the configured logger (Validate
+// ran before logging was set up; it proved the list builds). Engines the
+// checks drive (the tunnel client) log through it only at debug level.
+func runner(app *cli.App, cfg *Config) (*probe.Runner, error) {
+	red := probe.NewRedactor()
+	built, err := probe.Build(cfg.Checks, buildOptions(cfg, red, app.Logger))
+	if err != nil {
+		return nil, &cli.ConfigError{Key: "checks", Where: app.ConfigFile(), Err: err}
+	}
+	return &probe.Runner{Checks: built, Logger: app.Logger, Redactor: red, Concurrency: cfg.Concurrency}, nil
+}
 
-func runner(app *cli.App, cfg *Config) *probe.Runner {
-	// Checks were built before the logger was configured; hand it over.
-	return &probe.Runner{Checks: cfg.built, Logger: checkLogger(app), Redactor: cfg.redactor, Concurrency: cfg.Concurrency}
+func buildOptions(cfg *Config, red *probe.Redactor, log *slog.Logger) probe.BuildOptions {
+	return probe.BuildOptions{
+		DefaultTimeout: cfg.Timeout,
+		Secrets:        probe.SecretSource{ReadFile: os.ReadFile, LookupEnv: os.LookupEnv},
+		Env:            probe.Env{Redactor: red, Logger: log},
+	}
 }
 
 func probeInfo() map[string]string {
@@ -137,17 +142,21 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also: bad config, no checks)
 }
 
 func runOnce(ctx context.Context, app *cli.App, cfg *Config, out *cli.Output) error {
-	if len(cfg.built) == 0 {
+	if cfg.built == 0 {
 		file := app.ConfigFile()
 		if file == "" {
 			file = "no config file found"
 		}
 		return &cli.ConfigError{Key: "checks", Where: file, Err: errors.New("no checks configured; add a checks: list (see 'probe checks --example')")}
 	}
-	rep := runner(app, cfg).Run(ctx)
+	rn, err := runner(app, cfg)
+	if err != nil {
+		return err
+	}
+	rep := rn.Run(ctx)
 	var failures []error
 	if cfg.Artifacts != "" {
-		if err := probe.WriteArtifacts(cfg.Artifacts, rep, cfg.redactor, probeInfo()); err != nil {
+		if err := probe.WriteArtifacts(cfg.Artifacts, rep, rn.Redactor, probeInfo()); err != nil {
 			failures = append(failures, fmt.Errorf("artifacts: %w", err))
 		}
 	}
@@ -156,7 +165,6 @@ func runOnce(ctx context.Context, app *cli.App, cfg *Config, out *cli.Output) er
 			failures = append(failures, err)
 		}
 	}
-	var err error
 	if out.JSON() {
 		err = rep.WriteJSON(app.Stdout)
 	} else {
@@ -185,11 +193,15 @@ serve.listen: /metrics (Prometheus), / (an HTML status page), /status.json (the
 textfile and artifacts keys apply after each run. SIGHUP reloads the checks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			rn, err := runner(app, cfg)
+			if err != nil {
+				return err
+			}
 			reg := metrics.NewRegistry("probe")
 			srv, err := probe.NewServer(probe.ServerConfig{
 				Interval: cfg.Serve.Interval, Textfile: cfg.Textfile, Artifacts: cfg.Artifacts,
 				Registry: reg, ProbeInfo: probeInfo(),
-			}, runner(app, cfg), app.Logger)
+			}, rn, app.Logger)
 			if err != nil {
 				return err
 			}
@@ -197,9 +209,13 @@ textfile and artifacts keys apply after each run. SIGHUP reloads the checks.`,
 			if err != nil {
 				return &cli.ExitError{Code: cli.NagiosUnknown, Err: fmt.Errorf("listen %s: %w", cfg.Serve.Listen, err)}
 			}
-			app.Logger.Info("serving", "addr", ln.Addr().String(), "checks", len(cfg.built), "interval", cfg.Serve.Interval)
+			app.Logger.Info("serving", "addr", ln.Addr().String(), "checks", cfg.built, "interval", cfg.Serve.Interval)
 			app.OnReload(func(_ context.Context, fresh any) error {
-				srv.SetRunner(runner(app, fresh.(*Config)))
+				rn, err := runner(app, fresh.(*Config))
+				if err != nil {
+					return err
+				}
+				srv.SetRunner(rn)
 				return nil
 			})
 			return app.RunDaemon(cmd.Context(), func(ctx context.Context) error { return srv.Serve(ctx, ln) })
