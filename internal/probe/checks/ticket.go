@@ -108,8 +108,12 @@ func (c *ticketCheck) Run(ctx context.Context) probe.Result {
 		err error
 	}
 	getc := make(chan got, 1)
+	// A failed PUT leaves the GET waiting for a partner until the ticket
+	// expires; it is cancelled instead.
+	getCtx, cancelGet := context.WithCancel(ctx)
+	defer cancelGet()
 	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.abs(m.DownloadURL), nil)
+		req, _ := http.NewRequestWithContext(getCtx, http.MethodGet, c.abs(m.DownloadURL), nil)
 		req.Header.Set("Authorization", "Bearer "+m.Ticket)
 		resp, err := c.hc.Do(req)
 		if err != nil {
@@ -131,6 +135,9 @@ func (c *ticketCheck) Run(ctx context.Context) probe.Result {
 		getc <- got{sum: hex.EncodeToString(h.Sum(nil)), n: n}
 	}()
 	put, putErr := c.put(ctx, c.abs(m.UploadURL), m.Ticket, data)
+	if putErr != nil {
+		cancelGet()
+	}
 	g := <-getc
 	end()
 	switch {
