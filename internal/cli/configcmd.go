@@ -127,6 +127,11 @@ func (a *App) effectiveYAML() *yaml.Node {
 		if err := val.Encode(jsonValue(v)); err != nil {
 			val = &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(v.Interface())}
 		}
+		if fc, ok := v.Interface().(interface{ ConfigFootComment() string }); ok {
+			// Node.Encode keeps only line comments; a value that documents
+			// itself at length (probe's checks examples) says so here.
+			val.FootComment = fc.ConfigFootComment()
+		}
 		keyNode := &yaml.Node{Kind: yaml.ScalarNode, Value: parts[len(parts)-1]}
 		keyNode.HeadComment = a.annotation(f)
 		m.Content = append(m.Content, keyNode, val)

@@ -1,0 +1,19 @@
+// Package checks holds probe's checks of a warren relay-server, each a
+// probe.Kind registered by Register:
+//
+//   - relay_health: GET /healthz (status and version) and /readyz.
+//   - relay_ws: the client relay WebSocket upgrade of a tunnel
+//     (/relay/client/{tunnel}) with a connect token, or one fetched with an
+//     API key; says which subprotocol was agreed.
+//   - tunnel: end to end through the relay: a Dev Tunnels client
+//     (internal/tunnelclient) connects to the tunnel, the probe dials the
+//     tunnel's port through it and exchanges bytes (an echoed nonce, or an
+//     expected banner).
+//   - ticket: the ticket relay round trip: mint with an API key, PUT random
+//     bytes, GET them on a second connection, compare SHA-256.
+//
+// Every check reports measured stages and fails with the stage that broke
+// (dns, connect, http, upgrade, token, mint, transfer, exchange, ...).
+// Secrets are probe.Secret parameters; a minted ticket and a fetched token
+// are added to the run's redactor as soon as they are known.
+package checks

@@ -1,0 +1,174 @@
+package checks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/coder/websocket"
+	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+)
+
+type relayWSParams struct {
+	URL    string       `yaml:"url"`     // relay-server base URL (required)
+	CAFile string       `yaml:"ca_file"` // PEM bundle to trust; default the system roots
+	Tunnel string       `yaml:"tunnel"`  // tunnel id or name (required)
+	Token  probe.Secret `yaml:"token"`   // connect-scope tunnel token; or api_key
+	APIKey probe.Secret `yaml:"api_key"` // API key with the tunnels scope, used to get a fresh connect token
+	Mode   string       `yaml:"mode"`    // subprotocols offered: auto (V2 then V1), v2 or v1; default auto
+}
+
+func relayWSKind() probe.Kind {
+	return probe.Kind{
+		Name:    "relay_ws",
+		Summary: "WebSocket upgrade of a tunnel's client relay socket with a connect token (or one fetched with an API key)",
+		Example: `- name: relay-ws
+  kind: relay_ws
+  url: https://relay.example
+  tunnel: my-tunnel
+  api_key_file: /etc/warren/probe-api-key   # or token_file: a connect token
+  mode: auto             # subprotocols offered: auto, v2 or v1
+  critical: 2s`,
+		Params: func() any { return &relayWSParams{Mode: "auto"} },
+		New: func(p any, env probe.Env) (probe.Check, error) {
+			c := &relayWS{p: *p.(*relayWSParams), red: env.Redactor}
+			u, err := relayTarget{URL: c.p.URL, CAFile: c.p.CAFile}.validate()
+			if err != nil {
+				return nil, err
+			}
+			c.base = strings.TrimRight(u.String(), "/")
+			if c.p.Tunnel == "" {
+				return nil, probe.ParamErrorf("tunnel", "missing: the tunnel id or name")
+			}
+			if !c.p.Token.IsSet() && !c.p.APIKey.IsSet() {
+				return nil, probe.ParamErrorf("token", "no credential: set token (token_file, token_env) or api_key (api_key_file, api_key_env)")
+			}
+			if c.protos, err = subprotocols(c.p.Mode); err != nil {
+				return nil, err
+			}
+			if c.hc, err = httpClient(c.p.CAFile); err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+}
+
+func subprotocols(mode string) ([]string, error) {
+	switch mode {
+	case "", "auto":
+		return []string{devtunnels.SubprotocolClientV2, devtunnels.SubprotocolClientV1}, nil
+	case "v2":
+		return []string{devtunnels.SubprotocolClientV2}, nil
+	case "v1":
+		return []string{devtunnels.SubprotocolClientV1}, nil
+	}
+	return nil, probe.ParamErrorf("mode", "expected auto, v2 or v1, got %q", mode)
+}
+
+type relayWS struct {
+	p      relayWSParams
+	base   string
+	hc     *http.Client
+	protos []string
+	red    *probe.Redactor
+}
+
+func (c *relayWS) Run(ctx context.Context) probe.Result {
+	var res probe.Result
+	token := c.p.Token.Value
+	wsURL := c.base + "/relay/client/" + url.PathEscape(c.p.Tunnel)
+	if c.p.APIKey.IsSet() {
+		end := res.Begin("token")
+		t, err := getTunnel(ctx, c.hc, c.base, c.p.Tunnel, c.p.APIKey.Value)
+		end()
+		if err != nil {
+			return res.Fail(stageOf(err, "token"), err)
+		}
+		tok := t.AccessTokens[devtunnels.ScopeConnect]
+		if tok == "" {
+			return res.Failf("token", "the relay returned no connect token for tunnel %s", c.p.Tunnel)
+		}
+		c.red.Add("connect_token", tok)
+		token = tok
+		for _, ep := range t.Endpoints {
+			if ep.ClientRelayURI != "" {
+				wsURL = ep.ClientRelayURI
+			}
+		}
+	}
+	wsURL = strings.Replace(strings.Replace(wsURL, "https://", "wss://", 1), "http://", "ws://", 1)
+	end := res.Begin("upgrade")
+	conn, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
+		HTTPClient:   c.hc,
+		HTTPHeader:   http.Header{"Authorization": {"Tunnel " + token}},
+		Subprotocols: c.protos,
+	})
+	end()
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			return res.Fail("upgrade", upgradeError(resp.StatusCode, body))
+		}
+		return res.Fail(stageOf(err, "upgrade"), fmt.Errorf("upgrade %s: %w", wsURL, err))
+	}
+	proto := conn.Subprotocol()
+	conn.Close(websocket.StatusNormalClosure, "probe done")
+	if proto == "" {
+		return res.Failf("upgrade", "the relay accepted the upgrade without a subprotocol (offered %s)", strings.Join(c.protos, ", "))
+	}
+	res.Detail("subprotocol", proto)
+	res.Message = fmt.Sprintf("tunnel %s: client relay socket upgraded (%s) in %s", c.p.Tunnel, proto, ms(total(res.Stages)))
+	return res
+}
+
+// upgradeError says what a refused upgrade means for an operator.
+func upgradeError(code int, body []byte) error {
+	hint := ""
+	switch code {
+	case http.StatusUnauthorized:
+		hint = " (the token is missing, malformed, expired or signed by another relay)"
+	case http.StatusForbidden:
+		hint = " (the token is for another tunnel or lacks the connect scope)"
+	case http.StatusNotFound:
+		hint = " (unknown tunnel, or no host connected to it)"
+	}
+	return fmt.Errorf("relay refused the WebSocket upgrade: %s%s", statusText(code, body), hint)
+}
+
+// getTunnel reads a tunnel with a connect token through the management API.
+func getTunnel(ctx context.Context, hc *http.Client, base, tunnel, apiKey string) (*devtunnels.Tunnel, error) {
+	return getTunnelAuth(ctx, hc, base, tunnel, "Bearer "+apiKey)
+}
+
+// getTunnelAuth reads a tunnel with a connect token, authorised by auth
+// ("Bearer <api key>" or "Tunnel <token>").
+func getTunnelAuth(ctx context.Context, hc *http.Client, base, tunnel, auth string) (*devtunnels.Tunnel, error) {
+	q := url.Values{}
+	q.Set("api-version", devtunnels.APIVersion)
+	q.Set("tokenScopes", devtunnels.ScopeConnect)
+	code, _, body, err := httpGet(ctx, hc, base+"/tunnels/"+url.PathEscape(tunnel)+"?"+q.Encode(),
+		http.Header{"Authorization": {auth}})
+	if err != nil {
+		return nil, err
+	}
+	switch code {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, fmt.Errorf("GET tunnel %s: credentials refused (wrong, revoked or expired API key or token?): %s", tunnel, statusText(code, body))
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("GET tunnel %s: no such tunnel: %s", tunnel, statusText(code, body))
+	default:
+		return nil, fmt.Errorf("GET tunnel %s: %s", tunnel, statusText(code, body))
+	}
+	var t devtunnels.Tunnel
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, fmt.Errorf("GET tunnel %s: %w", tunnel, err)
+	}
+	return &t, nil
+}
