@@ -125,6 +125,43 @@ echo "anonymous now, plain curl:"
 curl -fsS "$relay/tunnels/site/ports/$web_port/"
 "$BIN/relay-server" tunnels ports list site --server "$relay"
 
+step "probe: the checks an operator runs from cron or CI (Nagios exit codes, JSON, textfile, artifacts)"
+cat >"$work/probe.yaml" <<YAML
+checks:
+  - name: relay
+    kind: relay_health
+    url: $relay
+    warning: 500ms
+  - name: site-ws
+    kind: relay_ws
+    url: $relay
+    tunnel: site
+    api_key_file: $work/host.key
+  - name: site-http
+    kind: tunnel
+    url: $relay
+    tunnel: site
+    port: $web_port
+    api_key_file: $work/host.key
+    send: "GET / HTTP/1.0\r\n\r\n"
+    expect: hello from behind the tunnel
+  - name: tickets
+    kind: ticket
+    url: $relay
+    api_key_env: WARREN_RELAY_SERVER_ADMIN_KEY
+YAML
+"$BIN/probe" -c "$work/probe.yaml" run --textfile "$work/probe.prom"
+echo "exit $?"
+grep -E '^warren_probe_(check_status|status)' "$work/probe.prom"
+sed -i "s|port: $web_port|port: 1|" "$work/probe.yaml"
+set +e
+"$BIN/probe" -c "$work/probe.yaml" run --artifacts "$work/artifacts" | head -1
+code=${PIPESTATUS[0]}
+set -e
+echo "exit $code (CRITICAL: the host does not forward port 1); artifact:"
+cat "$work/artifacts/site-http/probe-artifact.json"
+[ "$code" = 2 ] || { echo "demo: probe did not report CRITICAL" >&2; exit 1; }
+
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
 
