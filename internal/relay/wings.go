@@ -95,4 +95,3 @@ func (s *Server) mintWingToken(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("wing token minted", "kind", req.Kind, "user", req.User, "wing", req.Wing, "by", p.String())
 	writeJSON(w, http.StatusCreated, WingTokenResponse{Token: tok, Kind: req.Kind, User: req.User, Wing: req.Wing, ExpiresAt: exp})
 }
-

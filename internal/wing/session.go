@@ -301,7 +301,7 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 		return
 	}
 	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, AuthToken: m.AuthToken}) // 3.
-	if m.Cols > 0 && m.Rows > 0 { // 4.
+	if m.Cols > 0 && m.Rows > 0 {                                                                                                           // 4.
 		s.resize(m.Cols, m.Rows)
 		time.Sleep(150 * time.Millisecond)
 	}

@@ -57,11 +57,11 @@ type Hub struct {
 	m   *hubMetrics
 
 	mu       sync.Mutex
-	wings    map[string]*wingConn   // by machine wing_id
-	browsers map[*browserConn]bool  // every live user socket
-	routes   map[string]*route      // by session_id
-	tunnels  map[string]*tunnelMap  // by request_id
-	nonces   map[string]time.Time   // session.attention dedupe
+	wings    map[string]*wingConn  // by machine wing_id
+	browsers map[*browserConn]bool // every live user socket
+	routes   map[string]*route     // by session_id
+	tunnels  map[string]*tunnelMap // by request_id
+	nonces   map[string]time.Time  // session.attention dedupe
 	closing  bool
 	done     chan struct{}
 	stopOnce sync.Once
