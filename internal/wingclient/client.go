@@ -94,12 +94,13 @@ type Session struct {
 	opts SessionOptions
 	key  *ecdh.PrivateKey
 
-	mu     sync.Mutex
-	ws     *websocket.Conn
-	cipher *wp.Cipher
-	id     string
-	wmu    sync.Mutex
-	tail   []byte // last bytes written to out, to trim replays after a reconnect
+	mu       sync.Mutex
+	ws       *websocket.Conn
+	cipher   *wp.Cipher
+	id       string
+	wmu      sync.Mutex
+	tail     []byte // last bytes written to out, to trim replays after a reconnect
+	detached bool
 }
 
 // Open starts or reattaches a session and waits for pty.started.
@@ -193,6 +194,9 @@ func (s *Session) Resize(ctx context.Context, cols, rows int) error {
 
 // Detach leaves the session running and closes the connection.
 func (s *Session) Detach(ctx context.Context) error {
+	s.mu.Lock()
+	s.detached = true
+	s.mu.Unlock()
 	err := s.send(ctx, wp.SessionRef{Type: wp.TypePTYDetach, SessionID: s.ID()})
 	s.Close()
 	return err
@@ -240,6 +244,12 @@ func (s *Session) Run(ctx context.Context, out io.Writer, onEvent func(Event), r
 		}
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
+		}
+		s.mu.Lock()
+		detached := s.detached
+		s.mu.Unlock()
+		if detached {
+			return -1, ErrDetached
 		}
 		if errors.Is(err, ErrDetached) || errors.Is(err, ErrUnauthorized) || s.ID() == "" || reconnectFor <= 0 {
 			return -1, err

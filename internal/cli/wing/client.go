@@ -225,9 +225,8 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 						return
 					}
 				}
-				if sess.Input(ctx, p) != nil {
-					return
-				}
+				// Keys typed while the session reattaches are dropped.
+				sess.Input(ctx, p)
 			}
 			if err != nil {
 				if !isTTY {
@@ -250,6 +249,9 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	}
 	if restore != nil {
 		restore()
+	}
+	if errors.Is(err, wingclient.ErrDetached) {
+		return nil
 	}
 	var re *wingclient.RemoteError
 	if errors.As(err, &re) {
