@@ -254,7 +254,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 	h.m.wings.Set(float64(len(h.wings)))
 	h.mu.Unlock()
 	if old != nil {
-		old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
+		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
 	}
 	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey})
 	if err := wc.send(ctx, b, forwardTimeout); err != nil {
@@ -691,7 +691,9 @@ func (h *Hub) reaper() {
 			for _, wc := range dead {
 				h.log.Warn("wing missed 3 heartbeats; closing it", "wing", wc.machineID)
 				h.m.reaped.Inc()
-				wc.ws.Close(websocket.StatusPolicyViolation, "heartbeat timeout")
+				// Close waits for the peer's close frame; a silent wing
+				// will not send one, so do not hold the reaper for it.
+				go wc.ws.Close(websocket.StatusPolicyViolation, "heartbeat timeout")
 				h.wingGone(wc)
 			}
 		}
@@ -722,12 +724,16 @@ func (h *Hub) Shutdown(ctx context.Context) {
 		go func() { defer wg.Done(); c.send(ctx, msg, broadcastTimeout) }()
 	}
 	wg.Wait()
+	// Close waits for each peer's close frame (up to 5 s): in parallel.
 	for _, wc := range wings {
-		wc.ws.Close(websocket.StatusGoingAway, "relay restarting")
+		wg.Add(1)
+		go func() { defer wg.Done(); wc.ws.Close(websocket.StatusGoingAway, "relay restarting") }()
 	}
 	for _, b := range users {
-		b.ws.Close(websocket.StatusGoingAway, "relay restarting")
+		wg.Add(1)
+		go func() { defer wg.Done(); b.ws.Close(websocket.StatusGoingAway, "relay restarting") }()
 	}
+	wg.Wait()
 	h.Close()
 }
 
