@@ -18,8 +18,10 @@ var (
 )
 
 func (r *replayBuffer) write(p []byte) {
-	if i, j := bytes.LastIndex(p, altOn), bytes.LastIndex(p, altOff); i >= 0 || j >= 0 {
-		r.alt = i > j
+	if bytes.Contains(p, altOn[:len(altOn)-1]) {
+		if i, j := bytes.LastIndex(p, altOn), bytes.LastIndex(p, altOff); i >= 0 || j >= 0 {
+			r.alt = i > j
+		}
 	}
 	r.data = append(r.data, p...)
 	if len(r.data) <= r.max {

@@ -123,18 +123,52 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 }
 
 // readLoop moves PTY output to the replay buffer and the attached users,
-// in chunks of at most 128 KiB.
+// in chunks of at most 128 KiB. A PTY read returns a few KiB at a time;
+// a separate reader goroutine queues them so that, under load, one frame
+// carries up to 128 KiB instead of one frame per read.
 func (s *session) readLoop() {
-	buf := make([]byte, wp.ChunkSize)
 	ctx := context.Background()
-	for {
-		n, err := s.pty.Read(buf)
-		if n > 0 {
-			s.output(ctx, buf[:n])
+	var (
+		mu     sync.Mutex
+		cond   = sync.NewCond(&mu)
+		queue  []byte
+		closed bool
+	)
+	const maxQueued = 1 << 20
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.pty.Read(buf)
+			mu.Lock()
+			for len(queue) >= maxQueued && !closed {
+				cond.Wait()
+			}
+			queue = append(queue, buf[:n]...)
+			if err != nil {
+				closed = true
+			}
+			cond.Broadcast()
+			mu.Unlock()
+			if err != nil {
+				return
+			}
 		}
-		if err != nil {
+	}()
+	chunk := make([]byte, wp.ChunkSize)
+	for {
+		mu.Lock()
+		for len(queue) == 0 && !closed {
+			cond.Wait()
+		}
+		if len(queue) == 0 && closed {
+			mu.Unlock()
 			break
 		}
+		n := copy(chunk, queue)
+		queue = queue[:copy(queue, queue[n:])]
+		cond.Broadcast()
+		mu.Unlock()
+		s.output(ctx, chunk[:n])
 	}
 	code := 0
 	if err := s.cmd.Wait(); err != nil {
