@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,6 +270,22 @@ func TestWingAttachCommand(t *testing.T) {
 	out, err := cmd.Output()
 	if err != nil || !strings.Contains(string(out), "piped-10") {
 		t.Fatalf("piped attach: %v, %q", err, out)
+	}
+	// The relay's metrics count the wing, sessions and bytes, with no
+	// session ids as labels.
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"warren_wing_hub_wings 1", "warren_wing_hub_sessions_started_total 2", `warren_wing_hub_bytes_total{direction="to_user"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(string(body), "session_id") {
+		t.Error("a metric is labelled by session id")
 	}
 	// A wing that does not exist: a clear error, exit 1.
 	r = run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", e.url, "--command", "true", "nosuch")
