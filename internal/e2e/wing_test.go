@@ -417,6 +417,11 @@ func TestWingRelayNeverSeesPlaintext(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), output) {
 		t.Fatalf("attach: %v, %q", err, out)
 	}
+	// A command line given to attach --command is encrypted too.
+	r := run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", via, "--command", "echo cm$((2*21))dx", "box1")
+	if r.code != 0 || !strings.Contains(r.stdout, "cm42dx") {
+		t.Fatalf("attach --command: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	down, up := p.down.Bytes(), p.up.Bytes()
@@ -426,7 +431,7 @@ func TestWingRelayNeverSeesPlaintext(t *testing.T) {
 			t.Fatalf("recording has no %s frame; the proxy did not see the session", want)
 		}
 	}
-	for _, secret := range []string{input, output, "zq$((6*7))", "zq42xv", "exit 0"} {
+	for _, secret := range []string{input, output, "zq$((6*7))", "zq42xv", "exit 0", "cm$((2*21))dx", "cm42dx"} {
 		if bytes.Contains(down, []byte(secret)) || bytes.Contains(up, []byte(secret)) {
 			t.Fatalf("plaintext %q crossed the relay", secret)
 		}

@@ -51,6 +51,15 @@ func newRawUser(t *testing.T, url string) *rawUser {
 	return u
 }
 
+// sealCommand encrypts a pty.start command line for the wing.
+func (u *rawUser) sealCommand(a *Agent, cmd string) string {
+	c, err := wp.NewCipher(u.key, a.PublicKey(), wp.InfoPTY)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return c.Seal([]byte(cmd))
+}
+
 func (u *rawUser) send(v any) {
 	b, _ := json.Marshal(v)
 	if err := u.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
@@ -172,9 +181,9 @@ func TestReplayFormat(t *testing.T) {
 
 func TestAttentionOnBell(t *testing.T) {
 	url, reg := testRelayWithMetrics(t)
-	startAgent(t, url, nil)
+	a := startAgent(t, url, nil)
 	u := newRawUser(t, url)
-	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: "printf '\\a'; sleep 0.2; printf '\\a'; sleep 0.2; exit 0"})
+	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: u.sealCommand(a, "printf '\\a'; sleep 0.2; printf '\\a'; sleep 0.2; exit 0")})
 	// session.attention goes to the relay, never to the user; the session
 	// still ends normally. (The hub counts it; see winghub's metrics.)
 	for {
@@ -211,5 +220,33 @@ func TestIdentityFile(t *testing.T) {
 	k2, err := LoadOrCreateIdentity(p)
 	if err != nil || !k1.Equal(k2) {
 		t.Fatal("key not persistent", err)
+	}
+}
+
+func TestKill(t *testing.T) {
+	url := testRelay(t)
+	a := startAgent(t, url, nil)
+	u := newRawUser(t, url)
+	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: u.sealCommand(a, "sleep 100")})
+	m := u.read()
+	if m["type"] != "pty.started" {
+		t.Fatalf("got %v", m)
+	}
+	u.send(wp.SessionRef{Type: wp.TypePTYKill, SessionID: m["session_id"].(string)})
+	for {
+		m := u.read()
+		if m["type"] == "pty.exited" {
+			if code := m["exit_code"].(float64); code < 128 {
+				t.Fatalf("killed session exit code %v, want 128+signal", code)
+			}
+			break
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("session not removed")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -87,6 +87,14 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		fail(err.Error())
 		return
 	}
+	if m.Command != "" {
+		cmdline, err := c.Open(m.Command)
+		if err != nil {
+			fail("pty.start command does not decrypt with this wing's key")
+			return
+		}
+		m.Command = string(cmdline)
+	}
 	argv, agent, err := a.argv(m)
 	if err != nil {
 		fail(err.Error())

@@ -101,6 +101,8 @@ type Session struct {
 	wmu      sync.Mutex
 	tail     []byte // last bytes written to out, to trim replays after a reconnect
 	detached bool
+	// sealedCommand is opts.Command encrypted for the wing.
+	sealedCommand string
 }
 
 // Open starts or reattaches a session and waits for pty.started.
@@ -110,6 +112,27 @@ func (c *Client) Open(ctx context.Context, opts SessionOptions) (*Session, error
 		return nil, err
 	}
 	s := &Session{c: c, opts: opts, key: key, id: opts.SessionID}
+	if opts.Command != "" && opts.SessionID == "" {
+		// The command line is encrypted to the wing's identity key.
+		wings, err := c.Wings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pub := ""
+		for _, w := range wings {
+			if w.WingID == opts.WingID {
+				pub = w.PublicKey
+			}
+		}
+		if pub == "" {
+			return nil, &RemoteError{Msg: "no wing connected: " + opts.WingID, Code: 1}
+		}
+		ci, err := wp.NewCipher(key, pub, wp.InfoPTY)
+		if err != nil {
+			return nil, fmt.Errorf("wing %s public key: %w", opts.WingID, err)
+		}
+		s.sealedCommand = ci.Seal([]byte(opts.Command))
+	}
 	if err := s.dial(ctx); err != nil {
 		return nil, err
 	}
@@ -139,7 +162,7 @@ func (s *Session) dial(ctx context.Context) error {
 	pub := wp.PublicKeyString(s.key)
 	var msg any
 	if id == "" {
-		msg = wp.Start{Type: wp.TypePTYStart, WingID: s.opts.WingID, PublicKey: pub, Agent: s.opts.Agent, Command: s.opts.Command,
+		msg = wp.Start{Type: wp.TypePTYStart, WingID: s.opts.WingID, PublicKey: pub, Agent: s.opts.Agent, Command: s.sealedCommand,
 			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows}
 	} else {
 		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows}

@@ -179,7 +179,9 @@ type Error struct {
 
 // Start is pty.start. Command is a warren extension: a shell command line
 // run with "sh -c" instead of an agent, honoured only when the wing allows
-// it; wingthing peers ignore it.
+// it; wingthing peers ignore it. It is encrypted like pty.input (wt-pty key
+// of the sender's key and the wing's public key from /api/app/wings), so
+// the relay never sees it.
 type Start struct {
 	Type                string   `json:"type"`
 	SessionID           string   `json:"session_id"`
