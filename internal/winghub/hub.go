@@ -618,7 +618,9 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 			h.toWing(ctx, wc, b)
 			return
 		}
-		h.toWing(ctx, wc, data)
+		// Re-encoded, not the raw bytes: duplicate keys collapse to what
+		// the relay routed on.
+		h.toWing(ctx, wc, env.Encode())
 	case wp.TypeTunnelReq:
 		rid := env.String("request_id")
 		h.mu.Lock()

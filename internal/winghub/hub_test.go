@@ -68,7 +68,7 @@ func dial(t *testing.T, url, tok string) *peer {
 				p.err <- err
 				return
 			}
-			p.in <- b
+			p.in <- b // buffered: read before err is sent
 		}
 	}()
 	return p
@@ -97,6 +97,13 @@ func (p *peer) send(v any) {
 
 func (p *peer) read() map[string]any {
 	p.t.Helper()
+	select {
+	case b := <-p.in: // frames before the close error
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		return m
+	default:
+	}
 	select {
 	case b := <-p.in:
 		var m map[string]any
@@ -287,7 +294,9 @@ func TestShutdownSendsRelayRestart(t *testing.T) {
 	h, url := testHub(t, Config{})
 	w := registerWing(t, url, "alice", "box")
 	b := dial(t, url+"/ws/pty", "user:alice")
-	time.Sleep(50 * time.Millisecond) // let the hub record the user socket
+	for h.Stats().Users != 1 { // let the hub record the user socket
+		time.Sleep(5 * time.Millisecond)
+	}
 	go h.Shutdown(context.Background())
 	if m := w.read(); m["type"] != "relay.restart" {
 		t.Fatalf("wing got %v", m)

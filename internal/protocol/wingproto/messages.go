@@ -53,22 +53,23 @@ const (
 // ErrNoType is returned for a JSON object without a "type" string.
 var ErrNoType = errors.New("wingproto: message has no type")
 
-// DecodeType returns the "type" of one frame.
+// ErrBadKey is returned for a frame with a key outside [a-z0-9_].
+var ErrBadKey = errors.New("wingproto: frame key outside [a-z0-9_]")
+
+// DecodeType returns the "type" of one frame. Keys match exactly, as in
+// DecodeEnvelope, so the relay and a wing never disagree on a type.
 func DecodeType(b []byte) (string, error) {
-	var h struct {
-		Type *string `json:"type"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return "", fmt.Errorf("wingproto: bad frame: %w", err)
-	}
-	if h.Type == nil || *h.Type == "" {
-		return "", ErrNoType
-	}
-	return *h.Type, nil
+	_, t, err := DecodeEnvelope(b)
+	return t, err
 }
 
-// Decode unmarshals one frame into v, a pointer to one of the message structs.
+// Decode unmarshals one frame into v, a pointer to one of the message
+// structs. Frames with keys outside [a-z0-9_] are refused (see
+// DecodeEnvelope).
 func Decode(b []byte, v any) error {
+	if _, _, err := DecodeEnvelope(b); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("wingproto: bad frame: %w", err)
 	}
@@ -91,11 +92,33 @@ func DecodeEnvelope(b []byte) (Envelope, string, error) {
 	if e == nil {
 		return nil, "", ErrNoType
 	}
+	// encoding/json matches struct fields case-insensitively (with Unicode
+	// folding), so {"type":"pty.input","TYPE":"pty.start"} would be one type
+	// to an exact reader and another to a struct decoder. Every protocol key
+	// is lower snake case: refuse anything else.
+	for k := range e {
+		if !plainKey(k) {
+			return nil, "", fmt.Errorf("%w: %q", ErrBadKey, k)
+		}
+	}
 	var t string
 	if raw, ok := e["type"]; !ok || json.Unmarshal(raw, &t) != nil || t == "" {
 		return nil, "", ErrNoType
 	}
 	return e, t, nil
+}
+
+func plainKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // String returns a string field, "" when absent or not a string.

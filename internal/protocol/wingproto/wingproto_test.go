@@ -119,7 +119,8 @@ func TestEnvelopeKeepsUnknownFields(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	for _, in := range []string{``, `null`, `[]`, `{}`, `{"type":""}`, `{"type":5}`, `"x"`} {
+	for _, in := range []string{``, `null`, `[]`, `{}`, `{"type":""}`, `{"type":5}`, `"x"`,
+		`{"type":"pty.input","TYPE":"pty.start"}`, `{"type":"pty.start","User_id":"evil"}`, "{\"type\":\"a\",\"\u017fession_id\":\"x\"}"} {
 		if _, err := DecodeType([]byte(in)); err == nil {
 			t.Errorf("DecodeType(%q) accepted", in)
 		}
@@ -146,8 +147,15 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		typ, err := DecodeType(b)
 		e, etyp, eerr := DecodeEnvelope(b)
-		if (err == nil) != (eerr == nil) && eerr == nil {
-			t.Fatalf("envelope accepted what DecodeType refused: %v", err)
+		if (err == nil) != (eerr == nil) {
+			t.Fatalf("DecodeType and DecodeEnvelope disagree: %v / %v", err, eerr)
+		}
+		// What a struct decoder sees is what the relay routed on.
+		var s SessionRef
+		if eerr == nil {
+			if Decode(b, &s) == nil && s.Type != etyp {
+				t.Fatalf("struct type %q, envelope type %q", s.Type, etyp)
+			}
 		}
 		if eerr == nil {
 			if typ != etyp {
