@@ -570,6 +570,9 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 			env.Set("viewer_id", vid)
 			env.Set("user_id", b.user.UserID)
 			env.Set("email", b.user.Email)
+			for _, k := range []string{"display_name", "org_role", "passkeys"} {
+				delete(env, k)
+			}
 			h.toWing(ctx, wc, env.Encode())
 			return
 		}
@@ -581,7 +584,11 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 		rt.controller = b
 		h.mu.Unlock()
 		env.Set("user_id", b.user.UserID)
-		delete(env, "viewer_id")
+		env.Set("email", b.user.Email)
+		// Identity fields the relay does not inject must not come from the user.
+		for _, k := range []string{"viewer_id", "display_name", "org_role", "passkeys"} {
+			delete(env, k)
+		}
 		h.toWing(ctx, wc, env.Encode())
 	case wp.TypePTYDetach:
 		sid := env.String("session_id")
