@@ -23,6 +23,8 @@ import (
 	"github.com/warrenhq/warren/internal/tunnelapi"
 	"github.com/warrenhq/warren/internal/tunnelrelay"
 	"github.com/warrenhq/warren/internal/webforward"
+	"github.com/warrenhq/warren/internal/winghub"
+	"github.com/warrenhq/warren/internal/wingtoken"
 )
 
 // Config configures a relay Server.
@@ -62,6 +64,10 @@ type Config struct {
 	Expose []Exposure
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Wings tunes the wing hub (/ws/wing, /ws/pty, /ws/relay,
+	// /api/app/wings, /health), served with a Store. Its token hooks are
+	// set by the Server.
+	Wings winghub.Config
 }
 
 // Server is a running relay: its handler tree and the services behind it.
@@ -74,7 +80,9 @@ type Server struct {
 	tokens  *token.Issuer      // nil without a Store
 	hosts   *tunnelrelay.Relay // host and client relay WebSockets; nil without a Store
 	web     *webforward.Forwarder
-	handler http.Handler // mux behind web forwarding by Host
+	handler http.Handler      // mux behind web forwarding by Host
+	wings   *winghub.Hub      // wing hub; nil without a Store
+	wingTok *wingtoken.Issuer // wing and user tokens; nil without a Store
 	ready   atomic.Bool
 }
 
@@ -162,6 +170,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		// itself is named explicitly: {path...} would match it too.
 		s.mux.HandleFunc(webforward.PathPattern, s.web.ServePath)
 		s.mux.Handle("/tunnels/{tunnelId}/ports/{port}", api)
+		if err := s.mountWings(logger); err != nil {
+			return nil, err
+		}
 	} else if len(cfg.Expose) > 0 {
 		return nil, errors.New("relay: Expose needs a Store")
 	}
@@ -217,6 +228,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.ready.Store(false)
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	if s.wings != nil {
+		// relay.restart to every wing and user, wings closed going-away,
+		// before HTTP shuts down (wing.md §2.3).
+		s.wings.Shutdown(drainCtx)
+	}
 	if s.tickets != nil {
 		// Sides still waiting for a partner would hold the drain until their
 		// TTL; tell them now. Paired transfers get the drain time to finish.
@@ -234,6 +250,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) closeServices() {
 	if s.tickets != nil {
 		s.tickets.Close()
+	}
+	if s.wings != nil {
+		s.wings.Close()
 	}
 	if s.hosts != nil {
 		// Hijacked WebSockets are not drained by http.Server.Shutdown.

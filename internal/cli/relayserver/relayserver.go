@@ -38,7 +38,7 @@ func build(app *cli.App) *cobra.Command {
 	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
 		return serve(cmd.Context(), app, cfg)
 	})
-	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg))
+	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg), wingsCmd(app, cfg))
 	return root
 }
 

@@ -1,22 +1,156 @@
 // Package wing is the command line of wing, the machine agent that gives its
-// users end-to-end encrypted terminals through a warren relay.
+// users end-to-end encrypted terminals through a warren relay: `wing serve`
+// runs the agent, `wing ls` and `wing attach` are the user side.
 package wing
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 )
 
+// Agent is a named program sessions can run (pty.start's agent field).
+type Agent struct {
+	Name    string `yaml:"name" usage:"agent name users ask for"`
+	Command string `yaml:"command" usage:"command line, run with the shell's -c"`
+}
+
+// Config is wing's configuration file (wing.yaml).
+type Config struct {
+	cli.Daemon `yaml:",inline"`
+
+	Relay     string `yaml:"relay" flag:"relay" usage:"relay-server base URL, e.g. https://relay.example"`
+	UserToken string `yaml:"user_token" flag:"user-token" secret:"true" usage:"user token for ls and attach (relay-server wings token --kind user)"`
+
+	Serve struct {
+		Token             string        `yaml:"token" flag:"token" secret:"true" usage:"wing token (relay-server wings token --kind wing)"`
+		WingID            string        `yaml:"wing_id" flag:"wing-id" usage:"machine id announced to the relay; empty means the host name"`
+		IdentityKey       string        `yaml:"identity_key" flag:"identity-key" usage:"X25519 identity key file, created (mode 0600) on first run; empty means $XDG_STATE_HOME/warren/wing/identity.key (~/.local/state/...)"`
+		Shell             string        `yaml:"shell" flag:"shell" usage:"program of the default session; empty means $SHELL, else /bin/sh"`
+		Agents            []Agent       `yaml:"agents" usage:"extra named programs sessions may run"`
+		AllowCommands     bool          `yaml:"allow_commands" flag:"allow-commands" usage:"run the command line a user sends (wing attach --command); the owner can type it in a shell anyway"`
+		Spectate          bool          `yaml:"spectate" flag:"spectate" usage:"let other sockets of the owner watch a session read-only"`
+		HeartbeatInterval time.Duration `yaml:"heartbeat_interval" usage:"wing.heartbeat period; the relay drops a wing after 3 missed"`
+	} `yaml:"serve" cmd:"serve"`
+
+	Attach struct {
+		DetachKey string        `yaml:"detach_key" flag:"detach-key" usage:"key that detaches from the session, as ctrl-X"`
+		Reconnect time.Duration `yaml:"reconnect" flag:"reconnect" usage:"how long to keep reattaching after the relay or wing drops; 0 gives up at once"`
+	} `yaml:"attach" cmd:"attach"`
+}
+
+func defaultConfig() *Config {
+	c := &Config{Daemon: cli.DefaultDaemon()}
+	c.Serve.AllowCommands = true
+	c.Serve.HeartbeatInterval = 30 * time.Second
+	c.Serve.Agents = []Agent{}
+	c.Attach.DetachKey = "ctrl-]"
+	c.Attach.Reconnect = 2 * time.Minute
+	return c
+}
+
+// Validate checks what the types alone cannot.
+func (c *Config) Validate() error {
+	if c.Relay != "" {
+		u, err := url.Parse(c.Relay)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cli.FieldErrorf("relay", "expected an http:// or https:// URL, got %q", c.Relay)
+		}
+	}
+	if c.Serve.HeartbeatInterval < time.Second || c.Serve.HeartbeatInterval > 30*time.Second {
+		return cli.FieldErrorf("serve.heartbeat_interval", "must be between 1s and 30s (the relay reaps after 90s), got %s", c.Serve.HeartbeatInterval)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Serve.Agents {
+		if a.Name == "" || strings.ContainsAny(a.Name, " \t") || a.Command == "" {
+			return cli.FieldErrorf(fmt.Sprintf("serve.agents[%d]", i), "needs a name without spaces and a command")
+		}
+		if seen[a.Name] || a.Name == "shell" {
+			return cli.FieldErrorf(fmt.Sprintf("serve.agents[%d]", i), "duplicate or reserved name %q", a.Name)
+		}
+		seen[a.Name] = true
+	}
+	if _, err := parseDetachKey(c.Attach.DetachKey); err != nil {
+		return cli.FieldErrorf("attach.detach_key", "%v", err)
+	}
+	if c.Attach.Reconnect < 0 {
+		return cli.FieldErrorf("attach.reconnect", "must not be negative")
+	}
+	return nil
+}
+
+// parseDetachKey turns "ctrl-]" (or "ctrl-a" ..., or "none") into a byte;
+// 0 means no detach key.
+func parseDetachKey(s string) (byte, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "none" || s == "" {
+		return 0, nil
+	}
+	k, ok := strings.CutPrefix(s, "ctrl-")
+	if !ok || len(k) != 1 {
+		return 0, fmt.Errorf("expected ctrl-X (such as ctrl-] or ctrl-q) or none, got %q", s)
+	}
+	c := k[0]
+	switch {
+	case c >= 'a' && c <= 'z':
+		return c - 'a' + 1, nil
+	case c >= '[' && c <= '_':
+		return c - '[' + 0x1b, nil
+	}
+	return 0, fmt.Errorf("no control key for %q", s)
+}
+
 var spec = cli.Spec{
 	Name:  "wing",
 	Short: "Machine agent with end-to-end encrypted terminals through a warren relay",
+	Long: `wing serve runs on the machine to reach: it registers with a relay-server and
+runs terminal sessions whose bytes only the user can read (the relay routes
+ciphertext). wing ls and wing attach are the user side.`,
 }
 
 // Main runs wing with args and returns its exit code.
 func Main(args []string) int { return cli.Main(spec, build, args) }
 
 func build(app *cli.App) *cobra.Command {
-	// Only the shared daemon keys so far; its own commands come with its issue.
-	cfg := cli.DefaultDaemon()
-	return app.NewRoot(&cfg, nil)
+	cfg := defaultConfig()
+	root := app.NewRoot(cfg, nil)
+	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg))
+	return root
+}
+
+func needRelay(cfg *Config) error {
+	if cfg.Relay == "" {
+		return &cli.ConfigError{Key: "relay", Err: errors.New("not set: give --relay or WARREN_WING_RELAY")}
+	}
+	return nil
+}
+
+func needUserToken(cfg *Config) error {
+	if err := needRelay(cfg); err != nil {
+		return err
+	}
+	if cfg.UserToken == "" {
+		return &cli.ConfigError{Key: "user_token", Err: errors.New("not set: give --user-token-file, WARREN_WING_USER_TOKEN or user_token_file (mint one with: relay-server wings token --kind user --user YOU)")}
+	}
+	return nil
+}
+
+// defaultIdentityPath is under the user's state dir.
+func defaultIdentityPath() (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home directory for the identity key; set serve.identity_key: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "warren", "wing", "identity.key"), nil
 }

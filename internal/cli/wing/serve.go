@@ -1,0 +1,86 @@
+package wing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/warrenhq/warren/internal/buildinfo"
+	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/wing"
+)
+
+func serveCmd(app *cli.App, cfg *Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the wing agent: register with the relay and serve terminal sessions",
+		Long: `serve dials the relay's /ws/wing with the wing token, registers, heartbeats,
+and runs PTY sessions for the token's user. It reconnects with backoff (1s
+doubling to 10s), at once when the relay announces a restart, and keeps
+sessions across reconnects. A rejected token stops it with exit code 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), app, cfg) },
+	}
+}
+
+func serve(ctx context.Context, app *cli.App, cfg *Config) error {
+	if err := needRelay(cfg); err != nil {
+		return err
+	}
+	if cfg.Serve.Token == "" {
+		return &cli.ConfigError{Key: "serve.token", Err: errors.New("not set: give --token-file, WARREN_WING_SERVE_TOKEN or serve.token_file (mint one with: relay-server wings token --kind wing --user YOU)")}
+	}
+	keyPath := cfg.Serve.IdentityKey
+	if keyPath == "" {
+		p, err := defaultIdentityPath()
+		if err != nil {
+			return &cli.ConfigError{Key: "serve.identity_key", Err: err}
+		}
+		keyPath = p
+	}
+	key, err := wing.LoadOrCreateIdentity(keyPath)
+	if err != nil {
+		return &cli.ConfigError{Key: "serve.identity_key", Where: app.Source("serve.identity_key"), Err: err}
+	}
+	wingID := cfg.Serve.WingID
+	if wingID == "" {
+		wingID, _ = os.Hostname()
+	}
+	agents := map[string][]string{}
+	shell := cfg.Serve.Shell
+	if shell == "" {
+		if shell = os.Getenv("SHELL"); shell == "" {
+			shell = "/bin/sh"
+		}
+	}
+	for _, a := range cfg.Serve.Agents {
+		agents[a.Name] = []string{shell, "-c", a.Command}
+	}
+	log := app.Logger
+	a, err := wing.New(wing.Config{
+		RelayURL:          cfg.Relay,
+		Token:             cfg.Serve.Token,
+		WingID:            wingID,
+		Key:               key,
+		Version:           buildinfo.Get().Version,
+		Shell:             shell,
+		Agents:            agents,
+		AllowCommands:     cfg.Serve.AllowCommands,
+		Spectate:          cfg.Serve.Spectate,
+		HeartbeatInterval: cfg.Serve.HeartbeatInterval,
+		OnState:           func(s wing.State) { log.Debug("connection state", "state", string(s)) },
+	}, log)
+	if err != nil {
+		return &cli.ConfigError{Err: err}
+	}
+	log.Info("wing starting", "wing", wingID, "relay", cfg.Relay, "public_key", a.PublicKey(), "identity_key", keyPath)
+	return app.RunDaemon(ctx, func(ctx context.Context) error {
+		err := a.Run(ctx)
+		if errors.Is(err, wing.ErrAuthRejected) {
+			return &cli.ExitError{Code: cli.ExitFailure, Err: fmt.Errorf("%w; not retrying: mint a new one with 'relay-server wings token --kind wing' and set serve.token (%s)", err, app.Source("serve.token"))}
+		}
+		return err
+	})
+}

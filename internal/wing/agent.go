@@ -1,0 +1,392 @@
+package wing
+
+import (
+	"context"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
+	"github.com/warrenhq/warren/internal/transport/backoff"
+)
+
+// State is the wing's connection state (wing.md §3.1).
+type State string
+
+// States.
+const (
+	StateConnecting   State = "connecting"
+	StateConnected    State = "connected"
+	StateDisconnected State = "disconnected"
+	StateAuthFailed   State = "auth_failed"
+)
+
+// ErrAuthRejected is returned by Run when the relay refuses the token
+// (HTTP 401 on the upgrade). The wing does not retry.
+var ErrAuthRejected = errors.New("the relay rejected the wing token (401)")
+
+// Config configures an Agent.
+type Config struct {
+	// RelayURL is the relay's base URL (http, https, ws or wss). Required.
+	RelayURL string
+	// Token is the wing token. Required.
+	Token string
+	// WingID is the machine id announced in wing.register. Required.
+	WingID string
+	// Key is the wing's long-term X25519 identity. Required.
+	Key *ecdh.PrivateKey
+	// Hostname and Version are announced. Default os.Hostname(), "".
+	Hostname, Version string
+	// Shell runs for the default agent ("" or "shell"). Default $SHELL,
+	// else /bin/sh.
+	Shell string
+	// Agents maps agent names to argv. Default none.
+	Agents map[string][]string
+	// AllowCommands honours pty.start's command extension (run with
+	// Shell -c). Default false.
+	AllowCommands bool
+	// Spectate allows spectator attaches. Default false.
+	Spectate bool
+	// Env is added to the environment of sessions. Default none.
+	Env []string
+	// HeartbeatInterval is the wing.heartbeat period. Default 30s.
+	HeartbeatInterval time.Duration
+	// BackoffInitial and BackoffMax shape reconnects. Default 1s, 10s.
+	BackoffInitial, BackoffMax time.Duration
+	// ReplaySize caps each session's replay buffer. Default 2 MiB.
+	ReplaySize int
+	// OnState is called on every state change. Optional.
+	OnState func(State)
+	// HTTPClient dials the relay. Default http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Agent is a running wing.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	pub string
+
+	connMu sync.Mutex
+	conn   *websocket.Conn
+	wmu    sync.Mutex // serialises writes on conn
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+// New checks cfg and returns an Agent.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	switch {
+	case cfg.RelayURL == "":
+		return nil, errors.New("wing: RelayURL is required")
+	case cfg.Token == "":
+		return nil, errors.New("wing: Token is required")
+	case cfg.WingID == "":
+		return nil, errors.New("wing: WingID is required")
+	case cfg.Key == nil:
+		return nil, errors.New("wing: Key is required")
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if cfg.Shell == "" {
+		cfg.Shell = os.Getenv("SHELL")
+		if cfg.Shell == "" {
+			cfg.Shell = "/bin/sh"
+		}
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 30 * time.Second
+	}
+	if cfg.BackoffInitial <= 0 {
+		cfg.BackoffInitial = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 10 * time.Second
+	}
+	if cfg.ReplaySize <= 0 {
+		cfg.ReplaySize = wp.ReplaySize
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{}}, nil
+}
+
+// PublicKey is the wing's identity public key in wire form.
+func (a *Agent) PublicKey() string { return a.pub }
+
+// WingURL derives the wing socket URL from a relay base URL.
+func WingURL(base string) string {
+	base = strings.TrimRight(base, "/")
+	switch {
+	case strings.HasPrefix(base, "https://"):
+		base = "wss://" + base[len("https://"):]
+	case strings.HasPrefix(base, "http://"):
+		base = "ws://" + base[len("http://"):]
+	}
+	return base + "/ws/wing"
+}
+
+func (a *Agent) setState(s State) {
+	if a.cfg.OnState != nil {
+		a.cfg.OnState(s)
+	}
+}
+
+// Run connects and serves until ctx ends (nil) or the relay rejects the
+// token (ErrAuthRejected). Sessions survive reconnects; they are killed
+// when Run returns.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.killAll()
+	bo := backoff.Backoff{Initial: a.cfg.BackoffInitial, Max: a.cfg.BackoffMax, Jitter: -1}
+	for {
+		a.setState(StateConnecting)
+		dialed, restart, err := a.connect(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrAuthRejected) {
+			a.setState(StateAuthFailed)
+			return err
+		}
+		a.setState(StateDisconnected)
+		if dialed {
+			bo.Reset()
+		}
+		var d time.Duration
+		if restart {
+			bo.Reset()
+			d = time.Duration(rand.Int64N(int64(time.Second)))
+			a.log.Info("relay restarting; reconnecting", "in", d.Round(time.Millisecond))
+		} else {
+			d = bo.Next()
+			a.log.Warn("relay connection lost; reconnecting", "err", err, "in", d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+var errRestart = errors.New("relay restart")
+
+// connect runs one connection. dialed says the WebSocket dial succeeded.
+func (a *Agent) connect(ctx context.Context) (dialed, restart bool, err error) {
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+a.cfg.Token)
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ws, resp, err := websocket.Dial(dctx, WingURL(a.cfg.RelayURL), &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: a.cfg.HTTPClient})
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			msg := ""
+			if resp.Body != nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				msg = strings.TrimSpace(string(b))
+			}
+			return false, false, fmt.Errorf("%w: %s", ErrAuthRejected, msg)
+		}
+		return false, false, fmt.Errorf("dial %s: %w", WingURL(a.cfg.RelayURL), err)
+	}
+	ws.SetReadLimit(wp.MaxFrame)
+	a.connMu.Lock()
+	a.conn = ws
+	a.connMu.Unlock()
+	defer func() {
+		a.connMu.Lock()
+		a.conn = nil
+		a.connMu.Unlock()
+		ws.CloseNow()
+	}()
+
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	agents := []string{}
+	for n := range a.cfg.Agents {
+		agents = append(agents, n)
+	}
+	reg := wp.Register{Type: wp.TypeWingRegister, WingID: a.cfg.WingID, Hostname: a.cfg.Hostname, Platform: runtime.GOOS,
+		Version: a.cfg.Version, Agents: agents, Skills: []string{}, Labels: []string{}, Identities: []string{},
+		PublicKey: a.pub}
+	if err := a.send(cctx, reg); err != nil {
+		return true, false, err
+	}
+	go a.heartbeat(cctx)
+	for {
+		_, data, err := ws.Read(cctx)
+		if err != nil {
+			return true, false, fmt.Errorf("read: %w", err)
+		}
+		if err := a.handle(cctx, data); errors.Is(err, errRestart) {
+			return true, true, nil
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.send(ctx, wp.Heartbeat{Type: wp.TypeWingHeartbeat, WingID: a.cfg.WingID}); err != nil {
+				a.connMu.Lock()
+				if a.conn != nil {
+					a.conn.CloseNow()
+				}
+				a.connMu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+var errNotConnected = errors.New("not connected to the relay")
+
+// send writes one message on the current connection (10 s timeout).
+func (a *Agent) send(ctx context.Context, v any) error {
+	b, err := wp.Encode(v)
+	if err != nil {
+		return err
+	}
+	a.connMu.Lock()
+	ws := a.conn
+	a.connMu.Unlock()
+	if ws == nil {
+		return errNotConnected
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return ws.Write(wctx, websocket.MessageText, b)
+}
+
+func (a *Agent) handle(ctx context.Context, data []byte) error {
+	typ, err := wp.DecodeType(data)
+	if err != nil {
+		a.log.Debug("bad frame from relay", "err", err)
+		return nil
+	}
+	switch typ {
+	case wp.TypeRegistered:
+		var m wp.Registered
+		wp.Decode(data, &m)
+		a.setState(StateConnected)
+		a.log.Info("registered with the relay", "wing", a.cfg.WingID, "conn", m.WingID)
+		go func() {
+			// Surviving sessions wait for the user's pty.attach (§3.1).
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+				a.mu.Lock()
+				n := len(a.sessions)
+				a.mu.Unlock()
+				if n > 0 {
+					a.log.Info("sessions kept across the reconnect", "count", n)
+				}
+			}
+		}()
+	case wp.TypeRelayRestart:
+		return errRestart
+	case wp.TypeError:
+		var m wp.Error
+		wp.Decode(data, &m)
+		a.log.Warn("relay error", "message", m.Message)
+	case wp.TypePTYStart:
+		var m wp.Start
+		if wp.Decode(data, &m) == nil {
+			go a.start(ctx, m)
+		}
+	case wp.TypePTYAttach:
+		var m wp.Attach
+		if wp.Decode(data, &m) == nil {
+			go a.attach(ctx, m)
+		}
+	case wp.TypePTYInput:
+		var m wp.Input
+		if wp.Decode(data, &m) == nil {
+			if s := a.session(m.SessionID); s != nil {
+				s.queueInput(m.Data)
+			}
+		}
+	case wp.TypePTYResize:
+		var m wp.Resize
+		if wp.Decode(data, &m) == nil {
+			if s := a.session(m.SessionID); s != nil {
+				s.resize(m.Cols, m.Rows)
+			}
+		}
+	case wp.TypePTYKill:
+		var m wp.SessionRef
+		if wp.Decode(data, &m) == nil {
+			if s := a.session(m.SessionID); s != nil {
+				s.kill()
+			}
+		}
+	case wp.TypePTYAttentionAk:
+		var m wp.SessionRef
+		if wp.Decode(data, &m) == nil {
+			if s := a.session(m.SessionID); s != nil {
+				s.ackAttention()
+			}
+		}
+	case wp.TypeTunnelReq:
+		var m wp.TunnelReq
+		if wp.Decode(data, &m) == nil {
+			go a.tunnel(ctx, m)
+		}
+	case wp.TypePTYMigrate:
+		// WebRTC migration is out of scope; ignored (§2.4).
+	default:
+		a.log.Debug("unknown frame from relay", "type", typ)
+	}
+	return nil
+}
+
+func (a *Agent) session(id string) *session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sessions[id]
+}
+
+func (a *Agent) killAll() {
+	a.mu.Lock()
+	all := make([]*session, 0, len(a.sessions))
+	for _, s := range a.sessions {
+		all = append(all, s)
+	}
+	a.mu.Unlock()
+	for _, s := range all {
+		s.kill()
+	}
+	for _, s := range all {
+		<-s.done
+	}
+}
+
+// Sessions returns the number of live sessions.
+func (a *Agent) Sessions() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.sessions)
+}

@@ -1,0 +1,361 @@
+package wing
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
+)
+
+// inputQueue is the per-session input queue length (wing.md §2.6).
+const inputQueue = 64
+
+// attentionCooldown spaces session.attention events.
+const attentionCooldown = 30 * time.Second
+
+type session struct {
+	a     *Agent
+	id    string
+	agent string
+	cwd   string
+	cmd   *exec.Cmd
+	pty   *os.File
+	input chan string
+	done  chan struct{} // closed when the process has exited and output drained
+
+	mu        sync.Mutex // orders output against attach
+	replay    replayBuffer
+	out       *wp.Cipher            // controller key; nil while nobody is attached
+	viewers   map[string]*wp.Cipher // spectators
+	bells     int
+	lastAttn  time.Time
+	attention bool
+	exited    bool
+	exitCode  int
+	exitErr   string
+	reported  bool // pty.exited was sent
+	killOnce  sync.Once
+}
+
+func (a *Agent) exitedMsg(sid, viewer string, code int, msg string) wp.Exited {
+	return wp.Exited{Type: wp.TypePTYExited, SessionID: sid, ExitCode: code, Error: msg, ViewerID: viewer}
+}
+
+// argv picks the program for a pty.start.
+func (a *Agent) argv(m wp.Start) ([]string, string, error) {
+	if m.Command != "" {
+		if !a.cfg.AllowCommands {
+			return nil, "", errors.New("this wing does not run commands (allow_commands is off)")
+		}
+		return []string{a.cfg.Shell, "-c", m.Command}, "command", nil
+	}
+	switch m.Agent {
+	case "", "shell", filepath.Base(a.cfg.Shell):
+		return []string{a.cfg.Shell}, "shell", nil
+	}
+	if argv, ok := a.cfg.Agents[m.Agent]; ok && len(argv) > 0 {
+		return argv, m.Agent, nil
+	}
+	return nil, "", fmt.Errorf("unknown agent %q", m.Agent)
+}
+
+func (a *Agent) start(ctx context.Context, m wp.Start) {
+	fail := func(msg string) {
+		a.log.Warn("session refused", "session", m.SessionID, "err", msg)
+		a.send(ctx, a.exitedMsg(m.SessionID, "", 1, msg))
+	}
+	if m.SessionID == "" {
+		return
+	}
+	if m.PublicKey == "" {
+		fail("end-to-end encryption is required: pty.start has no public_key")
+		return
+	}
+	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	if m.Command != "" {
+		cmdline, err := c.Open(m.Command)
+		if err != nil {
+			fail("pty.start command does not decrypt with this wing's key")
+			return
+		}
+		m.Command = string(cmdline)
+	}
+	argv, agent, err := a.argv(m)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	cwd := m.Cwd
+	if st, err := os.Stat(cwd); cwd == "" || err != nil || !st.IsDir() {
+		cwd, _ = os.UserHomeDir()
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = cwd
+	cmd.Env = append(append(os.Environ(), "TERM=xterm-256color", "WARREN_SESSION="+m.SessionID), a.cfg.Env...)
+	cols, rows := m.Cols, m.Rows
+	if cols <= 0 || rows <= 0 {
+		cols, rows = 80, 24
+	}
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+	if err != nil {
+		fail("start " + argv[0] + ": " + err.Error())
+		return
+	}
+	s := &session{a: a, id: m.SessionID, agent: agent, cwd: cwd, cmd: cmd, pty: f,
+		input: make(chan string, inputQueue), done: make(chan struct{}),
+		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c}
+	a.mu.Lock()
+	a.sessions[s.id] = s
+	a.mu.Unlock()
+	a.log.Info("session started", "session", s.id, "agent", agent, "user", m.UserID)
+	s.mu.Lock()
+	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: m.AuthToken})
+	s.mu.Unlock()
+	go s.readLoop()
+	go s.inputLoop()
+}
+
+// readLoop moves PTY output to the replay buffer and the attached users,
+// in chunks of at most 128 KiB. A PTY read returns a few KiB at a time;
+// a separate reader goroutine queues them so that, under load, one frame
+// carries up to 128 KiB instead of one frame per read.
+func (s *session) readLoop() {
+	ctx := context.Background()
+	var (
+		mu     sync.Mutex
+		cond   = sync.NewCond(&mu)
+		queue  []byte
+		closed bool
+	)
+	const maxQueued = 1 << 20
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.pty.Read(buf)
+			mu.Lock()
+			for len(queue) >= maxQueued && !closed {
+				cond.Wait()
+			}
+			queue = append(queue, buf[:n]...)
+			if err != nil {
+				closed = true
+			}
+			cond.Broadcast()
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	chunk := make([]byte, wp.ChunkSize)
+	for {
+		mu.Lock()
+		for len(queue) == 0 && !closed {
+			cond.Wait()
+		}
+		if len(queue) == 0 && closed {
+			mu.Unlock()
+			break
+		}
+		n := copy(chunk, queue)
+		queue = queue[:copy(queue, queue[n:])]
+		cond.Broadcast()
+		mu.Unlock()
+		s.output(ctx, chunk[:n])
+	}
+	code := 0
+	if err := s.cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+		} else {
+			code = 1
+		}
+	}
+	s.pty.Close()
+	s.mu.Lock()
+	s.exited, s.exitCode = true, code
+	err := s.a.send(ctx, s.a.exitedMsg(s.id, "", code, ""))
+	s.reported = err == nil
+	s.mu.Unlock()
+	s.a.log.Info("session exited", "session", s.id, "exit_code", code, "reported", s.reported)
+	if s.reported {
+		s.a.remove(s)
+	} else {
+		// Nobody heard it: keep the session so a reattach gets the replay
+		// and the exit code; forget it after a while.
+		time.AfterFunc(10*time.Minute, func() { s.a.remove(s) })
+	}
+	close(s.done)
+}
+
+func (a *Agent) remove(s *session) {
+	a.mu.Lock()
+	if a.sessions[s.id] == s {
+		delete(a.sessions, s.id)
+	}
+	a.mu.Unlock()
+}
+
+func (s *session) output(ctx context.Context, p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replay.write(p)
+	if s.out != nil {
+		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p)})
+	}
+	for vid, c := range s.viewers {
+		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid})
+	}
+	// Attention: two consecutive outputs with BEL, at most every 30 s.
+	if bytes.IndexByte(p, 0x07) < 0 {
+		s.bells = 0
+		return
+	}
+	s.bells++
+	if s.bells >= 2 && time.Since(s.lastAttn) >= attentionCooldown {
+		s.bells = 0
+		s.lastAttn = time.Now()
+		s.attention = true
+		nonce := make([]byte, 8)
+		rand.Read(nonce)
+		s.a.send(ctx, wp.Attention{Type: wp.TypeAttention, SessionID: s.id, Agent: s.agent, Cwd: s.cwd, Nonce: hex.EncodeToString(nonce)})
+	}
+}
+
+func (s *session) ackAttention() {
+	s.mu.Lock()
+	s.attention = false
+	s.mu.Unlock()
+}
+
+func (s *session) queueInput(data string) {
+	select {
+	case s.input <- data:
+	default:
+		s.a.log.Warn("session input queue full; frame dropped", "session", s.id)
+	}
+}
+
+func (s *session) inputLoop() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case d := <-s.input:
+			s.mu.Lock()
+			c := s.out
+			s.mu.Unlock()
+			if c == nil {
+				s.a.log.Warn("input without an attached key rejected", "session", s.id)
+				continue
+			}
+			p, err := c.Open(d)
+			if err != nil {
+				s.a.log.Warn("input that does not decrypt dropped", "session", s.id)
+				continue
+			}
+			if _, err := s.pty.Write(p); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *session) resize(cols, rows int) {
+	if cols <= 0 || rows <= 0 || cols > 0xffff || rows > 0xffff {
+		return
+	}
+	pty.Setsize(s.pty, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+}
+
+func (s *session) kill() {
+	s.killOnce.Do(func() {
+		if s.cmd.Process != nil {
+			// The shell leads its own process group (Setsid): take it all.
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGHUP)
+			s.cmd.Process.Signal(syscall.SIGKILL)
+			time.AfterFunc(2*time.Second, func() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) })
+		}
+	})
+}
+
+// sendReplay sends the replay buffer as gzip chunks; called with s.mu held.
+func (s *session) sendReplay(ctx context.Context, c *wp.Cipher, viewer string) {
+	for _, z := range wp.CompressChunks(s.replay.snapshot()) {
+		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(z), Compressed: true, ViewerID: viewer})
+	}
+}
+
+func (a *Agent) attach(ctx context.Context, m wp.Attach) {
+	s := a.session(m.SessionID)
+	if s == nil {
+		a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, "session not found"))
+		return
+	}
+	if m.PublicKey == "" {
+		a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, "end-to-end encryption is required: pty.attach has no public_key"))
+		return
+	}
+	if m.Spectate {
+		if !a.cfg.Spectate {
+			a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 0, "spectate not enabled"))
+			return
+		}
+		c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY)
+		if err != nil {
+			a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, err.Error()))
+			return
+		}
+		s.mu.Lock()
+		a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, ViewerID: m.ViewerID})
+		s.sendReplay(ctx, c, m.ViewerID)
+		if !s.exited {
+			s.viewers[m.ViewerID] = c
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	s.out = nil // 1. stop the old stream
+	s.mu.Unlock()
+	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY) // 2. new key
+	if err != nil {
+		a.send(ctx, a.exitedMsg(m.SessionID, "", 1, err.Error()))
+		return
+	}
+	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, AuthToken: m.AuthToken}) // 3.
+	if m.Cols > 0 && m.Rows > 0 {                                                                                                           // 4.
+		s.resize(m.Cols, m.Rows)
+		time.Sleep(150 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendReplay(ctx, c, "") // 5.
+	if s.exited {
+		if a.send(ctx, a.exitedMsg(s.id, "", s.exitCode, s.exitErr)) == nil {
+			go a.remove(s)
+		}
+		return
+	}
+	s.out = c // 6. live
+	a.log.Info("session reattached", "session", s.id, "user", m.UserID)
+}

@@ -1,0 +1,6 @@
+// Package wingclient is the user side of the wing protocol: it lists the
+// wings a user token can reach (/api/app/wings) and starts or reattaches
+// PTY sessions through /ws/pty, holding the per-client X25519 key that
+// decrypts the session's output and encrypts its input. `wing ls` and
+// `wing attach` are built on it; so can probe and other clients be.
+package wingclient

@@ -1,0 +1,10 @@
+// Package winghub is the relay side of the wing protocol
+// (shared/protocols/wing.md): it accepts wings on /ws/wing and users on
+// /ws/pty and /ws/relay, assigns session ids, and routes frames between
+// them by session id, viewer id and request id. It injects the
+// authenticated identity into frames it forwards and never decrypts: PTY
+// and tunnel payloads are end-to-end encrypted between wing and user.
+//
+// Token checks are hooks (Config.VerifyWing, Config.VerifyUser) so the hub
+// does not depend on how the relay issues tokens.
+package winghub

@@ -1,0 +1,760 @@
+package winghub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
+)
+
+// WingIdentity is what a valid wing token says.
+type WingIdentity struct {
+	UserID string // owner
+	WingID string // bound machine id, "" for any
+	Pub    string // bound X25519 key, "" for none
+}
+
+// UserIdentity is what a valid user token says.
+type UserIdentity struct {
+	UserID      string
+	Email       string
+	DisplayName string
+}
+
+// Config configures a Hub.
+type Config struct {
+	// VerifyWing checks a wing token. Required.
+	VerifyWing func(tok string) (WingIdentity, error)
+	// VerifyUser checks a user token. Required.
+	VerifyUser func(tok string) (UserIdentity, error)
+	// Registerer receives the hub's metrics. Optional.
+	Registerer prometheus.Registerer
+	// HeartbeatTimeout closes a wing silent for this long. Default 90s
+	// (three missed 30 s heartbeats).
+	HeartbeatTimeout time.Duration
+	// RegisterTimeout bounds the wait for wing.register. Default 10s.
+	RegisterTimeout time.Duration
+	// TunnelTimeout drops a request_id mapping with no reply frame for this
+	// long. Default 120s.
+	TunnelTimeout time.Duration
+	// RelayPubKey is sent in registered.relay_pub_key. Default "".
+	RelayPubKey string
+}
+
+// Hub is the wing hub. Mount it with Register.
+type Hub struct {
+	cfg Config
+	log *slog.Logger
+	m   *hubMetrics
+
+	mu       sync.Mutex
+	wings    map[string]*wingConn  // by machine wing_id
+	browsers map[*browserConn]bool // every live user socket
+	routes   map[string]*route     // by session_id
+	tunnels  map[string]*tunnelMap // by request_id
+	nonces   map[string]time.Time  // session.attention dedupe
+	closing  bool
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+type conn struct {
+	ws  *websocket.Conn
+	wmu sync.Mutex
+}
+
+func (c *conn) send(ctx context.Context, b []byte, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+type wingConn struct {
+	conn
+	connID       string
+	machineID    string
+	owner        string
+	pub          string
+	hostname     string
+	platform     string
+	version      string
+	locked       bool
+	allowedCount int
+	lastSeen     time.Time // under Hub.mu
+}
+
+type browserConn struct {
+	conn
+	id        string
+	user      UserIdentity
+	queryWing string
+}
+
+type route struct {
+	sessionID  string
+	wingID     string // machine id
+	owner      string
+	controller *browserConn
+	viewers    map[string]*browserConn
+}
+
+type tunnelMap struct {
+	browser *browserConn
+	wingID  string
+	timer   *time.Timer
+}
+
+const (
+	forwardTimeout   = 5 * time.Second
+	broadcastTimeout = 2 * time.Second
+)
+
+// New returns a Hub. Call Close (or Shutdown) when done.
+func New(cfg Config, log *slog.Logger) (*Hub, error) {
+	if cfg.VerifyWing == nil || cfg.VerifyUser == nil {
+		return nil, errors.New("winghub: VerifyWing and VerifyUser are required")
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 90 * time.Second
+	}
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = 10 * time.Second
+	}
+	if cfg.TunnelTimeout <= 0 {
+		cfg.TunnelTimeout = 120 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Registerer),
+		wings: map[string]*wingConn{}, browsers: map[*browserConn]bool{}, routes: map[string]*route{},
+		tunnels: map[string]*tunnelMap{}, nonces: map[string]time.Time{}, done: make(chan struct{})}
+	go h.reaper()
+	return h, nil
+}
+
+// Register mounts the hub's routes on mux.
+func (h *Hub) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ws/wing", h.serveWing)
+	mux.HandleFunc("GET /ws/pty", h.serveBrowser)
+	mux.HandleFunc("GET /ws/relay", h.serveBrowser)
+	mux.HandleFunc("GET /api/app/wings", h.listWings)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+}
+
+// requestToken is ?token= (checked first) or the Bearer header.
+func requestToken(r *http.Request) string {
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (h *Hub) listWings(w http.ResponseWriter, r *http.Request) {
+	tok := bearerToken(r)
+	user, err := h.cfg.VerifyUser(tok)
+	if tok == "" || err != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid user token is required (Authorization: Bearer)"})
+		return
+	}
+	h.mu.Lock()
+	out := []wp.WingInfo{}
+	for _, wc := range h.wings {
+		if wc.owner == user.UserID {
+			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: wc.locked, AllowedCount: wc.allowedCount,
+				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version})
+		}
+	}
+	h.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ---- wings ----
+
+func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
+	tok := requestToken(r)
+	id, err := h.cfg.VerifyWing(tok)
+	if tok == "" || err != nil {
+		h.m.authFailures.WithLabelValues("wing").Inc()
+		http.Error(w, "unauthorized: a valid wing token is required", http.StatusUnauthorized)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(wp.MaxFrame)
+	ctx := r.Context()
+	wc := &wingConn{conn: conn{ws: ws}, connID: uuid.NewString(), owner: id.UserID}
+
+	rctx, cancel := context.WithTimeout(ctx, h.cfg.RegisterTimeout)
+	_, first, err := ws.Read(rctx)
+	cancel()
+	var reg wp.Register
+	if err != nil || wp.Decode(first, &reg) != nil || reg.Type != wp.TypeWingRegister || reg.WingID == "" {
+		h.sendError(ctx, &wc.conn, "first frame must be wing.register with a wing_id")
+		ws.Close(websocket.StatusPolicyViolation, "expected wing.register")
+		return
+	}
+	if id.WingID != "" && id.WingID != reg.WingID {
+		h.sendError(ctx, &wc.conn, "this token is for wing "+id.WingID)
+		ws.Close(websocket.StatusPolicyViolation, "wing id does not match the token")
+		return
+	}
+	if reg.OrgSlug != "" {
+		h.log.Info("org_slug ignored: warren has no orgs", "wing", reg.WingID, "org", reg.OrgSlug)
+	}
+	wc.machineID, wc.pub = reg.WingID, reg.PublicKey
+	if id.Pub != "" {
+		wc.pub = id.Pub
+	}
+	wc.hostname, wc.platform, wc.version = reg.Hostname, reg.Platform, reg.Version
+	wc.locked, wc.allowedCount = reg.Locked, reg.AllowedCount
+
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "relay shutting down")
+		return
+	}
+	wc.lastSeen = time.Now()
+	old := h.wings[wc.machineID]
+	h.wings[wc.machineID] = wc
+	h.m.wings.Set(float64(len(h.wings)))
+	h.mu.Unlock()
+	if old != nil {
+		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
+	}
+	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey})
+	if err := wc.send(ctx, b, forwardTimeout); err != nil {
+		h.wingGone(wc)
+		return
+	}
+	h.log.Info("wing registered", "wing", wc.machineID, "user", wc.owner, "conn", wc.connID)
+	h.m.registrations.Inc()
+
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		h.mu.Lock()
+		wc.lastSeen = time.Now()
+		h.mu.Unlock()
+		h.m.frames.WithLabelValues("wing").Inc()
+		h.m.bytes.WithLabelValues("from_wing").Add(float64(len(data)))
+		h.fromWing(ctx, wc, data)
+	}
+	ws.CloseNow()
+	h.wingGone(wc)
+}
+
+func (h *Hub) sendError(ctx context.Context, c *conn, msg string) {
+	b, _ := wp.Encode(wp.Error{Type: wp.TypeError, Message: msg})
+	c.send(ctx, b, forwardTimeout)
+}
+
+// wingGone unregisters wc (if still current) and tells the users on its
+// routes. Routes are kept for reattach.
+func (h *Hub) wingGone(wc *wingConn) {
+	h.mu.Lock()
+	if h.wings[wc.machineID] != wc {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.wings, wc.machineID)
+	h.m.wings.Set(float64(len(h.wings)))
+	var notify []*browserConn
+	seen := map[*browserConn]bool{}
+	for _, rt := range h.routes {
+		if rt.wingID != wc.machineID {
+			continue
+		}
+		for _, b := range rt.all() {
+			if !seen[b] {
+				seen[b] = true
+				notify = append(notify, b)
+			}
+		}
+	}
+	closing := h.closing
+	h.mu.Unlock()
+	h.log.Info("wing offline", "wing", wc.machineID, "conn", wc.connID)
+	if closing {
+		return
+	}
+	msg := []byte(`{"type":"wing.offline"}`)
+	for _, b := range notify {
+		go b.send(context.Background(), msg, broadcastTimeout)
+	}
+}
+
+func (rt *route) all() []*browserConn {
+	var out []*browserConn
+	if rt.controller != nil {
+		out = append(out, rt.controller)
+	}
+	for _, v := range rt.viewers {
+		out = append(out, v)
+	}
+	return out
+}
+
+func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
+	env, typ, err := wp.DecodeEnvelope(data)
+	if err != nil {
+		h.log.Debug("bad frame from wing", "wing", wc.machineID, "err", err)
+		return
+	}
+	switch typ {
+	case wp.TypeWingHeartbeat, wp.TypeWingRegister:
+	case wp.TypeWingConfig:
+		h.mu.Lock()
+		wc.locked = env.Bool("locked")
+		var n int
+		json.Unmarshal(env["allowed_count"], &n)
+		wc.allowedCount = n
+		h.mu.Unlock()
+	case wp.TypeAttention:
+		nonce := env.String("nonce")
+		h.mu.Lock()
+		_, dup := h.nonces[nonce]
+		if !dup {
+			h.nonces[nonce] = time.Now()
+		}
+		h.mu.Unlock()
+		if !dup {
+			h.m.attention.Inc()
+			h.log.Info("session needs attention", "wing", wc.machineID, "session", env.String("session_id"))
+		}
+	case wp.TypeTunnelRes, wp.TypeTunnelStream:
+		id := env.String("request_id")
+		h.mu.Lock()
+		tm := h.tunnels[id]
+		if tm == nil || tm.wingID != wc.machineID {
+			h.mu.Unlock()
+			return
+		}
+		if typ == wp.TypeTunnelRes || env.Bool("done") {
+			tm.timer.Stop()
+			delete(h.tunnels, id)
+		} else {
+			tm.timer.Reset(h.cfg.TunnelTimeout)
+		}
+		h.m.tunnels.Set(float64(len(h.tunnels)))
+		h.mu.Unlock()
+		h.forward(ctx, tm.browser, data)
+	case wp.TypePTYStarted, wp.TypePTYOutput, wp.TypePTYPreview, wp.TypePTYBrowserOpen,
+		wp.TypePasskeyChal, wp.TypePTYMigrated, wp.TypePTYFallback, wp.TypePTYExited:
+		sid, vid := env.String("session_id"), env.String("viewer_id")
+		h.mu.Lock()
+		rt := h.routes[sid]
+		if rt == nil || rt.wingID != wc.machineID {
+			h.mu.Unlock()
+			return
+		}
+		var to []*browserConn
+		switch {
+		case vid != "":
+			if v := rt.viewers[vid]; v != nil {
+				to = append(to, v)
+				if typ == wp.TypePTYExited {
+					delete(rt.viewers, vid)
+				}
+			}
+		case typ == wp.TypePTYExited:
+			to = rt.all()
+			delete(h.routes, sid)
+			h.m.sessions.Set(float64(len(h.routes)))
+		case rt.controller != nil:
+			to = append(to, rt.controller)
+		}
+		h.mu.Unlock()
+		for _, b := range to {
+			h.forward(ctx, b, data)
+		}
+	default:
+		h.log.Debug("unknown frame from wing dropped", "wing", wc.machineID, "type", typ)
+	}
+}
+
+func (h *Hub) forward(ctx context.Context, b *browserConn, data []byte) {
+	if err := b.send(ctx, data, forwardTimeout); err != nil {
+		b.ws.CloseNow()
+		return
+	}
+	h.m.bytes.WithLabelValues("to_user").Add(float64(len(data)))
+}
+
+// ---- users ----
+
+func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
+	tok := requestToken(r)
+	user, err := h.cfg.VerifyUser(tok)
+	if tok == "" || err != nil {
+		h.m.authFailures.WithLabelValues("user").Inc()
+		http.Error(w, "unauthorized: a valid user token is required", http.StatusUnauthorized)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(wp.MaxFrame)
+	b := &browserConn{conn: conn{ws: ws}, id: uuid.NewString(), user: user, queryWing: r.URL.Query().Get("wing_id")}
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "relay shutting down")
+		return
+	}
+	h.browsers[b] = true
+	h.m.users.Set(float64(len(h.browsers)))
+	h.mu.Unlock()
+	ctx := r.Context()
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		h.m.frames.WithLabelValues("user").Inc()
+		h.m.bytes.WithLabelValues("from_user").Add(float64(len(data)))
+		h.fromBrowser(ctx, b, data)
+	}
+	ws.CloseNow()
+	h.browserGone(b)
+}
+
+func (h *Hub) browserGone(b *browserConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.browsers, b)
+	h.m.users.Set(float64(len(h.browsers)))
+	for _, rt := range h.routes {
+		if rt.controller == b {
+			rt.controller = nil
+		}
+		for id, v := range rt.viewers {
+			if v == b {
+				delete(rt.viewers, id)
+			}
+		}
+	}
+	for id, tm := range h.tunnels {
+		if tm.browser == b {
+			tm.timer.Stop()
+			delete(h.tunnels, id)
+		}
+	}
+	h.m.tunnels.Set(float64(len(h.tunnels)))
+}
+
+// pickWing returns the wing a user frame addresses and whether the user may
+// reach it; called with h.mu held.
+func (h *Hub) pickWing(b *browserConn, msgWing string) *wingConn {
+	id := msgWing
+	if id == "" {
+		id = b.queryWing
+	}
+	if id != "" {
+		wc := h.wings[id]
+		if wc == nil || wc.owner != b.user.UserID {
+			return nil
+		}
+		return wc
+	}
+	for _, wc := range h.wings { // the first accessible wing
+		if wc.owner == b.user.UserID {
+			return wc
+		}
+	}
+	return nil
+}
+
+func (h *Hub) reply(ctx context.Context, b *browserConn, msg string) {
+	h.sendError(ctx, &b.conn, msg)
+}
+
+func (h *Hub) injectIdentity(env wp.Envelope, u UserIdentity) {
+	env.Set("user_id", u.UserID)
+	env.Set("email", u.Email)
+	env.Set("display_name", u.DisplayName)
+	env.Set("org_role", "owner")
+	env.Set("passkeys", []string{})
+}
+
+func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
+	env, typ, err := wp.DecodeEnvelope(data)
+	if err != nil {
+		h.log.Debug("bad frame from user dropped", "err", err)
+		return
+	}
+	switch typ {
+	case wp.TypePTYStart:
+		h.mu.Lock()
+		wc := h.pickWing(b, env.String("wing_id"))
+		if wc == nil {
+			h.mu.Unlock()
+			h.reply(ctx, b, "no wing connected")
+			return
+		}
+		sid := newShortID()
+		for h.routes[sid] != nil {
+			sid = newShortID()
+		}
+		h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, controller: b, viewers: map[string]*browserConn{}}
+		h.m.sessions.Set(float64(len(h.routes)))
+		h.m.started.Inc()
+		h.mu.Unlock()
+		env.Set("session_id", sid)
+		h.injectIdentity(env, b.user)
+		h.toWing(ctx, wc, env.Encode())
+	case wp.TypePTYAttach:
+		sid := env.String("session_id")
+		h.mu.Lock()
+		wc := h.pickWing(b, env.String("wing_id"))
+		rt := h.routes[sid]
+		if rt != nil && rt.owner != b.user.UserID {
+			h.mu.Unlock()
+			h.reply(ctx, b, "session not found")
+			return
+		}
+		if wc == nil && rt != nil {
+			wc = h.wings[rt.wingID]
+		}
+		if wc == nil || sid == "" {
+			h.mu.Unlock()
+			h.reply(ctx, b, "no wing connected")
+			return
+		}
+		if env.Bool("spectate") {
+			if rt == nil {
+				h.mu.Unlock()
+				h.reply(ctx, b, "session not found")
+				return
+			}
+			vid := newShortID()
+			rt.viewers[vid] = b
+			h.mu.Unlock()
+			env.Set("viewer_id", vid)
+			env.Set("user_id", b.user.UserID)
+			env.Set("email", b.user.Email)
+			for _, k := range []string{"display_name", "org_role", "passkeys"} {
+				delete(env, k)
+			}
+			h.toWing(ctx, wc, env.Encode())
+			return
+		}
+		if rt == nil {
+			rt = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, viewers: map[string]*browserConn{}}
+			h.routes[sid] = rt
+			h.m.sessions.Set(float64(len(h.routes)))
+		}
+		rt.controller = b
+		h.mu.Unlock()
+		env.Set("user_id", b.user.UserID)
+		env.Set("email", b.user.Email)
+		// Identity fields the relay does not inject must not come from the user.
+		for _, k := range []string{"viewer_id", "display_name", "org_role", "passkeys"} {
+			delete(env, k)
+		}
+		h.toWing(ctx, wc, env.Encode())
+	case wp.TypePTYDetach:
+		sid := env.String("session_id")
+		h.mu.Lock()
+		if rt := h.routes[sid]; rt != nil {
+			if rt.controller == b {
+				rt.controller = nil
+			}
+			for id, v := range rt.viewers {
+				if v == b {
+					delete(rt.viewers, id)
+				}
+			}
+		}
+		h.mu.Unlock()
+	case wp.TypePTYInput, wp.TypePTYResize, wp.TypePTYKill, wp.TypePTYAttentionAk,
+		wp.TypePasskeyResp, wp.TypePTYMigrate:
+		sid := env.String("session_id")
+		h.mu.Lock()
+		var wc *wingConn
+		if rt := h.routes[sid]; rt != nil {
+			if rt.controller == b { // viewers and strangers are dropped
+				wc = h.wings[rt.wingID]
+			}
+		} else if b.queryWing != "" {
+			wc = h.pickWing(b, b.queryWing)
+		}
+		h.mu.Unlock()
+		if wc == nil {
+			return
+		}
+		if typ == wp.TypePTYKill {
+			b, _ := wp.Encode(wp.SessionRef{Type: wp.TypePTYKill, SessionID: sid})
+			h.toWing(ctx, wc, b)
+			return
+		}
+		// Re-encoded, not the raw bytes: duplicate keys collapse to what
+		// the relay routed on.
+		h.toWing(ctx, wc, env.Encode())
+	case wp.TypeTunnelReq:
+		rid := env.String("request_id")
+		h.mu.Lock()
+		wc := h.pickWing(b, env.String("wing_id"))
+		if wc == nil || rid == "" {
+			h.mu.Unlock()
+			h.reply(ctx, b, "wing not found")
+			return
+		}
+		if old := h.tunnels[rid]; old != nil {
+			old.timer.Stop()
+		}
+		tm := &tunnelMap{browser: b, wingID: wc.machineID}
+		tm.timer = time.AfterFunc(h.cfg.TunnelTimeout, func() { h.expireTunnel(rid, tm) })
+		h.tunnels[rid] = tm
+		h.m.tunnels.Set(float64(len(h.tunnels)))
+		h.mu.Unlock()
+		env.Set("sender_user_id", b.user.UserID)
+		env.Set("sender_email", b.user.Email)
+		env.Set("sender_org_role", "owner")
+		env.Set("sender_passkeys", []string{})
+		h.toWing(ctx, wc, env.Encode())
+	default:
+		h.log.Debug("unknown frame from user dropped", "type", typ)
+	}
+}
+
+func (h *Hub) expireTunnel(rid string, tm *tunnelMap) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tunnels[rid] == tm {
+		delete(h.tunnels, rid)
+		h.m.tunnels.Set(float64(len(h.tunnels)))
+	}
+}
+
+func (h *Hub) toWing(ctx context.Context, wc *wingConn, data []byte) {
+	if err := wc.send(ctx, data, forwardTimeout); err != nil {
+		wc.ws.CloseNow()
+		return
+	}
+	h.m.bytes.WithLabelValues("to_wing").Add(float64(len(data)))
+}
+
+func newShortID() string { return uuid.NewString()[:8] }
+
+// ---- liveness and shutdown ----
+
+func (h *Hub) reaper() {
+	tick := time.NewTicker(max(h.cfg.HeartbeatTimeout/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case now := <-tick.C:
+			h.mu.Lock()
+			var dead []*wingConn
+			for _, wc := range h.wings {
+				if now.Sub(wc.lastSeen) > h.cfg.HeartbeatTimeout {
+					dead = append(dead, wc)
+				}
+			}
+			for n, at := range h.nonces {
+				if now.Sub(at) > 10*time.Minute {
+					delete(h.nonces, n)
+				}
+			}
+			h.mu.Unlock()
+			for _, wc := range dead {
+				h.log.Warn("wing missed 3 heartbeats; closing it", "wing", wc.machineID)
+				h.m.reaped.Inc()
+				// Close waits for the peer's close frame; a silent wing
+				// will not send one, so do not hold the reaper for it.
+				go wc.ws.Close(websocket.StatusPolicyViolation, "heartbeat timeout")
+				h.wingGone(wc)
+			}
+		}
+	}
+}
+
+// Shutdown tells every wing and user socket relay.restart, then closes the
+// wings (and users) with StatusGoingAway. Call it before shutting down HTTP.
+func (h *Hub) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.closing = true
+	var all []*conn
+	var wings []*wingConn
+	for _, wc := range h.wings {
+		all = append(all, &wc.conn)
+		wings = append(wings, wc)
+	}
+	var users []*browserConn
+	for b := range h.browsers {
+		all = append(all, &b.conn)
+		users = append(users, b)
+	}
+	h.mu.Unlock()
+	msg := []byte(`{"type":"relay.restart"}`)
+	var wg sync.WaitGroup
+	for _, c := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.send(ctx, msg, broadcastTimeout) }()
+	}
+	wg.Wait()
+	// Close waits for each peer's close frame (up to 5 s): in parallel.
+	for _, wc := range wings {
+		wg.Add(1)
+		go func() { defer wg.Done(); wc.ws.Close(websocket.StatusGoingAway, "relay restarting") }()
+	}
+	for _, b := range users {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.ws.Close(websocket.StatusGoingAway, "relay restarting") }()
+	}
+	wg.Wait()
+	h.Close()
+}
+
+// Close stops the hub's background work.
+func (h *Hub) Close() { h.stopOnce.Do(func() { close(h.done) }) }
+
+// Stats is a snapshot for tests and debugging.
+type Stats struct{ Wings, Users, Routes, Tunnels int }
+
+// Stats returns current counts.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return Stats{len(h.wings), len(h.browsers), len(h.routes), len(h.tunnels)}
+}
