@@ -122,3 +122,9 @@ go test -run '^$' -bench 'Web(Direct|Forward)GET$' -benchtime 5x -count "$PT_COU
 wd=$(median_mbs BenchmarkWebDirectGET "$work/web.txt")
 wf=$(median_mbs BenchmarkWebForwardGET "$work/web.txt")
 awk -v n="$PT_COUNT" -v d="$wd" -v f="$wf" 'BEGIN {printf "web GET (median of %s): direct %.0f MB/s, forwarded %.0f MB/s (forwarded/direct %.2f)\n", n, d, f, f/d}'
+
+echo
+echo "== wing: 100 MiB of PTY output and keystroke echo through the wing hub (E2E-encrypted) vs a local PTY (median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/ | tee "$work/wing.txt" | grep -E '^Benchmark' || true
+echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wing.txt") MB/s, local $(median_metric BenchmarkPTYThroughput direct-MB/s "$work/wing.txt") MB/s, ratio $(median_metric BenchmarkPTYThroughput x-direct "$work/wing.txt")"
+echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"

@@ -155,12 +155,27 @@ echo "exit $?"
 grep -E '^warren_probe_(check_status|status)' "$work/probe.prom"
 sed -i "s|port: $web_port|port: 1|" "$work/probe.yaml"
 set +e
-"$BIN/probe" -c "$work/probe.yaml" run --artifacts "$work/artifacts" | head -1
-code=${PIPESTATUS[0]}
+"$BIN/probe" -c "$work/probe.yaml" run --artifacts "$work/artifacts" >"$work/probe-critical.txt"
+code=$?
 set -e
+head -1 "$work/probe-critical.txt"
 echo "exit $code (CRITICAL: the host does not forward port 1); artifact:"
 cat "$work/artifacts/site-http/probe-artifact.json"
 [ "$code" = 2 ] || { echo "demo: probe did not report CRITICAL" >&2; exit 1; }
+
+step "wing: an end-to-end encrypted remote terminal through the relay"
+"$BIN/relay-server" wings token --server "$relay" --kind wing --user demo >"$work/wing.token"
+"$BIN/relay-server" wings token --server "$relay" --kind user --user demo >"$work/user.token"
+WARREN_WING_SERVE_TOKEN_FILE="$work/wing.token" "$BIN/wing" serve --relay "$relay" --wing-id demo-box \
+  --identity-key "$work/wing/identity.key" 2>"$work/wing.log" &
+pids+=($!)
+wait_for "$work/wing.log" 'registered with the relay' >/dev/null
+export WARREN_WING_RELAY=$relay WARREN_WING_USER_TOKEN_FILE="$work/user.token"
+"$BIN/wing" ls
+echo "\$ wing attach --command 'uname -a; exit 3' demo-box"
+set +e; "$BIN/wing" attach --command 'uname -a; exit 3' demo-box </dev/null; code=$?; set -e
+echo "(remote exit code $code)"; [ "$code" = 3 ] || { echo "demo: wanted exit code 3" >&2; exit 1; }
+printf 'echo hello from $(hostname)\nexit\n' | "$BIN/wing" attach demo-box
 
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
