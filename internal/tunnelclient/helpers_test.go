@@ -15,8 +15,6 @@ import (
 	"github.com/warrenhq/warren/internal/tunnelhost"
 )
 
-const adminKey = relaytest.AdminKey
-
 // env is a real relay-server (internal/relay) on a loopback port with a
 // sqlite store, an operator API key and one tunnel.
 type env struct {
