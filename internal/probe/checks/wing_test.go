@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/warrenhq/warren/internal/probe"
 	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
 	"github.com/warrenhq/warren/internal/wing"
@@ -200,6 +201,56 @@ func TestWingSessionFailures(t *testing.T) {
 			t.Fatalf("after the wing stopped: %s stage %q %q", st, res.Stage, text)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A wing that registers but never answers pty.start: the check ends at its
+// timeout in stage start and says so.
+func TestWingSessionTimeout(t *testing.T) {
+	reg := registry(t)
+	url := wingHub(t)
+	key, err := wp.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/ws/wing?token=wing:alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	reg1, _ := wp.Encode(wp.Register{Type: wp.TypeWingRegister, WingID: "mute", PublicKey: wp.PublicKeyString(key)})
+	if err := ws.Write(ctx, websocket.MessageText, reg1); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // read (and ignore) what the relay sends
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		ws, err := listWings(ctx, http.DefaultClient, url, "user:alice")
+		if err == nil && len(ws) == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("mute wing not listed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	chk, err := build(t, reg, probe.NewRedactor(), "  - {name: a, kind: wing_session, url: '"+url+"', user_token: 'user:alice'}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer rcancel()
+	res := chk.Run(rctx)
+	st, text := verdict(res)
+	if st != probe.Critical || res.Stage != "start" || !strings.Contains(text, "no pty.started from wing mute") {
+		t.Fatalf("got %s stage %q %q", st, res.Stage, text)
 	}
 }
 
