@@ -18,14 +18,13 @@ import (
 	"github.com/warrenhq/warren/internal/wingclient"
 )
 
-// wingTarget is what both wing checks need: the relay, a user token and
-// (optionally) the wing to look for. The parameter structs repeat these
-// keys (the decoder reads a struct's own fields only).
+// wingTarget is what both wing checks need: the relay and a user token.
+// The parameter structs repeat these keys (the decoder reads a struct's
+// own fields only).
 type wingTarget struct {
 	URL       string
 	CAFile    string
 	UserToken probe.Secret
-	Wing      string
 }
 
 // build validates the shared keys and returns the base URL and client.
@@ -153,7 +152,7 @@ func wingPresenceKind() probe.Kind {
 		New: func(p any, env probe.Env) (probe.Check, error) {
 			c := &wingPresence{p: *p.(*wingPresenceParams)}
 			var err error
-			if c.base, c.hc, err = (wingTarget{c.p.URL, c.p.CAFile, c.p.UserToken, c.p.Wing}).build(); err != nil {
+			if c.base, c.hc, err = (wingTarget{c.p.URL, c.p.CAFile, c.p.UserToken}).build(); err != nil {
 				return nil, err
 			}
 			if c.p.MinWings < 0 {
@@ -231,7 +230,7 @@ func wingSessionKind() probe.Kind {
 		New: func(p any, env probe.Env) (probe.Check, error) {
 			c := &wingSession{p: *p.(*wingSessionParams)}
 			var err error
-			if c.base, c.hc, err = (wingTarget{c.p.URL, c.p.CAFile, c.p.UserToken, c.p.Wing}).build(); err != nil {
+			if c.base, c.hc, err = (wingTarget{c.p.URL, c.p.CAFile, c.p.UserToken}).build(); err != nil {
 				return nil, err
 			}
 			return c, nil
