@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	// Kinds are registered once per process; TURN and wing kinds join here.
+	// Kinds are registered once per process; TURN kinds join here.
 	if err := checks.Register(probe.Default); err != nil {
 		panic(err)
 	}

@@ -17,9 +17,10 @@ import (
 	"github.com/warrenhq/warren/internal/probe"
 )
 
-// Register adds the relay, tunnel and ticket kinds to reg.
+// Register adds the relay, tunnel, ticket and wing kinds to reg.
 func Register(reg *probe.Registry) error {
-	for _, k := range []probe.Kind{relayHealthKind(), relayWSKind(), tunnelKind(), ticketKind()} {
+	for _, k := range []probe.Kind{relayHealthKind(), relayWSKind(), tunnelKind(), ticketKind(),
+		wingPresenceKind(), wingSessionKind()} {
 		if err := reg.Register(k); err != nil {
 			return err
 		}

@@ -11,9 +11,15 @@
 //     expected banner).
 //   - ticket: the ticket relay round trip: mint with an API key, PUT random
 //     bytes, GET them on a second connection, compare SHA-256.
+//   - wing_presence: GET /api/app/wings with a user token; the named wing
+//     (or at least min_wings of the user's wings) is connected.
+//   - wing_session: a PTY session on a wing through the relay, end-to-end
+//     encrypted (internal/wingclient): the wing runs "echo <nonce>", the
+//     probe decrypts the output and expects the nonce and exit code 0.
 //
 // Every check reports measured stages and fails with the stage that broke
-// (dns, connect, http, upgrade, token, mint, transfer, exchange, ...).
+// (dns, connect, http, upgrade, token, mint, transfer, list, presence,
+// lookup, start, exchange, ...).
 // Secrets are probe.Secret parameters; a minted ticket and a fetched token
 // are added to the run's redactor as soon as they are known.
 package checks
