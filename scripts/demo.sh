@@ -176,6 +176,13 @@ echo "\$ wing attach --command 'uname -a; exit 3' demo-box"
 set +e; "$BIN/wing" attach --command 'uname -a; exit 3' demo-box </dev/null; code=$?; set -e
 echo "(remote exit code $code)"; [ "$code" = 3 ] || { echo "demo: wanted exit code 3" >&2; exit 1; }
 printf 'echo hello from $(hostname)\nexit\n' | "$BIN/wing" attach demo-box
+echo "probe's wing checks (presence, and an E2E session round trip):"
+cat >"$work/probe-wing.yaml" <<YAML
+checks:
+  - {name: wing, kind: wing_presence, url: $relay, user_token_file: $work/user.token, wing: demo-box}
+  - {name: wing-session, kind: wing_session, url: $relay, user_token_file: $work/user.token, wing: demo-box}
+YAML
+"$BIN/probe" -c "$work/probe-wing.yaml" run
 
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
