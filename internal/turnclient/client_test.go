@@ -205,10 +205,15 @@ func TestUDPOverlay(t *testing.T) {
 			// Metrics: series present, no session_id, byte counters consistent.
 			assertMetrics(t, creg, "client", []string{"local_to_relay", "relay_to_local"})
 			assertMetrics(t, sreg, "server", []string{"client_to_upstream", "upstream_to_client"})
-			sent := counterValue(r.client.m.Bytes.WithLabelValues("local_to_relay"))
-			back := counterValue(r.client.m.Bytes.WithLabelValues("relay_to_local"))
-			if sent == 0 || back == 0 || back > sent {
-				t.Fatalf("client bytes: sent %v, back %v", sent, back)
+			// What the client forwarded is what the server received, and back.
+			waitEqual(t, "client local_to_relay vs server client_to_upstream",
+				func() float64 { return counterValue(r.client.m.Bytes.WithLabelValues("local_to_relay")) },
+				func() float64 { return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "client_to_upstream") })
+			waitEqual(t, "server upstream_to_client vs client relay_to_local",
+				func() float64 { return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "upstream_to_client") },
+				func() float64 { return counterValue(r.client.m.Bytes.WithLabelValues("relay_to_local")) })
+			if counterValue(r.client.m.Bytes.WithLabelValues("local_to_relay")) == 0 {
+				t.Fatal("no bytes counted")
 			}
 		})
 	}
@@ -433,4 +438,39 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func waitEqual(t *testing.T, what string, a, b func() float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		x, y := a(), b()
+		if x == y {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v != %v", what, x, y)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func gatherValue(t *testing.T, reg *prometheus.Registry, name, direction string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "direction" && l.GetValue() == direction {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
