@@ -93,3 +93,14 @@ func FuzzParseKeyFile(f *testing.F) {
 		}
 	})
 }
+
+func TestParseServerKeys(t *testing.T) {
+	keys, err := ParseServerKeys(key32 + "\n")
+	if err != nil || len(keys[DefaultIdentity]) != 32 {
+		t.Fatal(keys, err)
+	}
+	keys, err = ParseServerKeys("# two\na " + key32 + "\nb " + key32 + "\n")
+	if err != nil || len(keys) != 2 {
+		t.Fatal(keys, err)
+	}
+}

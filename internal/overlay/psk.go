@@ -75,3 +75,26 @@ func ParseClientKey(s string) (identity string, key []byte, err error) {
 		return "", nil, fmt.Errorf("want \"<base64 key>\" or \"<identity> <base64 key>\"")
 	}
 }
+
+// ParseServerKeys parses tunnel-server's psk value: a single bare base64
+// key (identity "default"), or a key file's content with one
+// "<identity> <base64 key>" per line.
+func ParseServerKeys(s string) (map[string][]byte, error) {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if i := strings.IndexByte(l, '#'); i >= 0 {
+			l = l[:i]
+		}
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 1 && len(strings.Fields(lines[0])) == 1 {
+		k, err := ParseKey(lines[0])
+		if err != nil {
+			return nil, err
+		}
+		return map[string][]byte{DefaultIdentity: k}, nil
+	}
+	return ParseKeyFile(s)
+}
