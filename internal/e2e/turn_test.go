@@ -321,7 +321,7 @@ func startCoturn(t *testing.T, auth ...string) string {
 	}
 	port := freePort(t)
 	dir := t.TempDir()
-	minPort := 49152 + (port % 100 * 100) % 15000
+	minPort := 49152 + (port%100*100)%15000
 	args := append([]string{"-n", "-L", "127.0.0.1", "-E", "127.0.0.1", "-p", strconv.Itoa(port), "--allow-loopback-peers",
 		"-r", "lab.local", "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780",
 		"--min-port", strconv.Itoa(minPort), "--max-port", strconv.Itoa(minPort + 99),

@@ -208,9 +208,13 @@ func TestUDPOverlay(t *testing.T) {
 			// What the client forwarded is what the server received, and back.
 			waitEqual(t, "client local_to_relay vs server client_to_upstream",
 				func() float64 { return counterValue(r.client.m.Bytes.WithLabelValues("local_to_relay")) },
-				func() float64 { return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "client_to_upstream") })
+				func() float64 {
+					return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "client_to_upstream")
+				})
 			waitEqual(t, "server upstream_to_client vs client relay_to_local",
-				func() float64 { return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "upstream_to_client") },
+				func() float64 {
+					return gatherValue(t, sreg, "warren_runtime_forwarded_bytes_total", "upstream_to_client")
+				},
 				func() float64 { return counterValue(r.client.m.Bytes.WithLabelValues("relay_to_local")) })
 			if counterValue(r.client.m.Bytes.WithLabelValues("local_to_relay")) == 0 {
 				t.Fatal("no bytes counted")
