@@ -99,6 +99,7 @@ func startClient(t testing.TB, cfg Config) *running {
 		if err != nil {
 			t.Fatal(err)
 		}
+		pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 		r.local = pc.LocalAddr().String()
 		go func() { r.done <- c.RunUDP(ctx, pc); pc.Close() }()
 	}

@@ -67,7 +67,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 			RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"}, lab: l}
 	}
 	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
+	lf.DefaultLogLevel = logging.LogLevelDisabled
 	var restAuth turn.AuthHandler
 	if cfg.RESTSecret != "" {
 		restAuth = turn.LongTermTURNRESTAuthHandler(cfg.RESTSecret, lf.NewLogger("lab-rest"))

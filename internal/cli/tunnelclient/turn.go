@@ -202,6 +202,11 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 			return turnFailure(overlay.Errorf(overlay.StageLocalBind, "listen udp %s (turn.listen): %v", t.Listen, err))
 		}
 		defer pc.Close()
+		if uc, ok := pc.(*net.UDPConn); ok {
+			// Room for bursts (WireGuard handshakes, bulk transfers) while
+			// the workers catch up; the kernel caps it at rmem_max.
+			uc.SetReadBuffer(4 << 20)
+		}
 		localAddr = pc.LocalAddr().String()
 		serve = func(ctx context.Context) error { return client.RunUDP(ctx, pc) }
 		go func() {
