@@ -45,6 +45,8 @@ type Client struct {
 	firstUp chan struct{}
 	upOnce  sync.Once
 
+	rotations atomic.Int64 // credential rotations done (for tests)
+
 	readyMu    sync.Mutex
 	readyCount int
 	everReady  map[int]bool
@@ -344,6 +346,7 @@ func (c *Client) runWorker(ctx context.Context, w *worker) (readyAt time.Time, e
 			}
 			c.log.Info("worker credentials rotated", "event", "worker_ready", "stage", overlay.StageProviderResolve, "result", "ready",
 				"worker", w.id, "relay", ns.relayAddr)
+			c.rotations.Add(1)
 			old := s
 			s = ns
 			c.install(w, s)
