@@ -287,9 +287,26 @@ func TestTurnFailures(t *testing.T) {
 			t.Errorf("stderr: %s", r.stderr)
 		}
 	})
-	t.Run("server compat warns", func(t *testing.T) {
-		srv, _ := startTunnelServer(t, cleanEnv(t), lab.EchoUDP, "--compat-unauthenticated")
+	t.Run("compat server warns and serves a prototype-profile client", func(t *testing.T) {
+		srv, peer := startTunnelServer(t, cleanEnv(t), lab.EchoUDP, "--compat-unauthenticated")
 		srv.stderr.wait(t, regexpOf(`compat_unauthenticated is on`), 10*time.Second)
+		// The client's compat profile is exactly the prototype's (§2.2): the
+		// stand-in for a vk-turn-proxy client.
+		cli := start(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_TURN_LINK="+link), "tunnel-client", "turn", "--provider", "generic-turn",
+			"--peer", peer, "--listen", "127.0.0.1:0", "--compat-unauthenticated")
+		local := cli.stdout.wait(t, clientReadyRE, 60*time.Second)[1]
+		c, _ := net.Dial("udp4", local)
+		defer c.Close()
+		udpEcho(t, c, []byte("compat-echo"))
+	})
+	t.Run("psk-only server refuses a compat client", func(t *testing.T) {
+		_, peer := startTunnelServer(t, cleanEnv(t, "WARREN_TUNNEL_SERVER_PSK="+key), lab.EchoUDP)
+		r := run(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_TURN_LINK="+link), "tunnel-client", "turn", "--provider", "generic-turn",
+			"--peer", peer, "--listen", "127.0.0.1:0", "--compat-unauthenticated", "--handshake-timeout", "3s")
+		r.wantCode(t, 1, "compat client vs psk server")
+		if !strings.Contains(r.stderr, "client runtime failed stage=dtls_handshake") {
+			t.Errorf("stderr: %s", r.stderr)
+		}
 	})
 	t.Run("psk mismatch fails at dtls_handshake", func(t *testing.T) {
 		_, peer := startTunnelServer(t, cleanEnv(t, "WARREN_TUNNEL_SERVER_PSK="+newKey(t)), lab.EchoUDP)
