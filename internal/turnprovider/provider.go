@@ -297,7 +297,7 @@ func resolveREST(req Request) (*Resolution, error) {
 func Credentials(secret, user string, now time.Time, ttl time.Duration) (username, password string) {
 	// pion computes the expiry from its own clock; shift ttl so that the
 	// result is relative to now (tests pass a fixed clock).
-	d := ttl + now.Sub(time.Now())
+	d := ttl + time.Until(now)
 	username, password, _ = turn.GenerateLongTermTURNRESTCredentials(secret, user, d)
 	return username, password
 }
