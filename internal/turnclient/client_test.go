@@ -479,3 +479,102 @@ func gatherValue(t *testing.T, reg *prometheus.Registry, name, direction string)
 	}
 	return -1
 }
+
+// TestReplyRoutingExpiry: two local peers share 4 workers exclusively;
+// after A idles past the expiry, B's traffic takes A's workers (spec §6.8,
+// with a short expiry).
+func TestReplyRoutingExpiry(t *testing.T) {
+	lab := startLab(t, turnlab.Config{})
+	peer := startServer(t, turnserver.Config{Connect: lab.EchoUDP, Keys: map[string][]byte{"default": testKey}})
+	cfg := baseConfig(lab, peer, "udp", "udp")
+	cfg.Connections = 4
+	cfg.PeerIdle = 500 * time.Millisecond
+	r := startClient(t, cfg)
+	r.waitReady(t)
+	a, _ := net.Dial("udp4", r.local)
+	defer a.Close()
+	b, _ := net.Dial("udp4", r.local)
+	defer b.Close()
+	echoOnce(t, a, []byte("AAAA-1"))
+	echoOnce(t, b, []byte("BBBB-1"))
+	if na, nb := len(r.client.router.workersOf(a.LocalAddr().String())), len(r.client.router.workersOf(b.LocalAddr().String())); na != 3 || nb != 1 {
+		t.Fatalf("A holds %d, B holds %d; want 3 and 1", na, nb)
+	}
+	// B keeps talking while A is silent past the expiry.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; len(r.client.router.workersOf(b.LocalAddr().String())) != 4; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("B holds %v after A's expiry", r.client.router.workersOf(b.LocalAddr().String()))
+		}
+		echoOnce(t, b, []byte(fmt.Sprintf("BBBB-%d", i)))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := range 8 {
+		echoOnce(t, b, []byte(fmt.Sprintf("BBBB-after-%d", i)))
+	}
+}
+
+// TestTCPSessionKilled: killing one worker's TURN connection closes the
+// streams of its smux session only; the others keep working, and new
+// streams work (spec §3.1 tcp overlay, §6.7).
+func TestTCPSessionKilled(t *testing.T) {
+	lab := startLab(t, turnlab.Config{})
+	peer := startServer(t, turnserver.Config{Connect: lab.EchoTCP, Egress: "tcp", Keys: map[string][]byte{"default": testKey}})
+	cfg := baseConfig(lab, peer, "tcp", "tcp")
+	cfg.Connections = 2
+	r := startClient(t, cfg)
+	r.waitReady(t)
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.DialTimeout("tcp4", r.local, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	roundTrip := func(c net.Conn, msg string) error {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		_, err := io.ReadFull(c, buf)
+		if err == nil && string(buf) != msg {
+			err = fmt.Errorf("got %q", buf)
+		}
+		return err
+	}
+	for i, c := range conns {
+		if err := roundTrip(c, fmt.Sprintf("before-%d", i)); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if !lab.KillOneTCP() {
+		t.Fatal("no TURN connection to kill")
+	}
+	// Streams on the dead session end; the others still echo.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dead := 0
+		for i, c := range conns {
+			if c == nil {
+				dead++
+				continue
+			}
+			if err := roundTrip(c, fmt.Sprintf("after-%d", i)); err != nil {
+				conns[i].Close()
+				conns[i] = nil
+				dead++
+			}
+		}
+		if dead == 2 {
+			break
+		}
+		if dead > 2 || time.Now().After(deadline) {
+			t.Fatalf("%d of 4 streams ended, want the 2 of the killed session", dead)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tcpEcho(t, r.local, 64<<10, 99)
+}

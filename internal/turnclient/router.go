@@ -68,13 +68,12 @@ func (r *router) pick(addr net.Addr) *worker {
 		r.peers[key] = b
 	}
 	b.lastSeen = r.now()
-	if len(b.workers) == 0 {
-		// Claim every unbound ready worker.
-		for _, w := range r.ready {
-			if r.owner[w] == nil {
-				r.owner[w] = b
-				b.workers = append(b.workers, w)
-			}
+	// A ready worker that is unbound (new, restarted, or freed by expiry)
+	// goes to the next sender, whoever it is.
+	for _, w := range r.ready {
+		if r.owner[w] == nil {
+			r.owner[w] = b
+			b.workers = append(b.workers, w)
 		}
 	}
 	if len(b.workers) == 0 {

@@ -44,22 +44,29 @@ func TestRouterExclusiveBindings(t *testing.T) {
 	if got := r.pick(b); got != wb {
 		t.Fatalf("B claimed %v, want the freed worker", got)
 	}
-	// A idles past the expiry: its workers go to B's next datagram? No: B
-	// holds one, so it keeps round-robin on it; a new peer C claims A's.
+	// A idles past the expiry: its workers are freed and B's next datagram
+	// claims them.
 	now = now.Add(100 * time.Second)
 	r.pick(b)
 	now = now.Add(100 * time.Second)
 	if n := r.expire(); n != 1 {
 		t.Fatalf("expired %d bindings, want 1 (A)", n)
 	}
-	c := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3}
-	r.pick(c)
-	if got := len(r.workersOf(c.String())); got != 3 {
-		t.Fatalf("C claimed %d workers, want A's 3", got)
+	r.pick(b)
+	if got := len(r.workersOf(b.String())); got != 4 {
+		t.Fatalf("B holds %d workers after A expired, want 4", got)
 	}
-	// With a single worker held by B, a fourth peer gets nothing.
-	d := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4}
-	if w := r.pick(d); w == nil {
-		t.Fatal("D should steal from C (holds 3)")
+	// A new peer C takes one from B, the richest.
+	c := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3}
+	if w := r.pick(c); w == nil || len(r.workersOf(b.String())) != 3 {
+		t.Fatal("C could not take a worker from B")
+	}
+	// With every peer down to one worker, a further peer gets nothing.
+	r2 := newRouter(time.Minute)
+	one := &worker{id: 9}
+	r2.up(one)
+	r2.pick(a)
+	if w := r2.pick(b); w != nil {
+		t.Fatalf("B got worker %d that A needs", w.id)
 	}
 }

@@ -125,6 +125,19 @@ func (l *Lab) KillTCP() int {
 	return n
 }
 
+// KillOneTCP closes one TURN-over-TCP client connection (any one) and
+// reports whether there was one.
+func (l *Lab) KillOneTCP() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.tcpConns {
+		c.Close()
+		delete(l.tcpConns, c)
+		return true
+	}
+	return false
+}
+
 // KillRelays closes every relay socket: traffic through existing
 // allocations stops.
 func (l *Lab) KillRelays() int {
