@@ -24,11 +24,15 @@ type Config struct {
 	ConnectToken string   `yaml:"connect_token" flag:"connect-token" secret:"true" usage:"connect-scope tunnel token (instead of api_key)"`
 	Bind         string   `yaml:"bind" flag:"bind" usage:"local address the forwarded ports listen on"`
 	PortMap      []string `yaml:"port_map" flag:"port-map" usage:"REMOTE:LOCAL pairs; unmapped ports listen on the same number"`
-	Mode         string   `yaml:"mode" flag:"mode" usage:"relay protocol: auto (V2, else V1), v2 or v1"`
+	Mode         string   `yaml:"mode" flag:"mode" cmd:"connect" usage:"relay protocol: auto (V2, else V1), v2 or v1"`
+
+	// Turn holds the keys of `tunnel-client turn`; their flags exist on
+	// that subcommand only.
+	Turn TurnConfig `yaml:"turn" cmd:"turn"`
 }
 
 func defaultConfig() *Config {
-	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto"}
+	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto", Turn: defaultTurnConfig()}
 }
 
 // Validate checks what the types alone cannot.
@@ -41,7 +45,7 @@ func (c *Config) Validate() error {
 	if _, err := parsePortMap(c.PortMap); err != nil {
 		return cli.FieldErrorf("port_map", "%v", err)
 	}
-	return nil
+	return c.Turn.validate()
 }
 
 func parsePortMap(list []string) (map[uint16]uint16, error) {
@@ -69,7 +73,7 @@ func Main(args []string) int { return cli.Main(spec, build, args) }
 func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
-	root.AddCommand(connectCmd(app, cfg))
+	root.AddCommand(connectCmd(app, cfg), turnCmd(app, cfg))
 	return root
 }
 

@@ -3,9 +3,62 @@
 package tunnelserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/overlay"
+	"github.com/warrenhq/warren/internal/turnserver"
 )
+
+// Config is tunnel-server's configuration file (tunnel-server.yaml).
+type Config struct {
+	cli.Daemon `yaml:",inline"`
+
+	Listen           string        `yaml:"listen" flag:"listen" usage:"UDP address of the DTLS listener the TURN relay reaches"`
+	Connect          string        `yaml:"connect" flag:"connect" usage:"upstream host:port every session is forwarded to (required)"`
+	Egress           string        `yaml:"egress" flag:"egress" usage:"overlay: udp (raw datagrams) or tcp (KCP+smux streams, one TCP dial each); must match the client's ingress"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout" flag:"handshake-timeout" usage:"DTLS handshake timeout per session"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout" flag:"idle-timeout" usage:"a udp session with no traffic in one direction for this long is closed"`
+	PSK              string        `yaml:"psk" flag:"psk" secret:"true" usage:"pre-shared key(s): one base64 key (identity \"default\"), or lines of \"<identity> <base64 key>\" (# comments); a psk_file holds the multi-identity list"`
+	Compat           bool          `yaml:"compat_unauthenticated" flag:"compat-unauthenticated" usage:"also accept the unauthenticated vk-turn-proxy prototype profile (anyone who reaches the listener gets a relay to connect)"`
+	MetricsListen    string        `yaml:"metrics_listen" flag:"metrics-listen" usage:"address to serve /metrics on; empty means off"`
+}
+
+func defaultConfig() *Config {
+	return &Config{Daemon: cli.DefaultDaemon(), Listen: "0.0.0.0:56000", Egress: "udp",
+		HandshakeTimeout: 30 * time.Second, IdleTimeout: 30 * time.Minute}
+}
+
+// Validate checks what the types alone cannot.
+func (c *Config) Validate() error {
+	switch c.Egress {
+	case "udp", "tcp":
+	default:
+		return cli.FieldErrorf("egress", "expected udp or tcp, got %q", c.Egress)
+	}
+	if c.Connect != "" {
+		if _, _, err := net.SplitHostPort(c.Connect); err != nil {
+			return cli.FieldErrorf("connect", "%q is not host:port", c.Connect)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return cli.FieldErrorf("listen", "%q is not host:port", c.Listen)
+	}
+	if c.PSK != "" {
+		if _, err := overlay.ParseServerKeys(c.PSK); err != nil {
+			return cli.FieldErrorf("psk", "%v", err)
+		}
+	}
+	return nil
+}
 
 var spec = cli.Spec{
 	Name:  "tunnel-server",
@@ -16,7 +69,84 @@ var spec = cli.Spec{
 func Main(args []string) int { return cli.Main(spec, build, args) }
 
 func build(app *cli.App) *cobra.Command {
-	// Only the shared daemon keys so far; its own commands come with its issue.
-	cfg := cli.DefaultDaemon()
-	return app.NewRoot(&cfg, nil)
+	cfg := defaultConfig()
+	root := app.NewRoot(cfg, func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return cli.Usagef("unexpected argument %q", args[0])
+		}
+		return run(cmd.Context(), app, cfg)
+	})
+	root.Long = `tunnel-server terminates the DTLS sessions that tunnel-client workers open
+through a TURN relay and forwards each to --connect. Peers authenticate with a
+pre-shared key (psk / psk_file, never on the command line); with
+--compat-unauthenticated it also accepts the vk-turn-proxy prototype's
+unauthenticated clients.`
+	return root
+}
+
+func run(ctx context.Context, app *cli.App, cfg *Config) error {
+	if cfg.Connect == "" {
+		return &cli.ConfigError{Key: "connect", Err: errors.New("not set: give --connect or WARREN_TUNNEL_SERVER_CONNECT (the upstream host:port)")}
+	}
+	var keys map[string][]byte
+	if cfg.PSK != "" {
+		var err error
+		if keys, err = overlay.ParseServerKeys(cfg.PSK); err != nil {
+			return &cli.ConfigError{Key: "psk", Err: err}
+		}
+	}
+	if len(keys) == 0 && !cfg.Compat {
+		return &cli.ConfigError{Key: "psk", Err: errors.New("no pre-shared key: set psk (WARREN_TUNNEL_SERVER_PSK) or psk_file (--psk-file), or compat_unauthenticated to accept unauthenticated prototype peers")}
+	}
+	if cfg.Compat {
+		app.Logger.Warn("compat_unauthenticated is on: clients without a PSK are accepted, and anyone who reaches the listener gets a relay to the upstream",
+			"stage", overlay.StagePolicyValidate, "upstream", cfg.Connect)
+	}
+	reg := metrics.NewRegistry("tunnel-server")
+	srv, err := turnserver.New(turnserver.Config{
+		Listen: cfg.Listen, Connect: cfg.Connect, Egress: cfg.Egress,
+		HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout,
+		Keys: keys, Compat: cfg.Compat, Registry: reg,
+	}, app.Logger)
+	if err != nil {
+		return failure(err)
+	}
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, reg)
+		if err != nil {
+			return failure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (metrics_listen): %v", cfg.MetricsListen, err))
+		}
+		defer stop()
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		return failure(err)
+	}
+	fmt.Fprintf(app.Stdout, "listening %s egress=%s connect=%s\n", addr, cfg.Egress, cfg.Connect)
+	return failure(app.RunDaemon(ctx, srv.Serve))
+}
+
+// failure formats a staged error as "server runtime failed stage=<s>: <msg>".
+func failure(err error) error {
+	var se *overlay.StageError
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	msg := fmt.Errorf("server runtime failed stage=%s: %s", se.Stage, se.Msg())
+	if se.Stage == overlay.StagePolicyValidate {
+		return &cli.ConfigError{Err: msg}
+	}
+	return msg
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }

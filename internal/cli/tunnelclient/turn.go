@@ -1,0 +1,262 @@
+package tunnelclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/overlay"
+	"github.com/warrenhq/warren/internal/turnclient"
+	"github.com/warrenhq/warren/internal/turnprovider"
+)
+
+// TurnConfig is the `turn:` section: the TURN overlay client.
+type TurnConfig struct {
+	Provider         string        `yaml:"provider" flag:"provider" usage:"credential provider: generic-turn, turn-rest or vk"`
+	Link             string        `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT or turn-rest://USER@HOST:PORT?ttl=1h (a generic-turn password on the command line is visible in ps: prefer env or YAML)"`
+	Listen           string        `yaml:"listen" flag:"listen" usage:"local address to accept UDP datagrams (ingress udp) or TCP connections (ingress tcp) on"`
+	Peer             string        `yaml:"peer" flag:"peer" usage:"tunnel-server host:port as reachable from the TURN relay (required)"`
+	Connections      int           `yaml:"connections" flag:"connections" usage:"number of workers (TURN allocations with one DTLS session each)"`
+	Server           string        `yaml:"server" flag:"turn" usage:"override the TURN server host the provider returned"`
+	Port             int           `yaml:"port" flag:"port" usage:"override the TURN server port the provider returned (0 keeps it)"`
+	BindInterface    string        `yaml:"bind_interface" flag:"bind-interface" usage:"local IP (literal, not an interface name) for the TURN leg"`
+	DTLS             bool          `yaml:"dtls" flag:"dtls" usage:"wrap the overlay in DTLS (plain mode is not implemented; must stay true)"`
+	Mode             string        `yaml:"mode" flag:"mode" usage:"TURN transport: auto (= udp), udp or tcp"`
+	Ingress          string        `yaml:"ingress" flag:"ingress" usage:"overlay: udp (raw datagrams) or tcp (KCP+smux); must match tunnel-server's egress"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout" flag:"handshake-timeout" usage:"DTLS handshake timeout; 0 means 20s for udp ingress, 30s for tcp"`
+	Compat           bool          `yaml:"compat_unauthenticated" flag:"compat-unauthenticated" usage:"use the unauthenticated vk-turn-proxy prototype profile instead of a PSK"`
+	PSK              string        `yaml:"psk" flag:"psk" secret:"true" usage:"pre-shared key: a base64 key, or one line <identity> <base64 key>"`
+	PSKIdentity      string        `yaml:"psk_identity" flag:"psk-identity" usage:"PSK identity sent to tunnel-server"`
+	RESTSecret       string        `yaml:"rest_secret" flag:"turn-rest-secret" secret:"true" usage:"turn-rest shared secret (coturn static-auth-secret)"`
+	MetricsListen    string        `yaml:"metrics_listen" flag:"metrics-listen" usage:"address to serve /metrics on; empty means off"`
+}
+
+func defaultTurnConfig() TurnConfig {
+	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, DTLS: true, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity}
+}
+
+// validate checks the formats; required keys are checked when turn runs,
+// so that `connect` and `config show` work without them.
+func (t *TurnConfig) validate() error {
+	switch t.Mode {
+	case "auto", "udp", "tcp":
+	default:
+		return cli.FieldErrorf("turn.mode", "expected auto, udp or tcp, got %q", t.Mode)
+	}
+	switch t.Ingress {
+	case "udp", "tcp":
+	default:
+		return cli.FieldErrorf("turn.ingress", "expected udp or tcp, got %q", t.Ingress)
+	}
+	if t.Connections < 1 || t.Connections > 64 {
+		return cli.FieldErrorf("turn.connections", "must be 1-64, got %d", t.Connections)
+	}
+	if t.Port < 0 || t.Port > 65535 {
+		return cli.FieldErrorf("turn.port", "must be 0-65535, got %d", t.Port)
+	}
+	if t.BindInterface != "" && net.ParseIP(t.BindInterface) == nil {
+		return cli.FieldErrorf("turn.bind_interface", "%q is not a literal IP address (interface names are not supported)", t.BindInterface)
+	}
+	if t.Provider != "" {
+		if _, err := turnprovider.Lookup(t.Provider); err != nil {
+			return cli.FieldErrorf("turn.provider", "%v", err)
+		}
+	}
+	if t.PSK != "" {
+		if _, _, err := overlay.ParseClientKey(t.PSK); err != nil {
+			return cli.FieldErrorf("turn.psk", "%v", err)
+		}
+	}
+	return nil
+}
+
+func turnCmd(app *cli.App, cfg *Config) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "turn",
+		Short: "Carry local UDP or TCP through a TURN server to a tunnel-server (DTLS overlay)",
+		Long: `turn resolves TURN credentials with --provider/--link, runs --connections
+workers (each a TURN allocation with a DTLS session to --peer, a tunnel-server)
+and forwards what arrives on --listen over them. It prints "ready ..." on
+stdout once every worker is up.
+
+Secrets (psk, rest_secret) are read from env, YAML or their _file keys, never
+from the command line. Exit codes: 0 stopped, 1 runtime failure, 2 config
+error, 3 provider not available.`,
+		Args: cobra.NoArgs,
+	}
+	list := cmd.Flags().Bool("list-providers", false, "print the provider names and exit")
+	out := cli.AddOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *list {
+			return printProviders(app, out)
+		}
+		return runTurn(cmd.Context(), app, &cfg.Turn, out)
+	}
+	providers := &cobra.Command{
+		Use:   "providers",
+		Short: "List the credential providers",
+		Args:  cobra.NoArgs,
+	}
+	pout := cli.AddOutputFlag(providers)
+	providers.RunE = func(*cobra.Command, []string) error { return printProviders(app, pout) }
+	cmd.AddCommand(providers)
+	return cmd
+}
+
+func printProviders(app *cli.App, out *cli.Output) error {
+	if out.JSON() {
+		return cli.WriteJSON(app.Stdout, turnprovider.Names())
+	}
+	for _, n := range turnprovider.Names() {
+		fmt.Fprintln(app.Stdout, n)
+	}
+	return nil
+}
+
+func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) error {
+	required := []struct{ key, val, env string }{
+		{"turn.provider", t.Provider, "PROVIDER"}, {"turn.link", t.Link, "LINK"}, {"turn.peer", t.Peer, "PEER"},
+	}
+	for _, r := range required {
+		if r.val == "" {
+			return &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
+		}
+	}
+	if !t.DTLS {
+		return &cli.ConfigError{Key: "turn.dtls", Err: errors.New("plain peer mode (dtls=false) is not implemented")}
+	}
+	var identity = t.PSKIdentity
+	var key []byte
+	if t.PSK != "" {
+		id, k, err := overlay.ParseClientKey(t.PSK)
+		if err != nil {
+			return &cli.ConfigError{Key: "turn.psk", Err: err}
+		}
+		key = k
+		if id != "" {
+			identity = id
+		}
+	}
+	if key == nil && !t.Compat {
+		return &cli.ConfigError{Key: "turn.psk", Err: errors.New("no pre-shared key: set WARREN_TUNNEL_CLIENT_TURN_PSK, turn.psk in YAML or --psk-file, or --compat-unauthenticated for prototype servers")}
+	}
+	if strings.EqualFold(t.Provider, "turn-rest") && t.RESTSecret == "" {
+		return &cli.ConfigError{Key: "turn.rest_secret", Err: errors.New("turn-rest needs the shared secret: set WARREN_TUNNEL_CLIENT_TURN_REST_SECRET, turn.rest_secret in YAML or --turn-rest-secret-file")}
+	}
+	reg := metrics.NewRegistry("tunnel-client")
+	ready := make(chan struct{}, 1)
+	client, err := turnclient.New(turnclient.Config{
+		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
+		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
+		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
+		Compat: t.Compat, PSKIdentity: identity, PSK: key, Registry: reg,
+		OnReady: func() { ready <- struct{}{} },
+	}, app.Logger)
+	if err != nil {
+		return turnFailure(err)
+	}
+	if t.MetricsListen != "" {
+		stop, err := serveMetrics(t.MetricsListen, reg)
+		if err != nil {
+			return turnFailure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (turn.metrics_listen): %v", t.MetricsListen, err))
+		}
+		defer stop()
+	}
+	var localAddr string
+	var serve func(ctx context.Context) error
+	if t.Ingress == "tcp" {
+		bound := make(chan string, 1)
+		serve = func(ctx context.Context) error {
+			return client.RunTCP(ctx, func(ctx context.Context) (net.Listener, error) {
+				var lc net.ListenConfig
+				ln, err := lc.Listen(ctx, "tcp", t.Listen)
+				if err != nil {
+					return nil, fmt.Errorf("listen tcp %s (turn.listen): %v", t.Listen, err)
+				}
+				bound <- ln.Addr().String()
+				return ln, nil
+			})
+		}
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-ready:
+				select {
+				case a := <-bound:
+					printReady(app, out, a, t)
+				case <-ctx.Done():
+				}
+			}
+		}()
+	} else {
+		pc, err := net.ListenPacket("udp", t.Listen)
+		if err != nil {
+			return turnFailure(overlay.Errorf(overlay.StageLocalBind, "listen udp %s (turn.listen): %v", t.Listen, err))
+		}
+		defer pc.Close()
+		if uc, ok := pc.(*net.UDPConn); ok {
+			// Room for bursts (WireGuard handshakes, bulk transfers) while
+			// the workers catch up; the kernel caps it at rmem_max.
+			uc.SetReadBuffer(4 << 20)
+		}
+		localAddr = pc.LocalAddr().String()
+		serve = func(ctx context.Context) error { return client.RunUDP(ctx, pc) }
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-ready:
+				printReady(app, out, localAddr, t)
+			}
+		}()
+	}
+	return turnFailure(app.RunDaemon(ctx, serve))
+}
+
+func printReady(app *cli.App, out *cli.Output, addr string, t *TurnConfig) {
+	if out.JSON() {
+		cli.WriteJSONLine(app.Stdout, map[string]any{"event": "ready", "listen": addr, "ingress": t.Ingress, "peer": t.Peer, "workers": t.Connections})
+		return
+	}
+	fmt.Fprintf(app.Stdout, "ready listen=%s ingress=%s peer=%s workers=%d\n", addr, t.Ingress, t.Peer, t.Connections)
+}
+
+// turnFailure maps engine errors to exit codes: 3 for an unavailable
+// provider, 2 for policy errors, 1 with "client runtime failed stage=<s>: <msg>"
+// for the rest.
+func turnFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *overlay.StageError
+	if !errors.As(err, &se) {
+		return err
+	}
+	msg := fmt.Errorf("client runtime failed stage=%s: %s", se.Stage, se.Msg())
+	switch {
+	case errors.Is(err, turnprovider.ErrNotImplemented):
+		return &cli.ExitError{Code: 3, Err: msg}
+	case se.Stage == overlay.StagePolicyValidate:
+		return &cli.ConfigError{Err: msg}
+	}
+	return msg
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,98 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+)
+
+// CIDSize is the length of the connection ID the server assigns (RFC 9146).
+// The CID lets a session survive its TURN allocation being replaced.
+const CIDSize = 8
+
+// ServerIdentityHint is the PSK identity hint the server sends.
+const ServerIdentityHint = "warren"
+
+// DefaultIdentity is the PSK identity used when only one key is configured.
+const DefaultIdentity = "default"
+
+// ErrUnknownIdentity is returned by the server's PSK callback for an identity
+// it has no key for; it aborts the handshake.
+var ErrUnknownIdentity = errors.New("unknown PSK identity")
+
+// ServerProfile says which clients a server accepts.
+type ServerProfile struct {
+	// Keys maps PSK identity → key. Empty means no PSK clients.
+	Keys map[string][]byte
+	// Compat also accepts the unauthenticated prototype profile (§2.2).
+	Compat bool
+}
+
+// ServerOptions builds the DTLS server options. With Keys and Compat both
+// set, both suites are offered and each client gets the one it asked for.
+func ServerOptions(p ServerProfile) ([]dtls.ServerOption, error) {
+	if len(p.Keys) == 0 && !p.Compat {
+		return nil, errors.New("no PSK keys configured and compat mode off: nobody could connect")
+	}
+	opts := []dtls.ServerOption{
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(CIDSize)),
+	}
+	var suites []dtls.CipherSuiteID
+	if len(p.Keys) > 0 {
+		keys := p.Keys
+		suites = append(suites, dtls.TLS_PSK_WITH_AES_128_GCM_SHA256)
+		opts = append(opts,
+			dtls.WithPSK(func(identity []byte) ([]byte, error) {
+				if k, ok := keys[string(identity)]; ok {
+					return k, nil
+				}
+				return nil, fmt.Errorf("%w %q", ErrUnknownIdentity, identity)
+			}),
+			dtls.WithPSKIdentityHint([]byte(ServerIdentityHint)))
+	}
+	if p.Compat {
+		cert, err := selfsign.GenerateSelfSigned()
+		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+		suites = append(suites, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+		opts = append(opts, dtls.WithCertificates(cert))
+	}
+	return append(opts, dtls.WithCipherSuites(suites...)), nil
+}
+
+// ClientPSKOptions is the authenticated client profile (§2.3).
+func ClientPSKOptions(identity string, key []byte) []dtls.ClientOption {
+	return []dtls.ClientOption{
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_GCM_SHA256),
+		dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+	}
+}
+
+// ClientCompatOptions is the prototype's unauthenticated client profile
+// (§2.2): a throwaway self-signed certificate, no verification.
+func ClientCompatOptions() ([]dtls.ClientOption, error) {
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return []dtls.ClientOption{
+		dtls.WithCertificates(cert),
+		dtls.WithInsecureSkipVerify(true),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
+	}, nil
+}
+
+// Handshake runs the (lazy, in dtls/v3) handshake with a deadline.
+func Handshake(ctx context.Context, c *dtls.Conn) error {
+	return c.HandshakeContext(ctx)
+}

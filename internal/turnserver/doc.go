@@ -1,0 +1,6 @@
+// Package turnserver is the engine of tunnel-server: a DTLS listener that
+// the TURN relay reaches, terminating each session (PSK by default, the
+// prototype's unauthenticated profile with Compat) and forwarding it to one
+// upstream, over a connected UDP socket per session (udp egress) or over
+// KCP+smux with one TCP dial per stream (tcp egress).
+package turnserver

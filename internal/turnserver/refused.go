@@ -1,0 +1,5 @@
+package turnserver
+
+import "syscall"
+
+var errConnRefused = syscall.ECONNREFUSED
