@@ -128,3 +128,11 @@ echo "== wing: 100 MiB of PTY output and keystroke echo through the wing hub (E2
 go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/ | tee "$work/wing.txt" | grep -E '^Benchmark' || true
 echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wing.txt") MB/s, local $(median_metric BenchmarkPTYThroughput direct-MB/s "$work/wing.txt") MB/s, ratio $(median_metric BenchmarkPTYThroughput x-direct "$work/wing.txt")"
 echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"
+
+echo
+echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true
+for m in udp tcp; do
+  n="BenchmarkUDPOverlay/turn-over-$m"
+  echo "TURN over $m: $(median_mbs "$n" "$work/turn.txt") MB/s ($(median_metric "$n" pkt/s "$work/turn.txt") pkt/s) vs direct $(median_metric "$n" direct-MB/s "$work/turn.txt") MB/s, ratio $(median_metric "$n" x-direct "$work/turn.txt"); loss at 1000/2000 pps: $(median_metric "$n" loss-%@1000pps "$work/turn.txt")% / $(median_metric "$n" loss-%@2000pps "$work/turn.txt")%"
+done

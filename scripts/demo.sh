@@ -184,6 +184,32 @@ checks:
 YAML
 "$BIN/probe" -c "$work/probe-wing.yaml" run
 
+step "TURN overlay: UDP through a TURN server to tunnel-server, DTLS with a pre-shared key"
+go build -o "$work/turnlab" ./internal/turnlab/cmd/turnlab
+"$work/turnlab" >"$work/lab.env" 2>"$work/lab.log" &
+pids+=($!)
+wait_for "$work/lab.env" 'TURN_REALM=.*' >/dev/null
+# shellcheck disable=SC1091
+. "$work/lab.env"
+echo "lab: pion TURN server on $TURN_UDP (udp) and $TURN_TCP (tcp), UDP echo upstream on $ECHO_UDP"
+psk=$(head -c 32 /dev/urandom | base64)
+WARREN_TUNNEL_SERVER_PSK=$psk "$BIN/tunnel-server" --listen 127.0.0.1:0 --connect "$ECHO_UDP" >"$work/ts.out" 2>"$work/ts.log" &
+pids+=($!)
+peer=$(wait_for "$work/ts.out" 'listening [0-9.:]+' | cut -d' ' -f2)
+echo "tunnel-server: DTLS on $peer, forwarding to $ECHO_UDP"
+WARREN_TUNNEL_CLIENT_TURN_PSK=$psk WARREN_TUNNEL_CLIENT_TURN_LINK="generic-turn://$TURN_USER:$TURN_PASS@$TURN_UDP" \
+  "$BIN/tunnel-client" turn --provider generic-turn --peer "$peer" --listen 127.0.0.1:0 --connections 2 >"$work/tc.out" 2>"$work/tc.log" &
+pids+=($!)
+wait_for "$work/tc.out" 'ready .*'
+turn_port=$(wait_for "$work/tc.out" 'listen=127\.0\.0\.1:[0-9]+' | cut -d: -f2)
+exec 3<>"/dev/udp/127.0.0.1/$turn_port"
+printf 'hello through TURN' >&3
+IFS= read -r -t 5 -N 18 reply <&3
+exec 3>&-
+echo "sent \"hello through TURN\" to 127.0.0.1:$turn_port, echoed back: \"$reply\""
+[ "$reply" = "hello through TURN" ] || { echo "demo: no echo through TURN" >&2; exit 1; }
+grep -E 'event=(provider_resolution|worker_ready|runtime_ready)' "$work/tc.log" | sed 's/^/  /'
+
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
 
