@@ -439,6 +439,10 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return f.ExitCode, true, &RemoteError{Msg: f.Error, Code: f.ExitCode}
 			}
 			return f.ExitCode, true, nil
+		case wp.TypeBandwidth:
+			// The relay closes the socket next; reattaching would be cut
+			// off again.
+			return 1, true, &RemoteError{Msg: f.Message, Code: 1}
 		case wp.TypeWingOffline:
 			onEvent(Event{Kind: "offline", SessionID: s.ID()})
 			return -1, false, errors.New("wing offline")
