@@ -162,7 +162,10 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	})
 }
 
-// requestToken is ?token= (checked first) or the Bearer header.
+// requestToken is ?token= (checked first), the Bearer header, or for
+// browsers (which cannot set headers on a WebSocket, and should not put a
+// token in a URL that ends up in logs) a "warren.token.<token>" entry in
+// Sec-WebSocket-Protocol, offered next to BrowserSubprotocol.
 func requestToken(r *http.Request) string {
 	if t := r.URL.Query().Get("token"); t != "" {
 		return t
@@ -171,8 +174,22 @@ func requestToken(r *http.Request) string {
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), tokenProtocolPrefix); ok {
+				return t
+			}
+		}
+	}
 	return ""
 }
+
+// BrowserSubprotocol is the subprotocol the hub selects when a browser
+// offers it together with its token (a warren addition; peers that offer
+// no subprotocol are unaffected).
+const BrowserSubprotocol = "warren.v1"
+
+const tokenProtocolPrefix = "warren.token."
 
 func bearerToken(r *http.Request) string {
 	h := r.Header.Get("Authorization")
@@ -444,7 +461,7 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized: a valid user token is required", http.StatusUnauthorized)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, Subprotocols: []string{BrowserSubprotocol}})
 	if err != nil {
 		return
 	}
