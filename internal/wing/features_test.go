@@ -672,3 +672,27 @@ func TestBandwidthCap(t *testing.T) {
 		t.Fatalf("the wing got bandwidth.exceeded:\n%s", logs)
 	}
 }
+
+// TestBrowserTokenSubprotocol: browsers cannot set headers on a WebSocket;
+// the hub takes the token from a "warren.token.<tok>" subprotocol entry
+// and selects "warren.v1".
+func TestBrowserTokenSubprotocol(t *testing.T) {
+	url, _ := testHub(t, nil)
+	startAgent(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/ws/pty?wing_id=box",
+		&websocket.DialOptions{Subprotocols: []string{winghub.BrowserSubprotocol, "warren.token.user:alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != winghub.BrowserSubprotocol {
+		t.Fatalf("subprotocol %q", ws.Subprotocol())
+	}
+	_, _, err = websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/ws/pty",
+		&websocket.DialOptions{Subprotocols: []string{winghub.BrowserSubprotocol, "warren.token.bogus"}})
+	if err == nil {
+		t.Fatal("a bad subprotocol token was accepted")
+	}
+}
