@@ -3,6 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -314,4 +318,63 @@ func TestWebTerminalInChromium(t *testing.T) {
 	c.eval(t, `warrenTerm.focus()`, nil)
 	c.typeLine(t, "echo again-$((2*2))")
 	c.waitJS(t, `/\nagain-4/.test(warrenBufferText()) ? "yes" : ""`, 30*time.Second, "output after reattach")
+}
+
+// TestWebTerminalPasskey: a wing whose config gives the owner a passkey
+// sends passkey.challenge; the page answers with navigator.credentials.get
+// from Chromium's virtual authenticator (holding a key made here), the
+// wing verifies the assertion, and the session starts. The auth token the
+// wing returns then opens a second session with the authenticator gone.
+func TestWebTerminalPasskey(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skip("chromium is not installed (apt-get install chromium); the browser terminal test needs it")
+	}
+	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := pk.PublicKey.Bytes()
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(pk)
+	credID := []byte("warren-test-credential-1")
+
+	e := startWingRelay(t)
+	cfgFile := filepath.Join(t.TempDir(), "wing.yaml")
+	cfg := fmt.Sprintf("serve:\n  wing_id: web2\n  allow:\n    - user: alice\n      passkey_public_key: %s\n      passkey_credential_id: %s\n",
+		base64.StdEncoding.EncodeToString(pub[1:]), base64.RawURLEncoding.EncodeToString(credID))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.startWingConfig(t, cfgFile)
+
+	c := dialCDP(t, pageTarget(t, startChromium(t, bin)))
+	c.call(t, "Page.enable", nil, nil)
+	c.call(t, "WebAuthn.enable", nil, nil)
+	var auth struct {
+		AuthenticatorID string `json:"authenticatorId"`
+	}
+	c.call(t, "WebAuthn.addVirtualAuthenticator", map[string]any{"options": map[string]any{"protocol": "ctap2", "transport": "internal",
+		"hasResidentKey": true, "hasUserVerification": true, "isUserVerified": true, "automaticPresenceSimulation": true}}, &auth)
+	// WebAuthn needs a domain for its RP id, not an IP: use localhost.
+	base := strings.Replace(e.url, "127.0.0.1", "localhost", 1)
+	c.call(t, "WebAuthn.addCredential", map[string]any{"authenticatorId": auth.AuthenticatorID, "credential": map[string]any{
+		"credentialId": base64.StdEncoding.EncodeToString(credID), "isResidentCredential": false, "rpId": "localhost",
+		"privateKey": base64.StdEncoding.EncodeToString(pkcs8), "signCount": 0}}, nil)
+
+	c.call(t, "Page.navigate", map[string]any{"url": base + "/app/#token=" + e.userTok}, nil)
+	c.waitJS(t, `document.querySelector('.wing[data-wing="web2"] .new-session') ? "yes" : ""`, 30*time.Second, "the wing list")
+	c.eval(t, fmt.Sprintf(`sessionStorage.setItem("warren.credential", %q)`, base64.RawURLEncoding.EncodeToString(credID)), nil)
+	c.eval(t, `document.querySelector('.wing[data-wing="web2"] .new-session').click()`, nil)
+	c.waitJS(t, `window.warrenSession || ""`, 30*time.Second, "pty.started after the passkey check")
+	c.waitJS(t, `sessionStorage.getItem("warren.auth.web2") || ""`, 10*time.Second, "the auth token")
+	c.eval(t, `warrenTerm.focus()`, nil)
+	c.typeLine(t, "echo pk-$((8*8))")
+	c.waitJS(t, `/\npk-64/.test(warrenBufferText()) ? "yes" : ""`, 30*time.Second, "output of the passkey-gated session")
+
+	// Without the authenticator, the cached auth token still opens a session.
+	c.call(t, "WebAuthn.removeVirtualAuthenticator", map[string]any{"authenticatorId": auth.AuthenticatorID}, nil)
+	c.eval(t, `window.warrenSession = ""; document.getElementById("detach").click()`, nil)
+	c.waitJS(t, `document.querySelector('.wing[data-wing="web2"] .new-session') ? "yes" : ""`, 30*time.Second, "the wing list again")
+	c.eval(t, `document.querySelector('.wing[data-wing="web2"] .new-session').click()`, nil)
+	c.waitJS(t, `window.warrenSession || ""`, 30*time.Second, "a second session on the auth token")
 }
