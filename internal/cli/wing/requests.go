@@ -263,7 +263,8 @@ changes in the wing's config file.`,
 				if err := tn.Request(ctx, map[string]any{"type": typ, "user": args[0]}, &res); err != nil {
 					return err
 				}
-				app.Logger.Info("allow list", "op", use, "user", args[0], "changed", res.Changed, "allowed_count", res.AllowedCount)
+				state := map[bool]string{true: "done", false: "no change"}[res.Changed]
+				fmt.Fprintf(app.Stdout, "%s %s: %s (%d allowed)\n", use, args[0], state, res.AllowedCount)
 				return nil
 			})
 		}
