@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/apikey"
+	"github.com/warrenhq/warren/internal/webterm"
 	"github.com/warrenhq/warren/internal/winghub"
 	"github.com/warrenhq/warren/internal/wingtoken"
 )
@@ -40,6 +41,9 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 	s.wings = hub
 	hub.Register(s.mux)
 	s.mux.HandleFunc("POST /api/v1/wings/tokens", s.mintWingToken)
+	// The browser terminal; the user token stays out of URLs (#token=).
+	s.mux.Handle("GET /app/", webterm.Handler("/app/"))
+	s.mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
 	return nil
 }
 

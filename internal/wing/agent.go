@@ -65,6 +65,13 @@ type Config struct {
 	BackoffInitial, BackoffMax time.Duration
 	// ReplaySize caps each session's replay buffer. Default 2 MiB.
 	ReplaySize int
+	// Access is the lock state and allow list; SetAccess changes it while
+	// running. Default unlocked (owner only).
+	Access Access
+	// PasskeyTTL is how long a passkey auth token stays valid. Default 1h.
+	PasskeyTTL time.Duration
+	// PasskeyTimeout bounds the wait for passkey.response. Default 60s.
+	PasskeyTimeout time.Duration
 	// OnState is called on every state change. Optional.
 	OnState func(State)
 	// HTTPClient dials the relay. Default http.DefaultClient.
@@ -83,6 +90,14 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	history  []sessionItem
+
+	guard   *guard
+	ciphers cipherCache
+
+	pkMu             sync.Mutex
+	pending          map[string]chan wp.PasskeyResponse // by session_id
+	tunnelChallenges map[string]pendingChallenge        // by user id
 }
 
 // New checks cfg and returns an Agent.
@@ -118,13 +133,42 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if cfg.ReplaySize <= 0 {
 		cfg.ReplaySize = wp.ReplaySize
 	}
+	if cfg.PasskeyTTL <= 0 {
+		cfg.PasskeyTTL = time.Hour
+	}
+	if cfg.PasskeyTimeout <= 0 {
+		cfg.PasskeyTimeout = 60 * time.Second
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{}}, nil
+	a := &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{},
+		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: time.Now},
+		pending: map[string]chan wp.PasskeyResponse{}, tunnelChallenges: map[string]pendingChallenge{}}
+	a.guard.set(cfg.Access)
+	return a, nil
+}
+
+// SetAccess replaces the lock state and allow list without touching running
+// sessions, and tells the relay (wing.config). Users no longer allowed are
+// refused from their next request on.
+func (a *Agent) SetAccess(ctx context.Context, acc Access) {
+	a.guard.set(acc)
+	a.log.Info("access updated", "locked", acc.Locked, "allowed_count", len(acc.Allow))
+	a.sendConfig(ctx)
+}
+
+// Access returns the live lock state and allow list.
+func (a *Agent) Access() Access { return a.guard.snapshot() }
+
+// sendConfig sends wing.config; not being connected is fine (the next
+// wing.register carries the state).
+func (a *Agent) sendConfig(ctx context.Context) {
+	acc := a.guard.snapshot()
+	a.send(ctx, wp.WingConfig{Type: wp.TypeWingConfig, WingID: a.cfg.WingID, Locked: acc.Locked, AllowedCount: len(acc.Allow)})
 }
 
 // PublicKey is the wing's identity public key in wire form.
@@ -225,6 +269,8 @@ func (a *Agent) connect(ctx context.Context) (dialed, restart bool, err error) {
 	reg := wp.Register{Type: wp.TypeWingRegister, WingID: a.cfg.WingID, Hostname: a.cfg.Hostname, Platform: runtime.GOOS,
 		Version: a.cfg.Version, Agents: agents, Skills: []string{}, Labels: []string{}, Identities: []string{},
 		PublicKey: a.pub}
+	acc := a.guard.snapshot()
+	reg.Locked, reg.AllowedCount = acc.Locked, len(acc.Allow)
 	if err := a.send(cctx, reg); err != nil {
 		return true, false, err
 	}
@@ -351,9 +397,19 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 			}
 		}
 	case wp.TypeTunnelReq:
-		var m wp.TunnelReq
+		go a.tunnel(ctx, data)
+	case wp.TypePasskeyResp:
+		var m wp.PasskeyResponse
 		if wp.Decode(data, &m) == nil {
-			go a.tunnel(ctx, m)
+			a.pkMu.Lock()
+			ch := a.pending[m.SessionID]
+			a.pkMu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- m:
+				default:
+				}
+			}
 		}
 	case wp.TypePTYMigrate:
 		// WebRTC migration is out of scope; ignored (§2.4).

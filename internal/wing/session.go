@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,14 +26,17 @@ const inputQueue = 64
 const attentionCooldown = 30 * time.Second
 
 type session struct {
-	a     *Agent
-	id    string
-	agent string
-	cwd   string
-	cmd   *exec.Cmd
-	pty   *os.File
-	input chan string
-	done  chan struct{} // closed when the process has exited and output drained
+	a       *Agent
+	id      string
+	agent   string
+	cwd     string
+	user    string // who started it (relay-injected user_id)
+	email   string
+	started time.Time
+	cmd     *exec.Cmd
+	pty     *os.File
+	input   chan string
+	done    chan struct{} // closed when the process has exited and output drained
 
 	mu        sync.Mutex // orders output against attach
 	replay    replayBuffer
@@ -82,6 +86,24 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		fail("end-to-end encryption is required: pty.start has no public_key")
 		return
 	}
+	id := identity{user: m.UserID, email: m.Email, role: m.OrgRole}
+	if !a.guard.allowed(id) {
+		fail("not_allowed")
+		return
+	}
+	authTok := m.AuthToken
+	if len(a.guard.passkeys(id)) > 0 && !a.guard.tokenValid(m.AuthToken, id) {
+		if m.PasskeyCredentialID == "" {
+			fail("passkey required")
+			return
+		}
+		tok, err := a.passkeyGate(ctx, m.SessionID, id)
+		if err != nil {
+			fail(err.Error())
+			return
+		}
+		authTok = tok
+	}
 	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY)
 	if err != nil {
 		fail(err.Error())
@@ -116,7 +138,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		fail("start " + argv[0] + ": " + err.Error())
 		return
 	}
-	s := &session{a: a, id: m.SessionID, agent: agent, cwd: cwd, cmd: cmd, pty: f,
+	s := &session{a: a, id: m.SessionID, agent: agent, cwd: cwd, cmd: cmd, pty: f, user: m.UserID, email: m.Email, started: time.Now(),
 		input: make(chan string, inputQueue), done: make(chan struct{}),
 		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c}
 	a.mu.Lock()
@@ -124,7 +146,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 	a.mu.Unlock()
 	a.log.Info("session started", "session", s.id, "agent", agent, "user", m.UserID)
 	s.mu.Lock()
-	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: m.AuthToken})
+	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: authTok})
 	s.mu.Unlock()
 	go s.readLoop()
 	go s.inputLoop()
@@ -209,10 +231,63 @@ func (s *session) readLoop() {
 
 func (a *Agent) remove(s *session) {
 	a.mu.Lock()
-	if a.sessions[s.id] == s {
+	gone := a.sessions[s.id] == s
+	if gone {
 		delete(a.sessions, s.id)
 	}
 	a.mu.Unlock()
+	if gone {
+		a.recordHistory(s)
+	}
+}
+
+// passkeyGate sends passkey.challenge for a session and verifies the
+// passkey.response (wing.md §2.7); it returns a fresh auth token.
+func (a *Agent) passkeyGate(ctx context.Context, sid string, id identity) (string, error) {
+	ch := make([]byte, 32)
+	rand.Read(ch)
+	resp := make(chan wp.PasskeyResponse, 1)
+	a.pkMu.Lock()
+	a.pending[sid] = resp
+	a.pkMu.Unlock()
+	defer func() {
+		a.pkMu.Lock()
+		delete(a.pending, sid)
+		a.pkMu.Unlock()
+	}()
+	if err := a.send(ctx, wp.PasskeyChallenge{Type: wp.TypePasskeyChal, SessionID: sid,
+		Challenge: base64.RawURLEncoding.EncodeToString(ch)}); err != nil {
+		return "", err
+	}
+	t := time.NewTimer(a.cfg.PasskeyTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-t.C:
+		return "", errors.New("passkey authentication timed out")
+	case r := <-resp:
+		if err := a.verifyPasskey(id, ch, r); err != nil {
+			return "", err
+		}
+		return a.guard.issue(id), nil
+	}
+}
+
+// attachGate applies the lock, the session's ownership (for control) and
+// the passkey token to a pty.attach; "" lets it through.
+func (a *Agent) attachGate(s *session, m wp.Attach) string {
+	id := identity{user: m.UserID, email: m.Email, role: m.OrgRole}
+	if !a.guard.allowed(id) {
+		return "not_allowed"
+	}
+	if !m.Spectate && !a.mayControl(id, s) {
+		return "session not found"
+	}
+	if len(a.guard.passkeys(id)) > 0 && !a.guard.tokenValid(m.AuthToken, id) {
+		return "passkey required"
+	}
+	return ""
 }
 
 func (s *session) output(ctx context.Context, p []byte) {
@@ -313,6 +388,10 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 	}
 	if m.PublicKey == "" {
 		a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, "end-to-end encryption is required: pty.attach has no public_key"))
+		return
+	}
+	if msg := a.attachGate(s, m); msg != "" {
+		a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, msg))
 		return
 	}
 	if m.Spectate {

@@ -86,6 +86,11 @@ type SessionOptions struct {
 	Cwd       string
 	Cols      int
 	Rows      int
+	// Spectate watches SessionID read-only, with a key of its own; the
+	// relay drops a spectator's input.
+	Spectate bool
+	// AuthToken is a passkey auth token from an earlier pty.started.
+	AuthToken string
 }
 
 // Session is one attached PTY session.
@@ -101,6 +106,8 @@ type Session struct {
 	wmu      sync.Mutex
 	tail     []byte // last bytes written to out, to trim replays after a reconnect
 	detached bool
+	viewer   string // our viewer_id when spectating
+	authTok  string // from pty.started, sent again on reattach
 	// sealedCommand is opts.Command encrypted for the wing.
 	sealedCommand string
 }
@@ -111,7 +118,10 @@ func (c *Client) Open(ctx context.Context, opts SessionOptions) (*Session, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, opts: opts, key: key, id: opts.SessionID}
+	if opts.Spectate && opts.SessionID == "" {
+		return nil, errors.New("spectating needs a session id")
+	}
+	s := &Session{c: c, opts: opts, key: key, id: opts.SessionID, authTok: opts.AuthToken}
 	if opts.Command != "" && opts.SessionID == "" {
 		// The command line is encrypted to the wing's identity key.
 		wings, err := c.Wings(ctx)
@@ -139,6 +149,12 @@ func (c *Client) Open(ctx context.Context, opts SessionOptions) (*Session, error
 	return s, nil
 }
 
+// AuthToken is the passkey auth token the wing returned, if any.
+func (s *Session) AuthToken() string { s.mu.Lock(); defer s.mu.Unlock(); return s.authTok }
+
+// ViewerID is the relay-assigned viewer id of a spectating session.
+func (s *Session) ViewerID() string { s.mu.Lock(); defer s.mu.Unlock(); return s.viewer }
+
 // ID is the relay-assigned session id.
 func (s *Session) ID() string { s.mu.Lock(); defer s.mu.Unlock(); return s.id }
 
@@ -157,15 +173,17 @@ func (s *Session) dial(ctx context.Context) error {
 	ws.SetReadLimit(wp.MaxFrame)
 	s.mu.Lock()
 	s.ws = ws
-	id := s.id
+	id, tok := s.id, s.authTok
 	s.mu.Unlock()
 	pub := wp.PublicKeyString(s.key)
 	var msg any
 	if id == "" {
 		msg = wp.Start{Type: wp.TypePTYStart, WingID: s.opts.WingID, PublicKey: pub, Agent: s.opts.Agent, Command: s.sealedCommand,
-			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows}
+			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
+	} else if s.opts.Spectate {
+		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Spectate: true, AuthToken: tok}
 	} else {
-		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows}
+		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
 	}
 	if err := s.send(ctx, msg); err != nil {
 		ws.CloseNow()
@@ -309,6 +327,7 @@ type frame struct {
 	Error      string `json:"error"`
 	Message    string `json:"message"`
 	ViewerID   string `json:"viewer_id"`
+	AuthToken  string `json:"auth_token"`
 }
 
 const tailKeep = 64 << 10
@@ -366,7 +385,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 		}
 		switch f.Type {
 		case wp.TypePTYStarted:
-			if f.ViewerID != "" {
+			if s.opts.Spectate != (f.ViewerID != "") {
 				continue
 			}
 			c, err := wp.NewCipher(s.key, f.PublicKey, wp.InfoPTY)
@@ -374,7 +393,10 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return 1, true, fmt.Errorf("pty.started: %w", err)
 			}
 			s.mu.Lock()
-			s.cipher, s.id = c, f.SessionID
+			s.cipher, s.id, s.viewer = c, f.SessionID, f.ViewerID
+			if f.AuthToken != "" {
+				s.authTok = f.AuthToken
+			}
 			s.mu.Unlock()
 			kind := "started"
 			if *reattached {
@@ -384,9 +406,9 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			onEvent(Event{Kind: kind, SessionID: f.SessionID})
 		case wp.TypePTYOutput:
 			s.mu.Lock()
-			c := s.cipher
+			c, viewer := s.cipher, s.viewer
 			s.mu.Unlock()
-			if c == nil || f.ViewerID != "" {
+			if c == nil || f.ViewerID != viewer {
 				continue
 			}
 			p, err := c.Open(f.Data)
@@ -409,7 +431,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return -1, true, err
 			}
 		case wp.TypePTYExited:
-			if f.ViewerID != "" {
+			if v := s.ViewerID(); f.ViewerID != "" && v != "" && f.ViewerID != v {
 				continue
 			}
 			s.flushReplay(out, replay)
@@ -417,13 +439,17 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return f.ExitCode, true, &RemoteError{Msg: f.Error, Code: f.ExitCode}
 			}
 			return f.ExitCode, true, nil
+		case wp.TypeBandwidth:
+			// The relay closes the socket next; reattaching would be cut
+			// off again.
+			return 1, true, &RemoteError{Msg: f.Message, Code: 1}
 		case wp.TypeWingOffline:
 			onEvent(Event{Kind: "offline", SessionID: s.ID()})
 			return -1, false, errors.New("wing offline")
 		case wp.TypeRelayRestart:
 			return -1, false, errors.New("relay restarting")
 		case wp.TypeError:
-			if s.ID() == "" {
+			if s.ID() == "" || s.opts.Spectate {
 				return 1, true, &RemoteError{Msg: f.Message, Code: 1}
 			}
 			return -1, false, &RemoteError{Msg: f.Message, Code: 1}

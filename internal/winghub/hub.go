@@ -46,6 +46,8 @@ type Config struct {
 	// TunnelTimeout drops a request_id mapping with no reply frame for this
 	// long. Default 120s.
 	TunnelTimeout time.Duration
+	// Bandwidth caps what each user receives of PTY output. Default off.
+	Bandwidth Bandwidth
 	// RelayPubKey is sent in registered.relay_pub_key. Default "".
 	RelayPubKey string
 }
@@ -55,6 +57,7 @@ type Hub struct {
 	cfg Config
 	log *slog.Logger
 	m   *hubMetrics
+	bw  *meter // nil: no bandwidth limits
 
 	mu       sync.Mutex
 	wings    map[string]*wingConn  // by machine wing_id
@@ -104,7 +107,8 @@ type browserConn struct {
 type route struct {
 	sessionID  string
 	wingID     string // machine id
-	owner      string
+	owner      string // the wing's owner
+	user       string // who started (or first attached) the session
 	controller *browserConn
 	viewers    map[string]*browserConn
 }
@@ -140,6 +144,9 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Registerer),
 		wings: map[string]*wingConn{}, browsers: map[*browserConn]bool{}, routes: map[string]*route{},
 		tunnels: map[string]*tunnelMap{}, nonces: map[string]time.Time{}, done: make(chan struct{})}
+	if cfg.Bandwidth.on() {
+		h.bw = newMeter(cfg.Bandwidth)
+	}
 	go h.reaper()
 	return h, nil
 }
@@ -155,7 +162,10 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	})
 }
 
-// requestToken is ?token= (checked first) or the Bearer header.
+// requestToken is ?token= (checked first), the Bearer header, or for
+// browsers (which cannot set headers on a WebSocket, and should not put a
+// token in a URL that ends up in logs) a "warren.token.<token>" entry in
+// Sec-WebSocket-Protocol, offered next to BrowserSubprotocol.
 func requestToken(r *http.Request) string {
 	if t := r.URL.Query().Get("token"); t != "" {
 		return t
@@ -164,8 +174,22 @@ func requestToken(r *http.Request) string {
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), tokenProtocolPrefix); ok {
+				return t
+			}
+		}
+	}
 	return ""
 }
+
+// BrowserSubprotocol is the subprotocol the hub selects when a browser
+// offers it together with its token (a warren addition; peers that offer
+// no subprotocol are unaffected).
+const BrowserSubprotocol = "warren.v1"
+
+const tokenProtocolPrefix = "warren.token."
 
 func bearerToken(r *http.Request) string {
 	h := r.Header.Get("Authorization")
@@ -191,9 +215,14 @@ func (h *Hub) listWings(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	out := []wp.WingInfo{}
 	for _, wc := range h.wings {
-		if wc.owner == user.UserID {
+		switch {
+		case wc.owner == user.UserID:
 			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: wc.locked, AllowedCount: wc.allowedCount,
 				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version})
+		case wc.locked:
+			// A locked wing enforces its own allow list; others see only
+			// what a tunnel client needs (the wing answers wing.info).
+			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: true, AllowedCount: wc.allowedCount})
 		}
 	}
 	h.mu.Unlock()
@@ -385,6 +414,7 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 			return
 		}
 		var to []*browserConn
+		metered := false // only controller PTY output counts (wing.md §3.2)
 		switch {
 		case vid != "":
 			if v := rt.viewers[vid]; v != nil {
@@ -399,8 +429,12 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 			h.m.sessions.Set(float64(len(h.routes)))
 		case rt.controller != nil:
 			to = append(to, rt.controller)
+			metered = typ == wp.TypePTYOutput || typ == wp.TypePTYPreview
 		}
 		h.mu.Unlock()
+		if metered && !h.charge(ctx, to[0], sid, len(data)) {
+			return
+		}
 		for _, b := range to {
 			h.forward(ctx, b, data)
 		}
@@ -427,7 +461,7 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized: a valid user token is required", http.StatusUnauthorized)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, Subprotocols: []string{BrowserSubprotocol}})
 	if err != nil {
 		return
 	}
@@ -480,6 +514,17 @@ func (h *Hub) browserGone(b *browserConn) {
 	h.m.tunnels.Set(float64(len(h.tunnels)))
 }
 
+// canReach: the owner reaches their wings; anyone reaches a locked wing,
+// which checks its own allow list (warren has no orgs; wing.md §4 #10).
+func canReach(wc *wingConn, u UserIdentity) bool { return wc.owner == u.UserID || wc.locked }
+
+func role(wc *wingConn, u UserIdentity) string {
+	if wc.owner == u.UserID {
+		return "owner"
+	}
+	return "member"
+}
+
 // pickWing returns the wing a user frame addresses and whether the user may
 // reach it; called with h.mu held.
 func (h *Hub) pickWing(b *browserConn, msgWing string) *wingConn {
@@ -489,7 +534,7 @@ func (h *Hub) pickWing(b *browserConn, msgWing string) *wingConn {
 	}
 	if id != "" {
 		wc := h.wings[id]
-		if wc == nil || wc.owner != b.user.UserID {
+		if wc == nil || !canReach(wc, b.user) {
 			return nil
 		}
 		return wc
@@ -506,11 +551,11 @@ func (h *Hub) reply(ctx context.Context, b *browserConn, msg string) {
 	h.sendError(ctx, &b.conn, msg)
 }
 
-func (h *Hub) injectIdentity(env wp.Envelope, u UserIdentity) {
+func (h *Hub) injectIdentity(env wp.Envelope, u UserIdentity, wc *wingConn) {
 	env.Set("user_id", u.UserID)
 	env.Set("email", u.Email)
 	env.Set("display_name", u.DisplayName)
-	env.Set("org_role", "owner")
+	env.Set("org_role", role(wc, u))
 	env.Set("passkeys", []string{})
 }
 
@@ -533,32 +578,38 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 		for h.routes[sid] != nil {
 			sid = newShortID()
 		}
-		h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, controller: b, viewers: map[string]*browserConn{}}
+		h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, controller: b, viewers: map[string]*browserConn{}}
 		h.m.sessions.Set(float64(len(h.routes)))
 		h.m.started.Inc()
 		h.mu.Unlock()
 		env.Set("session_id", sid)
-		h.injectIdentity(env, b.user)
+		h.injectIdentity(env, b.user, wc)
 		h.toWing(ctx, wc, env.Encode())
 	case wp.TypePTYAttach:
 		sid := env.String("session_id")
 		h.mu.Lock()
 		wc := h.pickWing(b, env.String("wing_id"))
 		rt := h.routes[sid]
-		if rt != nil && rt.owner != b.user.UserID {
+		spectate := env.Bool("spectate")
+		if rt != nil && !spectate && rt.owner != b.user.UserID && rt.user != b.user.UserID {
 			h.mu.Unlock()
 			h.reply(ctx, b, "session not found")
 			return
 		}
 		if wc == nil && rt != nil {
-			wc = h.wings[rt.wingID]
+			if w := h.wings[rt.wingID]; w != nil && canReach(w, b.user) {
+				wc = w
+			}
+		}
+		if wc != nil && rt != nil && rt.wingID != wc.machineID {
+			wc = nil
 		}
 		if wc == nil || sid == "" {
 			h.mu.Unlock()
 			h.reply(ctx, b, "no wing connected")
 			return
 		}
-		if env.Bool("spectate") {
+		if spectate {
 			if rt == nil {
 				h.mu.Unlock()
 				h.reply(ctx, b, "session not found")
@@ -570,14 +621,15 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 			env.Set("viewer_id", vid)
 			env.Set("user_id", b.user.UserID)
 			env.Set("email", b.user.Email)
-			for _, k := range []string{"display_name", "org_role", "passkeys"} {
+			env.Set("org_role", role(wc, b.user))
+			for _, k := range []string{"display_name", "passkeys"} {
 				delete(env, k)
 			}
 			h.toWing(ctx, wc, env.Encode())
 			return
 		}
 		if rt == nil {
-			rt = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, viewers: map[string]*browserConn{}}
+			rt = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, viewers: map[string]*browserConn{}}
 			h.routes[sid] = rt
 			h.m.sessions.Set(float64(len(h.routes)))
 		}
@@ -585,8 +637,9 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 		h.mu.Unlock()
 		env.Set("user_id", b.user.UserID)
 		env.Set("email", b.user.Email)
+		env.Set("org_role", role(wc, b.user))
 		// Identity fields the relay does not inject must not come from the user.
-		for _, k := range []string{"viewer_id", "display_name", "org_role", "passkeys"} {
+		for _, k := range []string{"viewer_id", "display_name", "passkeys"} {
 			delete(env, k)
 		}
 		h.toWing(ctx, wc, env.Encode())
@@ -647,7 +700,7 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 		h.mu.Unlock()
 		env.Set("sender_user_id", b.user.UserID)
 		env.Set("sender_email", b.user.Email)
-		env.Set("sender_org_role", "owner")
+		env.Set("sender_org_role", role(wc, b.user))
 		env.Set("sender_passkeys", []string{})
 		h.toWing(ctx, wc, env.Encode())
 	default:

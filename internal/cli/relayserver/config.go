@@ -40,6 +40,14 @@ type Config struct {
 		IdleTimeout  time.Duration `yaml:"idle_timeout" usage:"abort a paired transfer when no byte moves for this long"`
 		WorkspaceCap int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
 	} `yaml:"tickets"`
+
+	Wings struct {
+		Bandwidth struct {
+			Rate       cli.ByteSize `yaml:"rate" usage:"per-user sustained PTY output to browsers and wing attach, in bytes per second; faster output is delayed; 0: no limit (upstream's free tier: 375KB)"`
+			Burst      cli.ByteSize `yaml:"burst" usage:"per-user token bucket size for rate; 0 means rate (at least 512KiB)"`
+			MonthlyCap cli.ByteSize `yaml:"monthly_cap" usage:"per-user PTY output per calendar month (UTC), counted in memory; past it the user gets bandwidth.exceeded and is disconnected; 0: no cap"`
+		} `yaml:"bandwidth"`
+	} `yaml:"wings"`
 }
 
 // Exposure publishes one tunnel port on a relay listen address.

@@ -19,6 +19,7 @@ import (
 	"github.com/warrenhq/warren/internal/relay"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/ticket"
+	"github.com/warrenhq/warren/internal/winghub"
 )
 
 var spec = cli.Spec{
@@ -106,6 +107,8 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 			WorkspaceCap:    cfg.Tickets.WorkspaceCap,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Wings: winghub.Config{Bandwidth: winghub.Bandwidth{Rate: int64(cfg.Wings.Bandwidth.Rate),
+			Burst: int64(cfg.Wings.Bandwidth.Burst), MonthlyCap: int64(cfg.Wings.Bandwidth.MonthlyCap)}},
 	}, log)
 	if err != nil {
 		return err

@@ -54,10 +54,11 @@ func userErr(err error) error {
 }
 
 type attachOptions struct {
-	session string
-	command string
-	agent   string
-	cwd     string
+	session  string
+	command  string
+	agent    string
+	cwd      string
+	spectate bool
 }
 
 func attachCmd(app *cli.App, cfg *Config) *cobra.Command {
@@ -82,6 +83,7 @@ attach's exit code.
 	f.StringVar(&o.command, "command", "", "run this command line (sh -c) instead of the shell")
 	f.StringVar(&o.agent, "agent", "", "run this agent of the wing instead of the shell")
 	f.StringVar(&o.cwd, "cwd", "", "working directory on the wing")
+	f.BoolVar(&o.spectate, "spectate", false, "watch --session read-only (the wing must allow spectators); keys are not sent, ctrl-C or the detach key leaves")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		wing := ""
 		if len(args) == 1 {
@@ -98,6 +100,9 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	}
 	if o.session != "" && (o.command != "" || o.agent != "") {
 		return cli.Usagef("--session reattaches; it does not go with --command or --agent")
+	}
+	if o.spectate && o.session == "" {
+		return cli.Usagef("--spectate needs --session ID (wing sessions lists them)")
 	}
 	if o.command != "" && o.agent != "" {
 		return cli.Usagef("give --command or --agent, not both")
@@ -134,7 +139,7 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sess, err := c.Open(ctx, wingclient.SessionOptions{WingID: wingID, SessionID: o.session, Agent: o.agent,
-		Command: o.command, Cwd: o.cwd, Cols: cols, Rows: rows})
+		Command: o.command, Cwd: o.cwd, Cols: cols, Rows: rows, Spectate: o.spectate})
 	if err != nil {
 		return userErr(err)
 	}
@@ -215,6 +220,15 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 			n, err := os.Stdin.Read(buf)
 			if n > 0 {
 				p := buf[:n]
+				if o.spectate {
+					// Read-only: only the detach key (or ctrl-C) matters.
+					if indexByte(p, detachKey) >= 0 || indexByte(p, 0x03) >= 0 {
+						close(detached)
+						sess.Detach(ctx)
+						return
+					}
+					continue
+				}
 				if isTTY && detachKey != 0 {
 					if i := indexByte(p, detachKey); i >= 0 {
 						if i > 0 {
@@ -229,7 +243,7 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 				sess.Input(ctx, p)
 			}
 			if err != nil {
-				if !isTTY {
+				if !isTTY && !o.spectate {
 					sess.Input(ctx, []byte{0x04}) // EOF for the remote program
 				}
 				return

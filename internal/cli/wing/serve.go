@@ -59,7 +59,13 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		agents[a.Name] = []string{shell, "-c", a.Command}
 	}
 	log := app.Logger
+	acc, err := accessOf(cfg)
+	if err != nil {
+		return err
+	}
 	a, err := wing.New(wing.Config{
+		Access:            acc,
+		PasskeyTTL:        cfg.Serve.PasskeyTTL,
 		RelayURL:          cfg.Relay,
 		Token:             cfg.Serve.Token,
 		WingID:            wingID,
@@ -76,6 +82,15 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		return &cli.ConfigError{Err: err}
 	}
 	log.Info("wing starting", "wing", wingID, "relay", cfg.Relay, "public_key", a.PublicKey(), "identity_key", keyPath)
+	// SIGHUP: the lock and the allow list change in place; sessions stay.
+	app.OnReload(func(ctx context.Context, fresh any) error {
+		acc, err := accessOf(fresh.(*Config))
+		if err != nil {
+			return err
+		}
+		a.SetAccess(ctx, acc)
+		return nil
+	})
 	return app.RunDaemon(ctx, func(ctx context.Context) error {
 		err := a.Run(ctx)
 		if errors.Is(err, wing.ErrAuthRejected) {

@@ -4,6 +4,7 @@
 package wing
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,12 +15,21 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
+	"github.com/warrenhq/warren/internal/wing"
 )
 
 // Agent is a named program sessions can run (pty.start's agent field).
 type Agent struct {
 	Name    string `yaml:"name" usage:"agent name users ask for"`
 	Command string `yaml:"command" usage:"command line, run with the shell's -c"`
+}
+
+// AllowUser is one serve.allow entry.
+type AllowUser struct {
+	User                string `yaml:"user" usage:"relay user id or email"`
+	PasskeyPublicKey    string `yaml:"passkey_public_key" usage:"base64 of the raw 64-byte X||Y P-256 public key of the user's passkey; empty: no passkey"`
+	PasskeyCredentialID string `yaml:"passkey_credential_id" usage:"the passkey's credential id (base64url), informational"`
 }
 
 // Config is wing's configuration file (wing.yaml).
@@ -38,6 +48,9 @@ type Config struct {
 		AllowCommands     bool          `yaml:"allow_commands" flag:"allow-commands" usage:"run the command line a user sends (wing attach --command); the owner can type it in a shell anyway"`
 		Spectate          bool          `yaml:"spectate" flag:"spectate" usage:"let other sockets of the owner watch a session read-only"`
 		HeartbeatInterval time.Duration `yaml:"heartbeat_interval" usage:"wing.heartbeat period; the relay drops a wing after 3 missed"`
+		Locked            bool          `yaml:"locked" flag:"locked" usage:"serve only the owner and the users on serve.allow; other users of the relay may then reach this wing and are refused by it (reloaded on SIGHUP)"`
+		Allow             []AllowUser   `yaml:"allow" usage:"users a locked wing serves, and passkeys that gate a user: list of {user, passkey_public_key, passkey_credential_id} (reloaded on SIGHUP)"`
+		PasskeyTTL        time.Duration `yaml:"passkey_ttl" usage:"how long a passkey check holds before the user is asked again"`
 	} `yaml:"serve" cmd:"serve"`
 
 	Attach struct {
@@ -51,6 +64,8 @@ func defaultConfig() *Config {
 	c.Serve.AllowCommands = true
 	c.Serve.HeartbeatInterval = 30 * time.Second
 	c.Serve.Agents = []Agent{}
+	c.Serve.Allow = []AllowUser{}
+	c.Serve.PasskeyTTL = time.Hour
 	c.Attach.DetachKey = "ctrl-]"
 	c.Attach.Reconnect = 2 * time.Minute
 	return c
@@ -76,6 +91,12 @@ func (c *Config) Validate() error {
 			return cli.FieldErrorf(fmt.Sprintf("serve.agents[%d]", i), "duplicate or reserved name %q", a.Name)
 		}
 		seen[a.Name] = true
+	}
+	if _, err := accessOf(c); err != nil {
+		return err
+	}
+	if c.Serve.PasskeyTTL < time.Second {
+		return cli.FieldErrorf("serve.passkey_ttl", "must be at least 1s, got %s", c.Serve.PasskeyTTL)
 	}
 	if _, err := parseDetachKey(c.Attach.DetachKey); err != nil {
 		return cli.FieldErrorf("attach.detach_key", "%v", err)
@@ -121,7 +142,8 @@ func Main(args []string) int { return cli.Main(spec, build, args) }
 func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
-	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg))
+	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg), infoCmd(app, cfg), sessionsCmd(app, cfg),
+		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg))
 	return root
 }
 
@@ -153,4 +175,44 @@ func defaultIdentityPath() (string, error) {
 		dir = filepath.Join(home, ".local", "state")
 	}
 	return filepath.Join(dir, "warren", "wing", "identity.key"), nil
+}
+
+// accessOf turns serve.locked and serve.allow into the agent's Access.
+func accessOf(c *Config) (wing.Access, error) {
+	acc := wing.Access{Locked: c.Serve.Locked}
+	idx := map[string]int{}
+	for i, a := range c.Serve.Allow {
+		key := fmt.Sprintf("serve.allow[%d]", i)
+		user := strings.TrimSpace(a.User)
+		if user == "" {
+			return acc, cli.FieldErrorf(key+".user", "is required: a relay user id or email")
+		}
+		var pk []wing.Passkey
+		if a.PasskeyPublicKey != "" {
+			raw, err := decodeAnyBase64(a.PasskeyPublicKey)
+			if err == nil {
+				_, err = wp.ParseP256(raw)
+			}
+			if err != nil {
+				return acc, cli.FieldErrorf(key+".passkey_public_key", "expected base64 of a 64-byte X||Y P-256 key: %v", err)
+			}
+			pk = []wing.Passkey{{CredentialID: a.PasskeyCredentialID, PublicKey: raw}}
+		}
+		// Several entries for one user add up (several passkeys).
+		if j, ok := idx[strings.ToLower(user)]; ok {
+			acc.Allow[j].Passkeys = append(acc.Allow[j].Passkeys, pk...)
+			continue
+		}
+		idx[strings.ToLower(user)] = len(acc.Allow)
+		acc.Allow = append(acc.Allow, wing.AllowEntry{User: user, Passkeys: pk})
+	}
+	return acc, nil
+}
+
+func decodeAnyBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
 }

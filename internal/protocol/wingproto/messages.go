@@ -279,6 +279,9 @@ type Attach struct {
 	UserID    string `json:"user_id,omitempty"`
 	ViewerID  string `json:"viewer_id,omitempty"`
 	Email     string `json:"email,omitempty"`
+	// OrgRole is relay-injected: "owner" for the wing's owner (a warren
+	// addition on pty.attach, so the wing can tell the owner apart).
+	OrgRole string `json:"org_role,omitempty"`
 }
 
 // Exited is pty.exited. ExitCode has no omitempty: 0 is a result.

@@ -1,0 +1,121 @@
+package winghub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Bandwidth limits what each user receives of PTY output (wing.md §3.2).
+// Zero values turn a limit off; the zero Bandwidth meters nothing.
+type Bandwidth struct {
+	// Rate is the sustained bytes per second per user: frames beyond it
+	// are delayed (the wing's frames queue behind them). 0: no rate limit.
+	Rate int64
+	// Burst is the token bucket's size in bytes. Default Rate (at least
+	// one 512 KiB frame).
+	Burst int64
+	// MonthlyCap is the bytes a user may receive per calendar month (UTC).
+	// Past it the user gets bandwidth.exceeded and the socket is closed.
+	// Counted in memory: a relay restart starts the month over. 0: none.
+	MonthlyCap int64
+}
+
+func (b Bandwidth) on() bool { return b.Rate > 0 || b.MonthlyCap > 0 }
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+	month  string
+	used   int64
+}
+
+type meter struct {
+	cfg   Bandwidth
+	mu    sync.Mutex
+	users map[string]*bucket
+	now   func() time.Time
+}
+
+func newMeter(cfg Bandwidth) *meter {
+	if cfg.Rate > 0 && cfg.Burst < 512<<10 {
+		cfg.Burst = max(cfg.Burst, cfg.Rate, 512<<10)
+	}
+	return &meter{cfg: cfg, users: map[string]*bucket{}, now: time.Now}
+}
+
+// take charges n bytes to user. It returns how long to hold the frame
+// for the rate limit, and false when the monthly cap is exhausted.
+func (m *meter) take(user string, n int) (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	b := m.users[user]
+	if b == nil {
+		b = &bucket{tokens: float64(m.cfg.Burst), last: now}
+		m.users[user] = b
+	}
+	if month := now.UTC().Format("2006-01"); b.month != month {
+		b.month, b.used = month, 0
+	}
+	b.used += int64(n)
+	if m.cfg.MonthlyCap > 0 && b.used > m.cfg.MonthlyCap {
+		return 0, false
+	}
+	if m.cfg.Rate <= 0 {
+		return 0, true
+	}
+	b.tokens = min(float64(m.cfg.Burst), b.tokens+now.Sub(b.last).Seconds()*float64(m.cfg.Rate))
+	b.last = now
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return 0, true
+	}
+	return time.Duration(-b.tokens / float64(m.cfg.Rate) * float64(time.Second)), true
+}
+
+// Usage returns the bytes user was charged this month.
+func (h *Hub) Usage(user string) int64 {
+	if h.bw == nil {
+		return 0
+	}
+	h.bw.mu.Lock()
+	defer h.bw.mu.Unlock()
+	if b := h.bw.users[user]; b != nil && b.month == h.bw.now().UTC().Format("2006-01") {
+		return b.used
+	}
+	return 0
+}
+
+// charge meters a PTY frame to the controller b of route sid. false: the
+// frame must not be sent, b has been told and is being closed.
+func (h *Hub) charge(ctx context.Context, b *browserConn, sid string, n int) bool {
+	if h.bw == nil {
+		return true
+	}
+	wait, ok := h.bw.take(b.user.UserID, n)
+	if !ok {
+		h.m.bandwidthExceeded.Inc()
+		h.log.Warn("monthly bandwidth cap reached; closing the user's socket", "user", b.user.UserID)
+		h.mu.Lock()
+		if rt := h.routes[sid]; rt != nil && rt.controller == b {
+			rt.controller = nil
+		}
+		h.mu.Unlock()
+		b.send(ctx, []byte(`{"type":"bandwidth.exceeded","message":"Monthly bandwidth limit exceeded. The session keeps running on the wing; reattach next month or ask the relay operator to raise the cap."}`), forwardTimeout)
+		go b.ws.Close(websocket.StatusNormalClosure, "bandwidth exceeded")
+		return false
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
