@@ -184,6 +184,15 @@ checks:
 YAML
 "$BIN/probe" -c "$work/probe-wing.yaml" run
 
+step "wing: encrypted requests, allow list, browser terminal"
+"$BIN/wing" info demo-box
+"$BIN/wing" ls-dir --wing demo-box /
+"$BIN/wing" sessions --history demo-box
+"$BIN/wing" allow add --wing demo-box friend@example.com
+"$BIN/wing" allow ls --wing demo-box
+curl -fsS -o /dev/null -w 'GET /app/ -> %{http_code}\n' "$relay/app/"
+echo "browser terminal: open $relay/app/#token=\$(cat $work/user.token)"
+
 step "TURN overlay: UDP through a TURN server to tunnel-server, DTLS with a pre-shared key"
 go build -o "$work/turnlab" ./internal/turnlab/cmd/turnlab
 "$work/turnlab" >"$work/lab.env" 2>"$work/lab.log" &
