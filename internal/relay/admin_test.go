@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/store/sqlite"
+	"github.com/warrenhq/warren/internal/wingtoken"
 )
 
 func openStore(t *testing.T, path string) *sqlite.DB {
@@ -127,3 +128,50 @@ func TestSigningKeysSurviveRestartAndRotation(t *testing.T) {
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestRotationKeepsLongLivedWingTokens: wing tokens live up to a year, so
+// a rotation a few days later must not prune the key that signed them; a
+// rotation after their longest lifetime does.
+func TestRotationKeepsLongLivedWingTokens(t *testing.T) {
+	db := openStore(t, filepath.Join(t.TempDir(), "relay.db"))
+	defer db.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s, err := New(Config{AdminKey: "adm", Store: db, PublicURL: "http://relay.test", Now: clock}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tok, _, err := s.wingTok.Issue(wingtoken.Claims{Kind: wingtoken.KindWing, UserID: "alice", WingID: "box"}, wingtoken.MaxTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func() {
+		t.Helper()
+		if _, err := rotateSigningKey(context.Background(), db, s.tokens, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, _ := s.tokens.Keys().Current()
+	rotate()
+	now = now.Add(3 * 24 * time.Hour)
+	rotate() // prunes what a day-long tunnel token would allow
+	if _, err := s.wingTok.Verify(tok, wingtoken.KindWing); err != nil {
+		t.Fatalf("wing token 3 days after a rotation: %v", err)
+	}
+	keys, _ := db.ListSigningKeys(context.Background())
+	if len(keys) != 3 {
+		t.Fatalf("%d signing keys stored, want 3 (two retired, one current)", len(keys))
+	}
+	now = now.Add(wingtoken.MaxTTL)
+	rotate()
+	keys, _ = db.ListSigningKeys(context.Background())
+	for _, k := range keys {
+		if k.ID == first.ID {
+			t.Fatal("the key retired more than a year ago is still stored")
+		}
+	}
+	if _, err := s.wingTok.Verify(tok, wingtoken.KindWing); err == nil {
+		t.Fatal("a wing token verified after its key was pruned")
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/token"
+	"github.com/warrenhq/warren/internal/wingtoken"
 )
 
 // loadKeyring reads the token signing keys from st, creating the first one
@@ -44,6 +45,10 @@ func loadKeyring(ctx context.Context, st store.Store, now time.Time) (*token.Key
 	return ring, nil
 }
 
+// keyRetention is how long a retired signing key keeps verifying: the
+// longest token lifetime any issuer on the ring grants, plus clock leeway.
+var keyRetention = max(token.DefaultMaxTTL, wingtoken.MaxTTL) + token.DefaultLeeway
+
 // rotateSigningKey makes a new signing key current and retires the others.
 // Retired keys still verify the tokens they signed until those expire; then
 // they are pruned from the ring and the store.
@@ -70,7 +75,10 @@ func rotateSigningKey(ctx context.Context, st store.Store, iss *token.Issuer, no
 	if err := ring.Add(k); err != nil {
 		return token.Key{}, err
 	}
-	for _, gone := range iss.Prune() {
+	// One ring signs tunnel tokens (at most a day) and wing and user tokens
+	// (up to a year): a retired key goes only when the longest of them it
+	// could have signed has expired, not when the issuer's own MaxTTL says.
+	for _, gone := range ring.Prune(now.Add(-keyRetention)) {
 		if err := st.DeleteSigningKey(ctx, gone.ID); err != nil {
 			return k, fmt.Errorf("delete expired signing key %s: %w", gone.ID, err)
 		}
