@@ -318,3 +318,14 @@ func TestSubcommandFlags(t *testing.T) {
 		t.Fatalf("a --key-file: code %d, stderr %s", code, stderr)
 	}
 }
+
+func TestConfigShowHidesURLPasswords(t *testing.T) {
+	isolate(t)
+	code, out, _, _ := runTest(t, "", "--listen", "postgres://app:hunter2@db.example/warren", "config", "show")
+	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "postgres://app:<redacted>@db.example/warren") {
+		t.Fatalf("config show: code %d\n%s", code, out)
+	}
+	if s, ok := redactURLPassword("https://relay.example/x"); ok {
+		t.Fatalf("a URL without a password was changed: %q", s)
+	}
+}

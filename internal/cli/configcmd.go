@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,7 +67,27 @@ func (a *App) shown(f *field) (reflect.Value, bool) {
 	if f.secret && !v.IsZero() {
 		return reflect.ValueOf(redacted), true
 	}
+	if v.Kind() == reflect.String {
+		if s, ok := redactURLPassword(v.String()); ok {
+			return reflect.ValueOf(s), true
+		}
+	}
 	return v, true
+}
+
+// redactURLPassword hides the password of a URL with credentials in it
+// (a TURN link, a database DSN): a value that is not a secret key may
+// still hold one.
+func redactURLPassword(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil || u.Scheme == "" {
+		return "", false
+	}
+	if _, has := u.User.Password(); !has {
+		return "", false
+	}
+	u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	return strings.Replace(u.String(), "REDACTED", redacted, 1), true
 }
 
 // effective renders the config as nested maps keyed like the YAML.
