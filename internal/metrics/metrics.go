@@ -7,7 +7,9 @@
 package metrics
 
 import (
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,4 +42,15 @@ func NewRegistry(binary string) *prometheus.Registry {
 // Handler serves the registry in the Prometheus exposition format.
 func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Serve serves reg's metrics on GET /metrics of ln, for binaries whose
+// only HTTP surface is their metrics (--metrics-listen), until stop is
+// called. The caller opens ln, so a bad address fails where it is named.
+func Serve(ln net.Listener, reg *prometheus.Registry) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/metrics"
@@ -164,7 +162,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		return turnFailure(err)
 	}
 	if t.MetricsListen != "" {
-		stop, err := serveMetrics(t.MetricsListen, reg)
+		stop, err := cli.ServeMetrics(t.MetricsListen, reg)
 		if err != nil {
 			return turnFailure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (turn.metrics_listen): %v", t.MetricsListen, err))
 		}
@@ -247,16 +245,4 @@ func turnFailure(err error) error {
 		return &cli.ConfigError{Err: msg}
 	}
 	return msg
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
 }

@@ -7,14 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/metrics"
@@ -131,7 +128,7 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 	}
 	defer ctl.close()
 	if cfg.MetricsListen != "" {
-		stop, err := serveMetrics(cfg.MetricsListen, reg)
+		stop, err := cli.ServeMetrics(cfg.MetricsListen, reg)
 		if err != nil {
 			return fmt.Errorf("metrics listener %s (metrics_listen): %w", cfg.MetricsListen, err)
 		}
@@ -151,18 +148,6 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		return fmt.Errorf("stopped: replaced by another host for tunnel %s: %w", cfg.Tunnel, err)
 	}
 	return err
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
 }
 
 // controlPath is the configured socket, or a per-user, per-tunnel default.

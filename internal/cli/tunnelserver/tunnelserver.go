@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/metrics"
@@ -112,7 +110,7 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		return failure(err)
 	}
 	if cfg.MetricsListen != "" {
-		stop, err := serveMetrics(cfg.MetricsListen, reg)
+		stop, err := cli.ServeMetrics(cfg.MetricsListen, reg)
 		if err != nil {
 			return failure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (metrics_listen): %v", cfg.MetricsListen, err))
 		}
@@ -137,16 +135,4 @@ func failure(err error) error {
 		return &cli.ConfigError{Err: msg}
 	}
 	return msg
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
 }
