@@ -166,6 +166,14 @@ func TestProbeResolve(t *testing.T) {
 		assertNoSecrets(t, "turn-rest output", r.stdout+r.stderr, secrets)
 	}
 
+	// The secret has no flag of its own (§6.15): only --turn-rest-secret-file.
+	r = run(t, dir, cleanEnv(t), "probe", "resolve", "--provider", "turn-rest", "--link", restLink, "--turn-rest-secret", restSecret)
+	r.wantCode(t, 3, "probe resolve --turn-rest-secret VALUE")
+	if !strings.Contains(r.stderr, "unknown flag: --turn-rest-secret") {
+		t.Errorf("--turn-rest-secret VALUE: %s", r.stderr)
+	}
+	assertNoSecrets(t, "unknown flag error", r.stdout+r.stderr, secrets)
+
 	// Failures: stderr "artifact_path=..." then "probe failed: ...".
 	cases := []struct {
 		name     string
