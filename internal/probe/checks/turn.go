@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -31,6 +32,13 @@ type turnTarget struct {
 	Username   probe.Secret
 	Password   probe.Secret
 	Transport  string
+
+	// cached is the last resolution, reused until it is past 80 % of its
+	// TTL as tunnel-client does; so probe serve adds fresh turn-rest
+	// credentials to the (never shrinking) redactor once per rotation,
+	// not once per run.
+	mu     sync.Mutex
+	cached *turnprovider.Resolution
 }
 
 // validate checks that exactly one way of getting credentials is set.
@@ -90,12 +98,18 @@ func (t *turnTarget) resolve(ctx context.Context, red *probe.Redactor, res *prob
 		red.Add("turn-password", r.Password)
 		return r, nil
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cached != nil && !t.cached.Stale(time.Now()) {
+		return t.cached, nil
+	}
 	r, err := turnprovider.Resolve(ctx, t.Provider, turnprovider.Request{Link: t.Link.Value, RESTSecret: t.RESTSecret.Value})
 	if err != nil {
 		return nil, err
 	}
 	red.Add("turn-username", r.Username)
 	red.Add("turn-password", r.Password)
+	t.cached = r
 	return r, nil
 }
 
