@@ -423,7 +423,8 @@ func TestProbeConfigShowRedacts(t *testing.T) {
 	}
 	r := run(t, dir, cleanEnv(t), "probe", "checks")
 	r.wantCode(t, 0, "probe checks")
-	for _, k := range []string{"relay_health", "relay_ws", "tunnel", "ticket", "wing_presence", "wing_session"} {
+	for _, k := range []string{"relay_health", "relay_ws", "tunnel", "ticket", "wing_presence", "wing_session",
+		"turn_allocate", "dtls_handshake", "overlay_echo"} {
 		if !strings.Contains(r.stdout, k+" ") {
 			t.Errorf("probe checks lacks %s:\n%s", k, r.stdout)
 		}
@@ -431,10 +432,14 @@ func TestProbeConfigShowRedacts(t *testing.T) {
 	// The example list is valid but for its secret files.
 	r = run(t, dir, cleanEnv(t), "probe", "checks", "--example")
 	r.wantCode(t, 0, "probe checks --example")
-	ex := strings.NewReplacer("/etc/warren/probe-api-key", p, "/etc/warren/probe-user-token", p).Replace(r.stdout)
+	pskFile := filepath.Join(dir, "psk")
+	psk := newKey(t)
+	os.WriteFile(pskFile, []byte(psk+"\n"), 0o600)
+	ex := strings.NewReplacer("/etc/warren/probe-api-key", p, "/etc/warren/probe-user-token", p, "/etc/warren/probe-psk", pskFile).Replace(r.stdout)
 	exFile := filepath.Join(dir, "example.yaml")
 	os.WriteFile(exFile, []byte(ex), 0o600)
-	r = run(t, dir, cleanEnv(t, "PROBE_TICKETS_KEY=k", "PROBE_WING_USER_TOKEN=u"), "probe", "-c", exFile, "config", "validate")
+	r = run(t, dir, cleanEnv(t, "PROBE_TICKETS_KEY=k", "PROBE_WING_USER_TOKEN=u", "PROBE_TURN_LINK=generic-turn://u:p@127.0.0.1:3478",
+		"PROBE_OVERLAY_PSK="+psk), "probe", "-c", exFile, "config", "validate")
 	r.wantCode(t, 0, "the example validates")
 }
 

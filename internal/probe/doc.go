@@ -1,8 +1,8 @@
 // Package probe is the engine of the probe binary: checks of warren's
-// services (relay, tunnels, ticket relay; later wings and the TURN overlay)
-// run with a timeout each, judged against latency thresholds, aggregated
+// services (relay, tunnels, ticket relay, wings, the TURN overlay) run with a timeout each, judged against latency thresholds, aggregated
 // worst-wins into a Nagios status, and reported as JSON, as Prometheus
 // textfile metrics, as sanitized per-check artifacts and by a serve loop.
+// WriteProviderArtifact writes `probe resolve`'s TURN provider artifact.
 //
 // # Checks and kinds
 //

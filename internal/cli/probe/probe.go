@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	// Kinds are registered once per process; TURN kinds join here.
+	// Kinds are registered once per process.
 	if err := checks.Register(probe.Default); err != nil {
 		panic(err)
 	}
@@ -36,7 +36,11 @@ type Config struct {
 	Textfile    string        `yaml:"textfile" flag:"textfile" cmd:"run" usage:"write Prometheus textfile-collector metrics to this path (atomically) after each run"`
 	Artifacts   string        `yaml:"artifacts" flag:"artifacts" cmd:"run" usage:"keep a sanitized JSON artifact per failed check in DIR/<check>/probe-artifact.json"`
 	Serve       ServeConfig   `yaml:"serve" cmd:"serve"`
-	Checks      probe.Specs   `yaml:"checks" usage:"the checks: a list of {name, kind, timeout, warning, critical, <kind keys>}; see 'probe checks'"`
+	Resolve     ResolveConfig `yaml:"resolve" cmd:"resolve"`
+	// TURNRestSecret is the turn-rest shared secret of probe resolve
+	// (env WARREN_PROBE_TURN_REST_SECRET, or turn_rest_secret_file).
+	TURNRestSecret string      `yaml:"turn_rest_secret" flag:"turn-rest-secret" secret:"true" cmd:"resolve" usage:"turn-rest shared secret for probe resolve (coturn static-auth-secret)"`
+	Checks         probe.Specs `yaml:"checks" usage:"the checks: a list of {name, kind, timeout, warning, critical, <kind keys>}; see 'probe checks'"`
 
 	built int // checks that Validate built
 }
@@ -52,6 +56,7 @@ func defaultConfig() *Config {
 		Daemon:  cli.DefaultDaemon(),
 		Timeout: 10 * time.Second,
 		Serve:   ServeConfig{Listen: "127.0.0.1:9810", Interval: time.Minute},
+		Resolve: ResolveConfig{OutputDir: "artifacts"},
 	}
 }
 
@@ -93,7 +98,7 @@ func Main(args []string) int { return cli.Main(spec, build, args) }
 func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
-	root.AddCommand(runCmd(app, cfg), serveCmd(app, cfg), checksCmd(app))
+	root.AddCommand(runCmd(app, cfg), serveCmd(app, cfg), checksCmd(app), providersCmd(app), resolveCmd(app, cfg))
 	return root
 }
 

@@ -17,10 +17,10 @@ import (
 	"github.com/warrenhq/warren/internal/probe"
 )
 
-// Register adds the relay, tunnel, ticket and wing kinds to reg.
+// Register adds the relay, tunnel, ticket, wing and TURN overlay kinds to reg.
 func Register(reg *probe.Registry) error {
 	for _, k := range []probe.Kind{relayHealthKind(), relayWSKind(), tunnelKind(), ticketKind(),
-		wingPresenceKind(), wingSessionKind()} {
+		wingPresenceKind(), wingSessionKind(), turnAllocateKind(), dtlsHandshakeKind(), overlayEchoKind()} {
 		if err := reg.Register(k); err != nil {
 			return err
 		}

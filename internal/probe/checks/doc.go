@@ -1,5 +1,5 @@
-// Package checks holds probe's checks of a warren relay-server, each a
-// probe.Kind registered by Register:
+// Package checks holds probe's checks of a warren relay-server, its wings
+// and the TURN overlay, each a probe.Kind registered by Register:
 //
 //   - relay_health: GET /healthz (status and version) and /readyz.
 //   - relay_ws: the client relay WebSocket upgrade of a tunnel
@@ -16,6 +16,16 @@
 //   - wing_session: a PTY session on a wing through the relay, end-to-end
 //     encrypted (internal/wingclient): the wing runs "echo <nonce>", the
 //     probe decrypts the output and expects the nonce and exit code 0.
+//   - turn_allocate: TURN credentials from a provider link (generic-turn,
+//     turn-rest; vk is UNKNOWN offline) or a static user, a TURN Allocate
+//     over udp or tcp; reports the relayed address. Stages provider_resolve,
+//     turn_dial, turn_allocate; a refused credential is CRITICAL.
+//   - dtls_handshake: a DTLS handshake straight to a tunnel-server (PSK or
+//     the compat profile); stage dtls_handshake.
+//   - overlay_echo: the whole overlay path: a TURN allocation, DTLS to a
+//     tunnel-server through the relay, a random datagram echoed back by the
+//     tunnel-server's upstream (stages provider_resolve, turn_dial,
+//     turn_allocate, dtls_handshake, forwarding_loop as in the overlay spec).
 //
 // Every check reports measured stages and fails with the stage that broke
 // (dns, connect, http, upgrade, token, mint, transfer, list, presence,
