@@ -219,6 +219,25 @@ echo "sent \"hello through TURN\" to 127.0.0.1:$turn_port, echoed back: \"$reply
 [ "$reply" = "hello through TURN" ] || { echo "demo: no echo through TURN" >&2; exit 1; }
 grep -E 'event=(provider_resolution|worker_ready|runtime_ready)' "$work/tc.log" | sed 's/^/  /'
 
+step "probe: TURN provider resolution and the overlay checks (turn_allocate, dtls_handshake, overlay_echo)"
+"$BIN/probe" providers
+(cd "$work" && WARREN_PROBE_RESOLVE_LINK="generic-turn://$TURN_USER:$TURN_PASS@$TURN_UDP" "$BIN/probe" resolve --provider generic-turn)
+if grep -q "$TURN_PASS" "$work/artifacts/generic-turn/probe-artifact.json"; then echo "demo: password in the artifact" >&2; exit 1; fi
+grep -A4 '"resolution"' "$work/artifacts/generic-turn/probe-artifact.json"
+set +e; (cd "$work" && "$BIN/probe" resolve --provider vk --link x); code=$?; set -e
+echo "probe resolve --provider vk exited $code (UNKNOWN: not available offline)"
+[ "$code" = 3 ] || { echo "demo: vk did not exit 3" >&2; exit 1; }
+printf '%s\n' "$psk" >"$work/overlay.psk"
+cat >"$work/probe-turn.yaml" <<YAML
+checks:
+  - {name: turn-udp, kind: turn_allocate, provider: generic-turn, link_env: PROBE_TURN_LINK}
+  - {name: turn-tcp, kind: turn_allocate, provider: generic-turn, link_env: PROBE_TURN_LINK_TCP, transport: tcp}
+  - {name: tunnel-server-dtls, kind: dtls_handshake, peer: "$peer", psk_file: "$work/overlay.psk"}
+  - {name: overlay-echo, kind: overlay_echo, provider: generic-turn, link_env: PROBE_TURN_LINK, peer: "$peer", psk_file: "$work/overlay.psk", timeout: 15s}
+YAML
+PROBE_TURN_LINK="generic-turn://$TURN_USER:$TURN_PASS@$TURN_UDP" PROBE_TURN_LINK_TCP="generic-turn://$TURN_USER:$TURN_PASS@$TURN_TCP" \
+  "$BIN/probe" -c "$work/probe-turn.yaml" run
+
 step "metrics"
 curl -fsS "$relay/metrics" | grep -E '^warren_(ticket_transfers_total\{outcome="ok"|ticket_bytes|relay_tunnel_(hosts|clients|bytes)|build)' || true
 
