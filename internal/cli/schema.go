@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/warrenhq/warren/internal/suggest"
 )
 
 // field is one leaf key of a config struct.
@@ -119,38 +121,12 @@ func (s *schema) add(f *field) error {
 
 // suggest returns the known key closest to an unknown one, or "".
 func (s *schema) suggest(key string) string {
-	best, bestD := "", 4
 	keys := make([]string, 0, len(s.byKey))
 	for k := range s.byKey {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		if d := editDistance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(key, keys)
 }
 
 // value returns the addressable field of cfg (a pointer to the root struct).

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/warrenhq/warren/internal/suggest"
 )
 
 // Spec is one entry of the checks list as written in YAML: the keys every
@@ -320,7 +322,7 @@ func decodeParams(n *yaml.Node, dst any, src SecretSource, red *Redactor) error 
 		f, ok := byKey[base]
 		if !ok || !f.secret {
 			msg := "unknown key"
-			if sug := suggest(key, known); sug != "" {
+			if sug := suggest.Closest(key, known); sug != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", sug)
 			}
 			sort.Strings(known)
@@ -384,36 +386,6 @@ func cleanYAMLError(err error) error {
 		msg = rest
 	}
 	return errors.New(msg)
-}
-
-func suggest(key string, known []string) string {
-	best, bestD := "", 4
-	for _, k := range known {
-		if d := editDistance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // sanitizedParams renders decoded parameters for artifacts and JSON:
