@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/logging"
+	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 	"github.com/warrenhq/warren/internal/overlay"
 	"github.com/warrenhq/warren/internal/overlaymetrics"
@@ -565,7 +566,66 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 			s.fail(overlay.Errorf(overlay.StageForwardingLoop, "smux session closed"))
 		}()
 	}
+	go c.watchAllocation(s)
 	return s, nil
+}
+
+// allocationProbeAttempts is how many CreatePermission tries one check
+// makes before giving up. The second try absorbs a stale nonce (pion
+// updates the nonce but returns the 438 to the caller) and a transaction
+// lost to packet loss; an error response other than that is final.
+const allocationProbeAttempts = 2
+
+// watchAllocation checks every cfg.AllocationCheck that the TURN server
+// still holds s's allocation, and fails s when it does not. pion's client
+// refreshes the allocation and permissions on its own timers but only logs
+// a failure: the relay conn stays open and writes keep succeeding, so over
+// UDP nothing else would ever notice a server that lost the allocation.
+func (c *Client) watchAllocation(s *session) {
+	t := time.NewTicker(c.cfg.AllocationCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.dead:
+			return
+		case <-t.C:
+		}
+		if err := c.checkAllocation(s); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// checkAllocation refreshes the permission for the peer. That request is
+// authenticated and bound to the allocation's 5-tuple, so it fails (437
+// Allocation Mismatch from coturn, silence from pion) when the server no
+// longer has the allocation, and it has no side effect when it does: the
+// permission exists since the DTLS handshake and pion refreshes it anyway.
+func (c *Client) checkAllocation(s *session) error {
+	var err error
+	for range allocationProbeAttempts {
+		if err = s.turn.CreatePermission(c.peer); err == nil {
+			return nil
+		}
+		select {
+		case <-s.dead:
+			return nil // closed under us: not a finding
+		default:
+		}
+		if isTURNErrorResponse(err) {
+			return overlay.Errorf(overlay.StageTURNAllocate, "TURN server %s no longer holds allocation %s: %v", s.res.Address, s.relayAddr, err)
+		}
+	}
+	return overlay.Errorf(overlay.StageForwardingLoop, "TURN server %s does not answer the check of allocation %s: %v", s.res.Address, s.relayAddr, err)
+}
+
+// isTURNErrorResponse reports whether err is an error response from the
+// server, as opposed to a timeout or a stale nonce to retry.
+func isTURNErrorResponse(err error) bool {
+	var p *stun.TurnError
+	var v stun.TurnError
+	return errors.As(err, &p) || errors.As(err, &v)
 }
 
 // dialTURN opens the TURN leg's socket (§2.1).

@@ -10,6 +10,10 @@ import (
 	"github.com/warrenhq/warren/internal/overlay"
 )
 
+// DefaultAllocationCheck is Config.AllocationCheck's default: the same
+// cadence as pion's own channel-binding check.
+const DefaultAllocationCheck = 30 * time.Second
+
 // Config configures a Client.
 type Config struct {
 	// Provider is the provider name (generic-turn, turn-rest, vk). Required.
@@ -59,6 +63,14 @@ type Config struct {
 	BudgetRefill time.Duration
 	// TURNDialTimeout bounds the TCP dial of the TURN leg. Default 5s.
 	TURNDialTimeout time.Duration
+	// AllocationCheck is how often each worker asks the TURN server, with
+	// an authenticated CreatePermission for the peer, whether it still
+	// holds the worker's allocation. pion only logs a failed refresh, so
+	// without this a lost allocation over UDP black-holes traffic forever.
+	// A lost allocation is noticed within AllocationCheck plus two STUN
+	// transaction timeouts (about 16s against a server that stays silent).
+	// Default 30s.
+	AllocationCheck time.Duration
 
 	// Registry receives the warren_runtime_* series; nil registers none.
 	Registry prometheus.Registerer
@@ -111,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TURNDialTimeout <= 0 {
 		c.TURNDialTimeout = 5 * time.Second
+	}
+	if c.AllocationCheck <= 0 {
+		c.AllocationCheck = DefaultAllocationCheck
 	}
 }
 

@@ -4,4 +4,10 @@
 // and dispatches local traffic over them: UDP datagrams with exclusive
 // worker→peer reply bindings (udp ingress), or TCP connections as smux
 // streams over KCP over DTLS (tcp ingress). See turn-overlay spec §3.1–3.2.
+//
+// Each worker also checks its allocation every Config.AllocationCheck with
+// a CreatePermission for the peer: pion only logs a failed refresh, so over
+// UDP a TURN server that lost the allocation would otherwise black-hole the
+// worker's traffic while it stays ready. A failed check is a post-ready
+// failure like any other and goes through the restart budget.
 package turnclient

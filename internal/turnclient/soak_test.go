@@ -96,6 +96,9 @@ func TestSoakAllocationRefresh(t *testing.T) {
 			cfg := baseConfig(lab, peer, mode, "udp")
 			cfg.Connections = 2
 			cfg.Registry = prometheus.NewRegistry()
+			// The allocation check authenticates too: keep it out of the
+			// way so the auth count below proves pion's own refreshes.
+			cfg.AllocationCheck = time.Hour
 			r := startClient(t, cfg)
 			r.waitReady(t)
 			authsBefore := lab.Auths()

@@ -37,8 +37,12 @@ type Lab struct {
 	EchoUDP, EchoTCP string
 
 	cfg    Config
+	srvMu  sync.Mutex // guards server across Restart
 	server *turn.Server
-	auths  atomic.Int64
+	// udpAddr and tcpAddr are TURNUDP and TURNTCP, owned by startServer
+	// (the exported copies are never written after Start).
+	udpAddr, tcpAddr string
+	auths            atomic.Int64
 
 	mu        sync.Mutex
 	tcpConns  map[net.Conn]struct{}
@@ -51,17 +55,45 @@ type Lab struct {
 // Start runs a lab on loopback until Close. ctx bounds only the start.
 func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	l := &Lab{cfg: cfg, tcpConns: map[net.Conn]struct{}{}, relays: map[net.PacketConn]struct{}{}}
-	var lc net.ListenConfig
-	udp, err := lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
-	if err != nil {
+	if err := l.startServer(ctx, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	tcp, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
+	l.TURNUDP, l.TURNTCP = l.udpAddr, l.tcpAddr
+	if err := l.startEchoes(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Restart stops the TURN server and starts a fresh one on the same UDP and
+// TCP ports, as a real server restart would: every allocation is gone,
+// TURN-over-TCP clients see their connection drop, TURN-over-UDP clients
+// see nothing at all. ctx bounds only the start.
+func (l *Lab) Restart(ctx context.Context) error {
+	l.srvMu.Lock()
+	defer l.srvMu.Unlock()
+	l.server.Close()
+	l.KillTCP()
+	l.mu.Lock()
+	clear(l.relays)
+	l.mu.Unlock()
+	return l.startServer(ctx, l.udpAddr, l.tcpAddr)
+}
+
+func (l *Lab) startServer(ctx context.Context, udpAddr, tcpAddr string) error {
+	cfg := l.cfg
+	var lc net.ListenConfig
+	udp, err := lc.ListenPacket(ctx, "udp4", udpAddr)
+	if err != nil {
+		return err
+	}
+	tcp, err := lc.Listen(ctx, "tcp4", tcpAddr)
 	if err != nil {
 		udp.Close()
-		return nil, err
+		return err
 	}
-	l.TURNUDP, l.TURNTCP = udp.LocalAddr().String(), tcp.Addr().String()
+	l.udpAddr, l.tcpAddr = udp.LocalAddr().String(), tcp.Addr().String()
 	gen := func() turn.RelayAddressGenerator {
 		return &trackingGenerator{RelayAddressGeneratorStatic: &turn.RelayAddressGeneratorStatic{
 			RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"}, lab: l}
@@ -96,13 +128,9 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		udp.Close()
 		tcp.Close()
-		return nil, err
+		return err
 	}
-	if err := l.startEchoes(ctx); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
+	return nil
 }
 
 // Auths counts successful authentications (Allocate, Refresh,
@@ -110,7 +138,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 func (l *Lab) Auths() int64 { return l.auths.Load() }
 
 // Allocations is the number of live allocations.
-func (l *Lab) Allocations() int { return l.server.AllocationCount() }
+func (l *Lab) Allocations() int {
+	l.srvMu.Lock()
+	defer l.srvMu.Unlock()
+	return l.server.AllocationCount()
+}
 
 // KillTCP closes every TURN-over-TCP client connection, which ends their
 // allocations as seen by the clients.
@@ -155,7 +187,9 @@ func (l *Lab) KillRelays() int {
 func (l *Lab) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
+		l.srvMu.Lock()
 		err = l.server.Close()
+		l.srvMu.Unlock()
 		l.KillTCP()
 		l.mu.Lock()
 		for _, c := range l.closers {

@@ -30,6 +30,7 @@ type TurnConfig struct {
 	Mode             string        `yaml:"mode" flag:"mode" usage:"TURN transport: auto (= udp), udp or tcp"`
 	Ingress          string        `yaml:"ingress" flag:"ingress" usage:"overlay: udp (raw datagrams) or tcp (KCP+smux); must match tunnel-server's egress"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout" flag:"handshake-timeout" usage:"DTLS handshake timeout; 0 means 20s for udp ingress, 30s for tcp"`
+	AllocationCheck  time.Duration `yaml:"allocation_check" flag:"allocation-check" usage:"how often each worker checks (a CreatePermission refresh) that the TURN server still holds its allocation; a lost one restarts the worker"`
 	Compat           bool          `yaml:"compat_unauthenticated" flag:"compat-unauthenticated" usage:"use the unauthenticated vk-turn-proxy prototype profile instead of a PSK"`
 	PSK              string        `yaml:"psk" flag:"psk" secret:"true" usage:"pre-shared key: a base64 key, or one line <identity> <base64 key>"`
 	PSKIdentity      string        `yaml:"psk_identity" flag:"psk-identity" usage:"PSK identity sent to tunnel-server"`
@@ -38,7 +39,8 @@ type TurnConfig struct {
 }
 
 func defaultTurnConfig() TurnConfig {
-	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, DTLS: true, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity}
+	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, DTLS: true, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity,
+		AllocationCheck: turnclient.DefaultAllocationCheck}
 }
 
 // validate checks the formats; required keys are checked when turn runs,
@@ -56,6 +58,9 @@ func (t *TurnConfig) validate() error {
 	}
 	if t.Connections < 1 || t.Connections > 64 {
 		return cli.FieldErrorf("turn.connections", "must be 1-64, got %d", t.Connections)
+	}
+	if t.AllocationCheck < time.Second {
+		return cli.FieldErrorf("turn.allocation_check", "must be at least 1s, got %v", t.AllocationCheck)
 	}
 	if t.Port < 0 || t.Port > 65535 {
 		return cli.FieldErrorf("turn.port", "must be 0-65535, got %d", t.Port)
@@ -155,7 +160,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
 		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
 		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
-		Compat: t.Compat, PSKIdentity: identity, PSK: key, Registry: reg,
+		AllocationCheck: t.AllocationCheck, Compat: t.Compat, PSKIdentity: identity, PSK: key, Registry: reg,
 		OnReady: func() { ready <- struct{}{} },
 	}, app.Logger)
 	if err != nil {
