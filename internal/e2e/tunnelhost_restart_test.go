@@ -42,7 +42,7 @@ func TestTunnelHostSurvivesRelayRestartAndIsReplaced(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c := sdkConnect(t, ctx, relayURL, k.Key, "e2e2")
+		c := sdktest.Connect(t, ctx, relayURL, k.Key, "e2e2")
 		defer c.Close()
 		if err := sdktest.WaitForwarded(ctx, c, port); err != nil {
 			t.Fatal(err)

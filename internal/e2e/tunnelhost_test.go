@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,7 +113,7 @@ func TestTunnelHostEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := sdkConnect(t, ctx, relayURL, k.Key, "e2e1")
+	client := sdktest.Connect(t, ctx, relayURL, k.Key, "e2e1")
 	defer client.Close()
 	if err := sdktest.WaitForwarded(ctx, client, p1); err != nil {
 		t.Fatal(err)
@@ -177,32 +175,4 @@ func TestTunnelHostConfigErrors(t *testing.T) {
 	}
 	r = run(t, dir, cleanEnv(t), "tunnel-host", "--relay", "http://127.0.0.1:1", "--tunnel", "x")
 	r.wantCode(t, 2, "no credential")
-}
-
-// sdkConnect connects the official Go SDK client (v0.1.28) to a tunnel,
-// after checking the tunnel shows exactly one (connected) host endpoint.
-func sdkConnect(t *testing.T, ctx context.Context, relayURL, apiKey, tunnel string) *tunnels.Client {
-	t.Helper()
-	u, _ := url.Parse(relayURL)
-	m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-e2e", Version: "1"}},
-		func() string { return "Bearer " + apiKey }, u, nil, "2023-09-27-preview")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: tunnel}, &tunnels.TunnelRequestOptions{
-		IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tun.Endpoints) != 1 {
-		t.Fatalf("endpoints with the host connected: %d", len(tun.Endpoints))
-	}
-	c, err := tunnels.NewClient(log.New(io.Discard, "", 0), tun, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Connect(ctx, ""); err != nil {
-		t.Fatalf("SDK connect: %v", err)
-	}
-	return c
 }

@@ -26,11 +26,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
 	"math"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"sort"
 	"strconv"
@@ -38,7 +36,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	tunnels "github.com/microsoft/dev-tunnels/go/tunnels"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
@@ -175,26 +172,7 @@ func (r *benchRig) v1Conn() io.ReadWriteCloser {
 	r.startHost(ModeV1)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	u, _ := url.Parse(r.URL)
-	m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-bench", Version: "1"}},
-		func() string { return "Bearer " + r.APIKey }, u, nil, devtunnels.APIVersion)
-	if err != nil {
-		r.tb.Fatal(err)
-	}
-	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: r.Tunnel}, &tunnels.TunnelRequestOptions{
-		IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect},
-	})
-	if err != nil {
-		r.tb.Fatalf("GetTunnel: %v", err)
-	}
-	c, err := tunnels.NewClient(log.New(io.Discard, "", 0), tun, false)
-	if err != nil {
-		r.tb.Fatal(err)
-	}
-	if err := c.Connect(ctx, ""); err != nil {
-		r.tb.Fatalf("SDK Connect: %v", err)
-	}
-	r.tb.Cleanup(func() { c.Close() })
+	c := sdktest.Connect(r.tb, ctx, r.URL, r.APIKey, r.Tunnel)
 	if err := sdktest.WaitForwarded(ctx, c, r.echo); err != nil {
 		r.tb.Fatalf("WaitForForwardedPort: %v", err)
 	}

@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/warrenhq/warren/internal/protocol/devtunnels"
 	"github.com/warrenhq/warren/internal/relaytest"
+	"github.com/warrenhq/warren/internal/sdktest"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 
@@ -99,29 +98,7 @@ func echoRoundTrip(t *testing.T, rw io.ReadWriter, msg string) {
 // sdkClient connects the official Go SDK client (V1 relay path).
 func (e *env) sdkClient(ctx context.Context) *tunnels.Client {
 	e.t.Helper()
-	u, _ := url.Parse(e.URL)
-	m, err := tunnels.NewManager([]tunnels.UserAgent{{Name: "warren-test", Version: "1"}},
-		func() string { return "Bearer " + e.APIKey }, u, nil, devtunnels.APIVersion)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tun, err := m.GetTunnel(ctx, &tunnels.Tunnel{Name: e.Tunnel}, &tunnels.TunnelRequestOptions{
-		IncludePorts: true, TokenScopes: tunnels.TunnelAccessScopes{tunnels.TunnelAccessScopeConnect},
-	})
-	if err != nil {
-		e.t.Fatalf("GetTunnel: %v", err)
-	}
-	// acceptLocalConnectionsForForwardedPorts=false: with true the SDK
-	// would listen on 127.0.0.1:P, which the echo server already holds.
-	c, err := tunnels.NewClient(log.New(io.Discard, "", 0), tun, false)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := c.Connect(ctx, ""); err != nil {
-		e.t.Fatalf("SDK Connect: %v", err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	return c
+	return sdktest.Connect(e.t, ctx, e.URL, e.APIKey, e.Tunnel)
 }
 
 // sdkEcho pipes one connection through the SDK client to port and echoes.
