@@ -6,7 +6,6 @@ import (
 	"crypto/ecdh"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -25,30 +24,7 @@ type rawUser struct {
 
 func newRawUser(t *testing.T, url string) *rawUser {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/ws/pty?wing_id=box",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer user:alice"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadLimit(wp.MaxFrame)
-	key, _ := wp.GenerateKey()
-	u := &rawUser{t: t, ws: ws, key: key, in: make(chan map[string]any, 1024)}
-	t.Cleanup(func() { ws.CloseNow() })
-	go func() {
-		for {
-			_, b, err := ws.Read(context.Background())
-			if err != nil {
-				close(u.in)
-				return
-			}
-			var m map[string]any
-			json.Unmarshal(b, &m)
-			u.in <- m
-		}
-	}()
-	return u
+	return newRawUserAs(t, url, "alice")
 }
 
 // sealCommand encrypts a pty.start command line for the wing.

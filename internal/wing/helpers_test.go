@@ -2,15 +2,11 @@ package wing
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/warrenhq/warren/internal/winghub"
+	"github.com/warrenhq/warren/internal/winghub/hubtest"
 )
 
 // testRelay runs the real hub on loopback; tokens are "wing:<user>" and
@@ -23,29 +19,7 @@ func testRelay(tb testing.TB) string {
 func testRelayWithMetrics(tb testing.TB) (string, *prometheus.Registry) {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
-	h, err := winghub.New(winghub.Config{
-		Registerer: reg,
-		VerifyWing: func(tok string) (winghub.WingIdentity, error) {
-			if u, ok := strings.CutPrefix(tok, "wing:"); ok {
-				return winghub.WingIdentity{UserID: u}, nil
-			}
-			return winghub.WingIdentity{}, errors.New("bad")
-		},
-		VerifyUser: func(tok string) (winghub.UserIdentity, error) {
-			if u, ok := strings.CutPrefix(tok, "user:"); ok {
-				return winghub.UserIdentity{UserID: u}, nil
-			}
-			return winghub.UserIdentity{}, errors.New("bad")
-		},
-	}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	tb.Cleanup(func() { h.Close(); srv.CloseClientConnections(); srv.Close() })
-	return srv.URL, reg
+	return hubtest.Start(tb, reg), reg
 }
 
 // counter reads a counter from reg.

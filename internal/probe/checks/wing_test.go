@@ -2,9 +2,7 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,35 +11,14 @@ import (
 	"github.com/warrenhq/warren/internal/probe"
 	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
 	"github.com/warrenhq/warren/internal/wing"
-	"github.com/warrenhq/warren/internal/winghub"
+	"github.com/warrenhq/warren/internal/winghub/hubtest"
 )
 
 // wingHub serves the real hub on loopback; tokens are "wing:<user>" and
 // "user:<user>" (token verification is wingtoken's, tested there).
 func wingHub(t *testing.T) string {
 	t.Helper()
-	h, err := winghub.New(winghub.Config{
-		VerifyWing: func(tok string) (winghub.WingIdentity, error) {
-			if u, ok := strings.CutPrefix(tok, "wing:"); ok {
-				return winghub.WingIdentity{UserID: u}, nil
-			}
-			return winghub.WingIdentity{}, errors.New("bad token")
-		},
-		VerifyUser: func(tok string) (winghub.UserIdentity, error) {
-			if u, ok := strings.CutPrefix(tok, "user:"); ok {
-				return winghub.UserIdentity{UserID: u}, nil
-			}
-			return winghub.UserIdentity{}, errors.New("bad token")
-		},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { h.Close(); srv.CloseClientConnections(); srv.Close() })
-	return srv.URL
+	return hubtest.Start(t, nil)
 }
 
 // startWing runs a real wing agent for alice until the test ends (or the
