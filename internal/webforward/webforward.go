@@ -215,6 +215,11 @@ func (f *Forwarder) serve(w http.ResponseWriter, r *http.Request, ref string, po
 				f.fail(w, http.StatusForbidden, fmt.Sprintf("the token does not grant connect on tunnel %q", t.ID))
 				return
 			}
+		case !claims.SameInstance(t.Created):
+			if !anonymous {
+				f.fail(w, http.StatusUnauthorized, fmt.Sprintf("the token was issued for an earlier tunnel %q, deleted since; obtain a new token", t.ID))
+				return
+			}
 		case fromQuery && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 			// Trade the query token for a cookie and drop it from the URL.
 			f.setCookie(w, tok, claims.Expiry, prefix)
