@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,6 +42,14 @@ func webApp(t *testing.T) int {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/setcookie", func(w http.ResponseWriter, r *http.Request) {
+		// An app (maybe another tunnel's, sharing the relay's origin in
+		// the path form) tries to overwrite the relay's token cookie.
+		w.Header().Add("Set-Cookie", "warren_tunnel_token=planted; Path=/")
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
+		w.Header().Add("Set-Cookie", " Warren_Tunnel_Token =planted2")
+		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{
@@ -215,6 +224,8 @@ func TestWebForwarding(t *testing.T) {
 		cancel()
 	}
 
+	webForwardHardening(t, hc, relayAddr, byHost, byPath, tok)
+
 	// Anonymous access, per port, and back.
 	rs("tunnels", "ports", "access", "web1", strconv.Itoa(app), "--anonymous=true").wantCode(t, 0, "ports access")
 	wantApp(byPath + "/anon")
@@ -259,5 +270,142 @@ func TestWebForwarding(t *testing.T) {
 	}
 	if err := echoHash(exposeAddr, 10, 1); err == nil {
 		t.Fatal("raw exposure echoed without a host")
+	}
+}
+
+// webForwardHardening checks what a client cannot make web forwarding do
+// (issue 13): redirect off the relay's origin, feed the app forwarding
+// headers, leak the relay's token to the app, let the app set the relay's
+// cookie, or reach above the app's root with encoded dot segments.
+func webForwardHardening(t *testing.T, hc *http.Client, relayAddr, byHost, byPath, tok string) {
+	hostName := strings.TrimPrefix(byHost, "http://")
+	do := func(req *http.Request) (*http.Response, string) {
+		t.Helper()
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	// raw sends a request line as written, which net/http would not.
+	raw := func(host, target string) *http.Response {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", relayAddr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", target, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	sameOrigin := func(loc string) bool {
+		return strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, "/\\")
+	}
+
+	// The query-token redirect names a path on this origin, never
+	// //host or /\host, which browsers read as another origin.
+	q := "?tunnel_token=" + url.QueryEscape(tok)
+	prefix := strings.TrimPrefix(byPath, "http://"+relayAddr)
+	for _, tc := range []struct{ host, target string }{
+		{hostName, "//evil.example/x" + q},
+		{hostName, "///evil.example/x" + q},
+		{hostName, "/\\evil.example/x" + q},
+		{hostName, "/\\/evil.example/x" + q},
+		{relayAddr, prefix + "//evil.example/x" + q},
+	} {
+		resp := raw(tc.host, tc.target)
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusTemporaryRedirect || !sameOrigin(loc) || !strings.Contains(loc, "evil.example/x") {
+			t.Errorf("GET %s (Host %s): %d, Location %q: want a 307 to a path on the relay's origin", tc.target, tc.host, resp.StatusCode, loc)
+		}
+	}
+
+	// Forwarding headers are the relay's; every token-bearing value goes.
+	req, _ := http.NewRequest("GET", byHost+"/info", nil)
+	for k, v := range map[string]string{
+		"X-Real-IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Prefix": "/evil",
+		"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "1",
+		"Forwarded": "for=6.6.6.6",
+	} {
+		req.Header.Set(k, v)
+	}
+	req.Header.Add("Authorization", "Basic YXBwOnNlY3JldA==") // the app's own
+	req.Header.Add("Authorization", "tunnel "+tok)
+	req.Header.Add("Authorization", "Tunnel "+tok)
+	req.Header.Add("X-Tunnel-Authorization", "tunnel "+tok)
+	req.Header.Add("X-Tunnel-Authorization", tok)
+	req.Header.Add("Cookie", "a=1; warren_tunnel_token="+tok+"; b=2")
+	req.Header.Add("Cookie", "warren_tunnel_token="+tok)
+	resp, body := do(req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /info with relay headers: %d %s", resp.StatusCode, body)
+	}
+	var s seen
+	decodeJSON(t, body, &s)
+	for k, v := range s.Headers {
+		for _, x := range v {
+			if strings.Contains(x, tok) {
+				t.Errorf("the app received the relay token in %s", k)
+			}
+		}
+	}
+	want := map[string][]string{
+		"X-Real-Ip": {"127.0.0.1"}, "X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Prefix": nil,
+		"X-Forwarded-Host": {hostName}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Port": nil,
+		"Forwarded": nil, "Authorization": {"Basic YXBwOnNlY3JldA=="}, "X-Tunnel-Authorization": nil,
+		"Cookie": {"a=1; b=2"},
+	}
+	for k, w := range want {
+		if got := s.Headers[k]; strings.Join(got, "|") != strings.Join(w, "|") {
+			t.Errorf("app saw %s %q, want %q", k, got, w)
+		}
+	}
+	// In the path form the prefix is the relay's, whatever the client says.
+	req, _ = http.NewRequest("GET", byPath+"/info", nil)
+	req.Header.Set("Authorization", "Tunnel "+tok)
+	req.Header.Set("X-Forwarded-Prefix", "/evil")
+	resp, body = do(req)
+	decodeJSON(t, body, &s)
+	if got := s.Headers["X-Forwarded-Prefix"]; len(got) != 1 || got[0] != prefix {
+		t.Errorf("path form: app saw X-Forwarded-Prefix %q, want %q", got, prefix)
+	}
+
+	// The app cannot set the relay's cookie; its own cookies pass.
+	for _, u := range []string{byPath + "/setcookie", byHost + "/setcookie"} {
+		req, _ = http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Tunnel "+tok)
+		resp, body = do(req)
+		if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != 200 || len(got) != 1 || got[0] != "app=1; Path=/" {
+			t.Errorf("GET %s: %d, Set-Cookie %q: want only the app's own cookie", u, resp.StatusCode, got)
+		}
+	}
+
+	// Dot segments, encoded or not, may not climb above the app's root.
+	for _, u := range []string{
+		byHost + "/%2e%2e/%2e%2e/etc/passwd", byHost + "/..%2f..%2fetc/passwd",
+		byHost + "/a/%2E%2E/%2e%2e/%2e%2e/x", byHost + "/..%5c..%5cwin.ini", byHost + "/../x",
+		byPath + "/%2e%2e/%2e%2e/x", byPath + "/..%2f..%2fx",
+	} {
+		req, _ = http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Tunnel "+tok)
+		resp, body = do(req)
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Warren-Error") != "web-forwarding" {
+			t.Errorf("GET %s: %d %q, want the relay's 400", u, resp.StatusCode, body)
+		}
+	}
+	// Inside the root they pass on unchanged, for the app to resolve.
+	req, _ = http.NewRequest("GET", byHost+"/a/%2e%2e/info", nil)
+	req.Header.Set("Authorization", "Tunnel "+tok)
+	if resp, body = do(req); resp.Header.Get("X-Warren-Error") != "" {
+		t.Errorf("GET /a/%%2e%%2e/info: %d %q, want it forwarded", resp.StatusCode, body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/store/sqlite"
+	"github.com/warrenhq/warren/internal/token"
 	"github.com/warrenhq/warren/internal/wingtoken"
 )
 
@@ -97,7 +98,7 @@ func TestSigningKeysSurviveRestartAndRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := s1.tokens.Issue("tun1", []string{"connect"}, time.Hour)
+	tok, _, err := s1.tokens.Issue(token.Grant{TunnelID: "tun1", TunnelCreated: time.Now(), Scopes: []string{"connect"}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

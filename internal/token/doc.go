@@ -15,6 +15,11 @@
 //	           locally, so exp is always present)
 //	iss        the relay's public base URL
 //	iat, nbf   issue time
+//	tunnelCreatedUs  creation time of the tunnel instance, unix
+//	           microseconds: a tunnel deleted and created again under the
+//	           same id is another instance and refuses the earlier one's
+//	           tokens ([Claims.SameInstance]; callers check it once they
+//	           have looked the tunnel up)
 //
 // and a "kid" JOSE header naming the signing key. The Go SDK treats tokens
 // as opaque; only the relay has to understand them.

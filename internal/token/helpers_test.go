@@ -65,9 +65,17 @@ func newFixture(t testing.TB) *fixture {
 	return &fixture{ring: ring, clock: c, iss: iss, key: k}
 }
 
+// created is the creation time of the tunnels tokens are issued for.
+var created = t0.Add(-24 * time.Hour).Add(123456 * time.Microsecond)
+
+// grant is a Grant for the tunnel instance created at created.
+func grant(tunnelID string, scopes []string, ttl time.Duration) Grant {
+	return Grant{TunnelID: tunnelID, TunnelCreated: created, Scopes: scopes, TTL: ttl}
+}
+
 func (f *fixture) issue(t testing.TB, scopes ...string) string {
 	t.Helper()
-	tok, _, err := f.iss.Issue("tun1", scopes, time.Hour)
+	tok, _, err := f.iss.Issue(grant("tun1", scopes, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,10 @@ func (i *Issuer) Keys() *Keyring { return i.keys }
 type Claims struct {
 	TunnelID  string
 	ClusterID string // always "" for tokens warren issues
+	// TunnelCreated is the creation time, to the microsecond, of the
+	// tunnel instance the token was issued for; zero if the token carries
+	// none (issued before tokens were bound). See SameInstance.
+	TunnelCreated time.Time
 	// Scopes as listed in scp. Verify keeps names it does not know (a newer
 	// relay may add some); HasScope only ever matches exact names.
 	Scopes   []string
@@ -100,22 +104,57 @@ func (c *Claims) HasScope(scopes ...string) bool {
 	return false
 }
 
+// SameInstance reports whether c was issued for the tunnel instance created
+// at created (compared to the microsecond, the store's precision). A tunnel
+// deleted and created again under the same ID is another instance, so its
+// predecessor's tokens do not work on it. Tokens without the claim match
+// no instance.
+func (c *Claims) SameInstance(created time.Time) bool {
+	return !c.TunnelCreated.IsZero() && c.TunnelCreated.UnixMicro() == created.UnixMicro()
+}
+
 // wireClaims is the JWT payload. clusterId has no omitempty: the claim is
-// always present, as the SDKs expect.
+// always present, as the SDKs expect. tunnelCreatedUs is warren's own
+// (unix microseconds); the SDKs treat tokens as opaque.
 type wireClaims struct {
-	TunnelID  string `json:"tunnelId"`
-	ClusterID string `json:"clusterId"`
-	Scope     string `json:"scp"`
+	TunnelID      string `json:"tunnelId"`
+	ClusterID     string `json:"clusterId"`
+	Scope         string `json:"scp"`
+	TunnelCreated int64  `json:"tunnelCreatedUs,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// Issue signs a token for tunnelID with scopes (deduplicated, order kept),
-// valid for ttl from now (0 < ttl <= MaxTTL). exp is whole unix seconds, so
-// the returned expiry is now+ttl truncated to the second. Errors: ErrBadScope
-// for an empty or unknown scope, ErrNoKey when the keyring has no current key.
-func (i *Issuer) Issue(tunnelID string, scopes []string, ttl time.Duration) (tok string, exp time.Time, err error) {
+// Grant is what Issue signs.
+type Grant struct {
+	// TunnelID is the tunnel the token is for. Required.
+	TunnelID string
+	// TunnelCreated is that tunnel instance's creation time
+	// (store.Tunnel.Created); the token carries it so that
+	// Claims.SameInstance can refuse it on a later tunnel with the same
+	// ID. Required.
+	TunnelCreated time.Time
+	// Scopes are deduplicated, order kept. At least one.
+	Scopes []string
+	// TTL is the lifetime from now, 0 < TTL <= MaxTTL.
+	TTL time.Duration
+	// NotAfter, if not zero, caps the expiry. A token obtained by
+	// presenting another token passes that token's expiry, so renewing
+	// cannot extend a leaked token's life. Default zero: no cap.
+	NotAfter time.Time
+}
+
+// Issue signs a token for g. exp is whole unix seconds, so the returned
+// expiry is now+TTL (or NotAfter, if earlier) truncated to the second.
+// Errors: ErrBadScope for an empty or unknown scope, ErrExpired when
+// NotAfter is not in the future, ErrNoKey when the keyring has no current
+// key.
+func (i *Issuer) Issue(g Grant) (tok string, exp time.Time, err error) {
+	tunnelID, scopes, ttl := g.TunnelID, g.Scopes, g.TTL
 	if tunnelID == "" {
 		return "", time.Time{}, errors.New("token: empty tunnel id")
+	}
+	if g.TunnelCreated.IsZero() {
+		return "", time.Time{}, fmt.Errorf("token: no creation time for tunnel %q", tunnelID)
 	}
 	if ttl <= 0 || ttl > i.maxTTL {
 		return "", time.Time{}, fmt.Errorf("token: ttl %v outside (0, %v]", ttl, i.maxTTL)
@@ -139,9 +178,16 @@ func (i *Issuer) Issue(tunnelID string, scopes []string, ttl time.Duration) (tok
 	now := i.now()
 	iat := jwt.NewNumericDate(now)
 	expiry := jwt.NewNumericDate(now.Add(ttl))
+	if !g.NotAfter.IsZero() && g.NotAfter.Before(expiry.Time) {
+		expiry = jwt.NewNumericDate(g.NotAfter)
+		if !expiry.After(now) {
+			return "", time.Time{}, fmt.Errorf("%w: the presented token expires at %s", ErrExpired, g.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
-		TunnelID: tunnelID,
-		Scope:    strings.Join(uniq, " "),
+		TunnelID:      tunnelID,
+		Scope:         strings.Join(uniq, " "),
+		TunnelCreated: g.TunnelCreated.UnixMicro(),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.iss,
 			ExpiresAt: expiry,
@@ -209,6 +255,9 @@ func (i *Issuer) Verify(tok string) (*Claims, error) {
 	}
 	if wc.IssuedAt != nil {
 		c.IssuedAt = wc.IssuedAt.Time
+	}
+	if wc.TunnelCreated != 0 {
+		c.TunnelCreated = time.UnixMicro(wc.TunnelCreated).UTC()
 	}
 	return c, nil
 }

@@ -57,7 +57,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			tok, exp, err := f.iss.Issue("tun1", tc.scopes, 90*time.Minute)
+			tok, exp, err := f.iss.Issue(grant("tun1", tc.scopes, 90*time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,6 +115,8 @@ func TestWireFormat(t *testing.T) {
 		"iat":       float64(t0.Unix()),
 		"nbf":       float64(t0.Unix()),
 		"exp":       float64(t0.Add(time.Hour).Unix()),
+		// warren's own, binding the token to one tunnel instance.
+		"tunnelCreatedUs": float64(created.UnixMicro()),
 	}
 	for k, v := range want {
 		if p[k] != v {
@@ -129,6 +131,9 @@ func TestWireFormat(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	if !strings.Contains(string(raw), `"exp":`+strconv.FormatInt(t0.Add(time.Hour).Unix(), 10)+`,`) {
 		t.Errorf("exp not an integer in %s", raw)
+	}
+	if !strings.Contains(string(raw), `"tunnelCreatedUs":`+strconv.FormatInt(created.UnixMicro(), 10)+`,`) {
+		t.Errorf("tunnelCreatedUs not an integer in %s", raw)
 	}
 }
 
@@ -152,7 +157,7 @@ func TestIssueErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			tok, _, err := f.iss.Issue(tc.tunnel, tc.scopes, tc.ttl)
+			tok, _, err := f.iss.Issue(grant(tc.tunnel, tc.scopes, tc.ttl))
 			if err == nil || tok != "" {
 				t.Fatalf("Issue = %q, %v; want error", tok, err)
 			}
@@ -163,7 +168,7 @@ func TestIssueErrors(t *testing.T) {
 	}
 	t.Run("max ttl allowed", func(t *testing.T) {
 		f := newFixture(t)
-		if _, _, err := f.iss.Issue("tun1", []string{ScopeHost}, DefaultMaxTTL); err != nil {
+		if _, _, err := f.iss.Issue(grant("tun1", []string{ScopeHost}, DefaultMaxTTL)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -172,7 +177,7 @@ func TestIssueErrors(t *testing.T) {
 		if err := f.ring.Retire("k1", t0); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := f.iss.Issue("tun1", []string{ScopeHost}, time.Hour); !errors.Is(err, ErrNoKey) {
+		if _, _, err := f.iss.Issue(grant("tun1", []string{ScopeHost}, time.Hour)); !errors.Is(err, ErrNoKey) {
 			t.Errorf("err = %v, want ErrNoKey", err)
 		}
 	})
@@ -357,5 +362,74 @@ func assertOneSentinel(t testing.TB, err error) {
 	}
 	if errors.Is(err, jwt.ErrTokenMalformed) || errors.Is(err, jwt.ErrTokenExpired) {
 		t.Errorf("error %q leaks a jwt sentinel", err)
+	}
+}
+
+// A token names the tunnel instance it was issued for: a tunnel deleted and
+// created again under the same ID (another creation time) refuses it, and
+// so does every instance for a token without the claim.
+func TestIssueBindsInstance(t *testing.T) {
+	f := newFixture(t)
+	c, err := f.iss.Verify(f.issue(t, ScopeManage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TunnelCreated.Equal(created) || !c.SameInstance(created) || !c.SameInstance(created.In(time.FixedZone("x", 3600))) {
+		t.Errorf("TunnelCreated %v, want %v", c.TunnelCreated, created)
+	}
+	if c.SameInstance(created.Add(time.Microsecond)) || c.SameInstance(time.Time{}) {
+		t.Error("the token matches another instance")
+	}
+	legacy, err := f.iss.Verify(craft(t, map[string]any{"alg": "HS256", "typ": "JWT", "kid": "k1"}, validPayload(), hs256, f.key.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !legacy.TunnelCreated.IsZero() || legacy.SameInstance(created) {
+		t.Errorf("a token without tunnelCreatedUs matches: %+v", legacy)
+	}
+	g := grant("tun1", []string{ScopeHost}, time.Hour)
+	g.TunnelCreated = time.Time{}
+	if tok, _, err := f.iss.Issue(g); err == nil {
+		t.Errorf("Issue without a creation time = %q", tok)
+	}
+}
+
+// NotAfter caps the expiry of a token obtained with another token.
+func TestIssueNotAfter(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		want     time.Time // zero: ErrExpired
+	}{
+		{"no cap", time.Time{}, t0.Add(time.Hour)},
+		{"later than ttl", t0.Add(2 * time.Hour), t0.Add(time.Hour)},
+		{"earlier than ttl", t0.Add(10 * time.Minute), t0.Add(10 * time.Minute)},
+		{"sub-second rounds down", t0.Add(10*time.Minute + 900*time.Millisecond), t0.Add(10 * time.Minute)},
+		{"now", t0, time.Time{}},
+		{"within the second", t0.Add(500 * time.Millisecond), time.Time{}},
+		{"past", t0.Add(-time.Minute), time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := grant("tun1", []string{ScopeConnect}, time.Hour)
+			g.NotAfter = tc.notAfter
+			tok, exp, err := f.iss.Issue(g)
+			if tc.want.IsZero() {
+				if !errors.Is(err, ErrExpired) || tok != "" {
+					t.Fatalf("Issue = %q, %v; want ErrExpired", tok, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.iss.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exp.Equal(tc.want) || !c.Expiry.Equal(tc.want) {
+				t.Errorf("exp %v (claims %v), want %v", exp, c.Expiry, tc.want)
+			}
+		})
 	}
 }

@@ -248,7 +248,7 @@ func TestPrune(t *testing.T) {
 // still pass Verify.
 func TestIssuerPruneCutoff(t *testing.T) {
 	f := newFixture(t)
-	tok, _, err := f.iss.Issue("tun1", []string{ScopeHost}, DefaultMaxTTL)
+	tok, _, err := f.iss.Issue(grant("tun1", []string{ScopeHost}, DefaultMaxTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestConcurrentVerifyDuringRotate(t *testing.T) {
 					errs <- err
 					return
 				}
-				fresh, _, err := f.iss.Issue("tun1", []string{ScopeHost}, time.Minute)
+				fresh, _, err := f.iss.Issue(grant("tun1", []string{ScopeHost}, time.Minute))
 				if err != nil {
 					errs <- err
 					return

@@ -96,10 +96,18 @@ func (c *call) mayAct(t *store.Tunnel, scopes []string) error {
 	if c.p.Tunnel == nil || c.p.Tunnel.TunnelID != t.ID {
 		return forbidden("the access token is for another tunnel")
 	}
+	if !c.p.Tunnel.SameInstance(t.Created) {
+		return &apiError{status: http.StatusUnauthorized, detail: staleToken(t.ID)}
+	}
 	if scopes != nil && !c.p.Tunnel.HasScope(scopes...) {
 		return forbidden(fmt.Sprintf("the access token needs one of the scopes %s for this operation", strings.Join(scopes, ", ")))
 	}
 	return nil
+}
+
+// staleToken explains why a token of tunnel id does not work on it.
+func staleToken(id string) string {
+	return fmt.Sprintf("the access token was issued for an earlier tunnel %q, deleted since (or before tokens were bound to one tunnel instance); obtain a new token", id)
 }
 
 // tokenScopes parses the tokenScopes query parameters: repeated, or one
@@ -144,16 +152,27 @@ func (c *call) mayGrant(scopes []string) error {
 	return nil
 }
 
-// issue mints one token per scope for tunnelID.
-func (a *API) issue(tunnelID string, scopes []string) (map[string]string, error) {
+// issue mints one token per scope for tunnel t, bound to this instance of
+// it. Tokens obtained with a tunnel token expire no later than that one,
+// or a leaked token could renew itself forever; the operator's get the
+// full TokenTTL.
+func (a *API) issue(c *call, t *store.Tunnel, scopes []string) (map[string]string, error) {
 	if len(scopes) == 0 {
 		return nil, nil
 	}
+	g := token.Grant{TunnelID: t.ID, TunnelCreated: t.Created, TTL: a.tokenTTL}
+	if c.p != nil && c.p.Tunnel != nil && !c.operator() {
+		g.NotAfter = c.p.Tunnel.Expiry
+	}
 	out := make(map[string]string, len(scopes))
 	for _, s := range scopes {
-		tok, _, err := a.tokens.Issue(tunnelID, []string{s}, a.tokenTTL)
+		g.Scopes = []string{s}
+		tok, _, err := a.tokens.Issue(g)
+		if errors.Is(err, token.ErrExpired) {
+			return nil, &apiError{status: http.StatusUnauthorized, detail: "the access token expires too soon to obtain tokens with it; obtain new tokens with an API key"}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("issue %q token for tunnel %q: %w", s, tunnelID, err)
+			return nil, fmt.Errorf("issue %q token for tunnel %q: %w", s, t.ID, err)
 		}
 		out[s] = tok
 	}

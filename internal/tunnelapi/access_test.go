@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/internal/token"
 )
 
 // TestAuthorizationMatrix runs every tunnel route with every kind of caller
@@ -177,4 +179,108 @@ func TestTokenScopes(t *testing.T) {
 	// A bad tokenScopes makes the whole create fail, creating nothing.
 	e.do("PUT", "/tunnels/t4?tokenScopes=bogus", admin, `{}`).problem(t, 400)
 	e.do("GET", "/tunnels/t4", admin, nil).problem(t, 404)
+}
+
+// A token obtained with a token expires no later than the one presented,
+// so a leaked token cannot renew itself past its own expiry; the operator's
+// tokens get the full TokenTTL.
+func TestTokensFromTokensExpireNoLater(t *testing.T) {
+	e := newEnv(t) // TokenTTL: the default, an hour
+	e.mkTunnel("t1", nil)
+	short := func(scope string, ttl time.Duration) (string, time.Time) {
+		t.Helper()
+		g := e.grant("t1", []string{scope})
+		g.TTL = ttl
+		tok, exp, err := e.issuer.Issue(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Tunnel " + tok, exp
+	}
+	expiry := func(tok string) time.Time {
+		t.Helper()
+		c, err := e.issuer.Verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Expiry
+	}
+	for _, tc := range []struct{ scope, query string }{
+		{"connect", "tokenScopes=connect"},
+		{"host", "tokenScopes=host"},
+		{"manage", "tokenScopes=manage,connect,host"},
+	} {
+		tok, exp := short(tc.scope, 5*time.Minute)
+		for scope, got := range e.do("GET", "/tunnels/t1?"+tc.query, tok, nil).tunnel(t).AccessTokens {
+			if ge := expiry(got); ge.After(exp) {
+				t.Errorf("%s token obtained with a %s token expiring at %v expires at %v", scope, tc.scope, exp, ge)
+			}
+		}
+	}
+	// The renewed token renews no further either.
+	tok, exp := short("connect", 5*time.Minute)
+	for range 3 {
+		got := e.do("GET", "/tunnels/t1?tokenScopes=connect", tok, nil).tunnel(t).AccessTokens["connect"]
+		if ge := expiry(got); ge.After(exp) {
+			t.Fatalf("renewed token expires at %v, after %v", ge, exp)
+		}
+		tok = "Tunnel " + got
+	}
+	// Updating hands out capped tokens too.
+	tok, exp = short("manage", 5*time.Minute)
+	tj := e.do("PUT", "/tunnels/t1?tokenScopes=manage", tok, `{"description":"d"}`, "If-Match", "*").tunnel(t)
+	if ge := expiry(tj.AccessTokens["manage"]); ge.After(exp) {
+		t.Errorf("manage token from an update expires at %v, after %v", ge, exp)
+	}
+	// A token past its expiry, though within the verifier's leeway,
+	// obtains nothing.
+	past, err := token.New(token.Config{Keys: e.keys, Issuer: testIssuer, Now: func() time.Time { return time.Now().Add(-10 * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := e.grant("t1", []string{"connect"})
+	g.TTL = 5 * time.Second
+	raw, _, err := past.Issue(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok = "Tunnel " + raw
+	e.do("GET", "/tunnels/t1", tok, nil).want(t, 200)
+	if p := e.do("GET", "/tunnels/t1?tokenScopes=connect", tok, nil).problem(t, 401); !strings.Contains(p.Detail, "expire") {
+		t.Errorf("detail %q", p.Detail)
+	}
+	// The operator's tokens are not capped.
+	for _, authz := range []string{admin, "Bearer " + e.apiKey} {
+		got := e.do("GET", "/tunnels/t1?tokenScopes=connect", authz, nil).tunnel(t).AccessTokens["connect"]
+		if d := time.Until(expiry(got)); d < 59*time.Minute {
+			t.Errorf("operator's token expires in %v, want ~1h", d)
+		}
+	}
+}
+
+// Tokens are bound to one instance of a tunnel: once it is deleted, a
+// tunnel created again with the same id refuses them with a 401 that says
+// why, and tokens issued for the new tunnel work.
+func TestTokensBoundToTunnelInstance(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/tunnels/re?tokenScopes=manage,connect,host", admin, `{}`).want(t, 200)
+	old := e.do("GET", "/tunnels/re?tokenScopes=manage,connect,host", admin, nil).tunnel(t).AccessTokens
+	for _, scope := range []string{"manage", "connect", "host"} {
+		e.do("GET", "/tunnels/re", "Tunnel "+old[scope], nil).want(t, 200)
+	}
+	e.do("DELETE", "/tunnels/re", admin, nil).want(t, 200)
+	// Of the deleted tunnel, still a 404.
+	e.do("GET", "/tunnels/re", "Tunnel "+old["manage"], nil).problem(t, 404)
+	fresh := e.do("PUT", "/tunnels/re?tokenScopes=manage", admin, `{}`).tunnel(t).AccessTokens["manage"]
+
+	for scope, tok := range old {
+		p := e.do("GET", "/tunnels/re", "Tunnel "+tok, nil).problem(t, 401)
+		if !strings.Contains(p.Detail, "earlier tunnel") {
+			t.Errorf("%s token of the deleted tunnel: detail %q", scope, p.Detail)
+		}
+	}
+	e.do("DELETE", "/tunnels/re", "Tunnel "+old["manage"], nil).problem(t, 401)
+	e.do("PUT", "/tunnels/re/ports/80", "Tunnel "+old["host"], `{}`).problem(t, 401)
+	e.do("GET", "/tunnels/re?tokenScopes=manage", "Tunnel "+old["manage"], nil).problem(t, 401)
+	e.do("GET", "/tunnels/re", "Tunnel "+fresh, nil).want(t, 200)
 }

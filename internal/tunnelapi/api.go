@@ -128,7 +128,8 @@ func New(cfg Config, logger *slog.Logger) (*API, error) {
 	}
 	// Issue checks the TTL before it looks for a key, so this probe fails
 	// only on a TTL above the issuer's MaxTTL, even with an empty keyring.
-	if _, _, err := a.tokens.Issue("probe", []string{token.ScopeConnect}, a.tokenTTL); err != nil && !errors.Is(err, token.ErrNoKey) {
+	probe := token.Grant{TunnelID: "probe", TunnelCreated: time.Unix(0, 0), Scopes: []string{token.ScopeConnect}, TTL: a.tokenTTL}
+	if _, _, err := a.tokens.Issue(probe); err != nil && !errors.Is(err, token.ErrNoKey) {
 		return nil, fmt.Errorf("tunnelapi: TokenTTL %v is not accepted by the token issuer: %w", a.tokenTTL, err)
 	}
 	if a.node == "" {

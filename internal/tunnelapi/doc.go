@@ -65,7 +65,12 @@
 // token may ask for any scope; another token only for scopes it holds
 // (which lets a host or client renew its own token while it is valid).
 // Asking for more is 403, an unknown scope 400. accessTokens sent in a body
-// are ignored: tokens are never stored.
+// are ignored: tokens are never stored. A token obtained with a token
+// expires no later than the one presented, so a leaked token cannot keep
+// itself alive; only the operator's credentials reset the clock.
+//
+// Tokens carry the creation time of their tunnel: once a tunnel is deleted,
+// a new tunnel with the same id answers its predecessor's tokens with 401.
 //
 // # PUT semantics
 //

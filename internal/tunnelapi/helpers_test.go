@@ -120,10 +120,21 @@ func (e *env) allConnected() {
 	e.connected = nil
 }
 
+// grant is a one-hour grant for the tunnel tunnelID now stored (or, if
+// there is none, a tunnel created an hour ago).
+func (e *env) grant(tunnelID string, scopes []string) token.Grant {
+	e.t.Helper()
+	created := time.Now().Add(-time.Hour)
+	if t, err := e.store.GetTunnel(context.Background(), tunnelID); err == nil {
+		created = t.Created
+	}
+	return token.Grant{TunnelID: tunnelID, TunnelCreated: created, Scopes: scopes, TTL: time.Hour}
+}
+
 // token issues a token for tunnelID with scopes.
 func (e *env) token(tunnelID string, scopes ...string) string {
 	e.t.Helper()
-	tok, _, err := e.issuer.Issue(tunnelID, scopes, time.Hour)
+	tok, _, err := e.issuer.Issue(e.grant(tunnelID, scopes))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -137,7 +148,7 @@ func (e *env) expiredToken(tunnelID string, scopes ...string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := past.Issue(tunnelID, scopes, time.Hour)
+	tok, _, err := past.Issue(e.grant(tunnelID, scopes))
 	if err != nil {
 		e.t.Fatal(err)
 	}

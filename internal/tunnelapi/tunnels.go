@@ -65,7 +65,7 @@ func (a *API) answerTunnel(c *call, t *store.Tunnel, scopes []string) error {
 	if err != nil {
 		return storeError(err, fmt.Sprintf("tunnel %q", t.ID))
 	}
-	if tj.AccessTokens, err = a.issue(t.ID, scopes); err != nil {
+	if tj.AccessTokens, err = a.issue(c, t, scopes); err != nil {
 		return err
 	}
 	writeJSON(c.w, http.StatusOK, tj)

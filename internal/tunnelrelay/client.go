@@ -206,7 +206,7 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 	case !full:
 		err = errors.New("no access token")
 	default:
-		err = r.verifyToken(pr.AccessToken, h.tunnelID, devtunnels.ScopeConnect)
+		err = r.verifyToken(pr.AccessToken, h.tunnelID, h.created, devtunnels.ScopeConnect)
 	}
 	if err == nil && !h.hasPort(pr.Port) {
 		err = errors.New("port not forwarded")

@@ -38,6 +38,9 @@ type env struct {
 	srv    *httptest.Server
 	echo   net.Listener
 	reg    *prometheus.Registry // the relay's metrics
+	// created is the creation time of the env's tunnels, which their
+	// tokens carry.
+	created time.Time
 }
 
 func newEnv(t *testing.T) *env {
@@ -96,14 +99,14 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { echo.Close() })
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { r.Close() })
-	return &env{t: t, relay: r, tokens: iss, keys: keys, srv: srv, echo: echo, reg: reg}
+	return &env{t: t, relay: r, tokens: iss, keys: keys, srv: srv, echo: echo, reg: reg, created: now}
 }
 
 func (e *env) echoPort() uint32 { return uint32(e.echo.Addr().(*net.TCPAddr).Port) }
 
 func (e *env) token(tunnel string, scopes ...string) string {
 	e.t.Helper()
-	tok, _, err := e.tokens.Issue(tunnel, scopes, time.Hour)
+	tok, _, err := e.tokens.Issue(token.Grant{TunnelID: tunnel, TunnelCreated: e.created, Scopes: scopes, TTL: time.Hour})
 	if err != nil {
 		e.t.Fatal(err)
 	}

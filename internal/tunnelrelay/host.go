@@ -16,6 +16,7 @@ import (
 type hostSession struct {
 	r        *Relay
 	tunnelID string
+	created  time.Time // of the tunnel instance; tokens must be bound to it
 	v2       bool
 	ws       *websocket.Conn
 	conn     *wsconn.Conn
@@ -66,7 +67,7 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 		return
 	}
 	h := &hostSession{
-		r: r, tunnelID: t.ID, v2: proto == devtunnels.SubprotocolHostV2,
+		r: r, tunnelID: t.ID, created: t.Created, v2: proto == devtunnels.SubprotocolHostV2,
 		ws: ws, conn: conn, sc: sc, started: r.cfg.Now(),
 		ports:   make(map[uint32]struct{}),
 		clients: make(map[*clientSession]struct{}),
@@ -215,7 +216,7 @@ func (h *hostSession) handleRequests(reqs <-chan *ssh.Request) {
 		case devtunnels.RequestTCPIPForward:
 			pr, err := devtunnels.ParsePortRelayRequest(req.Payload)
 			if err == nil {
-				err = h.r.verifyToken(pr.AccessToken, h.tunnelID, devtunnels.ScopeHost)
+				err = h.r.verifyToken(pr.AccessToken, h.tunnelID, h.created, devtunnels.ScopeHost)
 			}
 			// Port 0 would ask the relay to pick one, which means nothing
 			// here: the host forwards its own local ports.

@@ -229,6 +229,11 @@ func (r *Relay) authorize(w http.ResponseWriter, req *http.Request, role, ref, s
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return nil, false
 	}
+	if !claims.SameInstance(t.Created) {
+		r.m.upgrade(role, upgradeUnauthorized)
+		http.Error(w, "the tunnel access token was issued for an earlier tunnel with this id, deleted since; obtain a new token", http.StatusUnauthorized)
+		return nil, false
+	}
 	return t, true
 }
 
@@ -252,7 +257,7 @@ func (r *Relay) accept(w http.ResponseWriter, req *http.Request, role, proto str
 }
 
 // verifyToken checks a token carried inside SSH (V2 port requests).
-func (r *Relay) verifyToken(tok, tunnelID, scope string) error {
+func (r *Relay) verifyToken(tok, tunnelID string, created time.Time, scope string) error {
 	if tok == "" {
 		return errors.New("no access token")
 	}
@@ -262,6 +267,9 @@ func (r *Relay) verifyToken(tok, tunnelID, scope string) error {
 	}
 	if c.TunnelID != tunnelID {
 		return errors.New("token for another tunnel")
+	}
+	if !c.SameInstance(created) {
+		return errors.New("token for an earlier tunnel with this id")
 	}
 	if !c.HasScope(scope) {
 		return fmt.Errorf("token lacks scope %q", scope)

@@ -25,9 +25,17 @@ func TestPreUpgradeStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired, _, err := past.Issue(testTunnel, []string{"host"}, time.Hour)
+	expired, _, err := past.Issue(token.Grant{TunnelID: testTunnel, TunnelCreated: e.created, Scopes: []string{"host"}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A token of an earlier tunnel with the same id, deleted since.
+	stale := func(scope string) string {
+		tok, _, err := e.tokens.Issue(token.Grant{TunnelID: testTunnel, TunnelCreated: e.created.Add(-time.Second), Scopes: []string{scope}, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Tunnel " + tok
 	}
 	v1, v2 := devtunnels.SubprotocolHostV1, devtunnels.SubprotocolHostV2
 	tests := []struct {
@@ -44,6 +52,8 @@ func TestPreUpgradeStatuses(t *testing.T) {
 		{"host connect scope", "host", testTunnel, connTok, []string{v2}, 403},
 		{"host other tunnel token", "host", testTunnel, "Tunnel " + e.token("other", "host"), []string{v1}, 403},
 		{"host unknown tunnel", "host", "nope", hostTok, []string{v2}, 404},
+		{"host token of an earlier tunnel", "host", testTunnel, stale("host"), []string{v2}, 401},
+		{"client token of an earlier tunnel", "client", testTunnel, stale("connect"), []string{devtunnels.SubprotocolClientV1}, 401},
 		{"client no subprotocol", "client", testTunnel, connTok, nil, 400},
 		{"client host scope", "client", testTunnel, hostTok, []string{devtunnels.SubprotocolClientV1}, 403},
 		{"client no host", "client", testTunnel, connTok, []string{devtunnels.SubprotocolClientV1}, 404},

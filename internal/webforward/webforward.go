@@ -86,10 +86,11 @@ func New(cfg Config, logger *slog.Logger) (*Forwarder, error) {
 		DisableCompression:    true,
 	}
 	f.proxy = &httputil.ReverseProxy{
-		Rewrite:      f.rewrite,
-		Transport:    tr,
-		ErrorHandler: f.proxyError,
-		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		Rewrite:        f.rewrite,
+		ModifyResponse: modifyResponse,
+		Transport:      tr,
+		ErrorHandler:   f.proxyError,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	return f, nil
 }
@@ -162,6 +163,12 @@ func (f *Forwarder) ServePath(w http.ResponseWriter, r *http.Request) {
 
 func (f *Forwarder) serve(w http.ResponseWriter, r *http.Request, ref string, port uint16, prefix string) {
 	ctx := r.Context()
+	if escapesRoot(strings.TrimPrefix(r.URL.Path, prefix)) {
+		// The app would resolve the decoded path above its root: a file
+		// server could serve what lies outside it.
+		f.fail(w, http.StatusBadRequest, "the path climbs above the root with '..' segments (encoded or not)")
+		return
+	}
 	t, err := f.cfg.Store.FindTunnel(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
 		f.fail(w, http.StatusNotFound, fmt.Sprintf("tunnel %q not found", ref))
@@ -208,14 +215,15 @@ func (f *Forwarder) serve(w http.ResponseWriter, r *http.Request, ref string, po
 				f.fail(w, http.StatusForbidden, fmt.Sprintf("the token does not grant connect on tunnel %q", t.ID))
 				return
 			}
+		case !claims.SameInstance(t.Created):
+			if !anonymous {
+				f.fail(w, http.StatusUnauthorized, fmt.Sprintf("the token was issued for an earlier tunnel %q, deleted since; obtain a new token", t.ID))
+				return
+			}
 		case fromQuery && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 			// Trade the query token for a cookie and drop it from the URL.
 			f.setCookie(w, tok, claims.Expiry, prefix)
-			u := *r.URL
-			q := u.Query()
-			q.Del(QueryToken)
-			u.RawQuery = q.Encode()
-			http.Redirect(w, r, u.RequestURI(), http.StatusTemporaryRedirect)
+			http.Redirect(w, r, redirectTarget(r.URL), http.StatusTemporaryRedirect)
 			return
 		}
 	} else if !anonymous {
@@ -227,14 +235,49 @@ func (f *Forwarder) serve(w http.ResponseWriter, r *http.Request, ref string, po
 	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, tg)))
 }
 
-// credential finds the relay token of a request, and whether it came from
-// the query string.
-func credential(r *http.Request) (tok string, fromQuery bool) {
-	if s, c, ok := token.ParseAuthorization(r.Header.Get(HeaderTunnelAuthorization)); ok && s == token.SchemeTunnel {
-		return c, false
+// escapesRoot reports whether the decoded path p, resolved as a server
+// would, climbs above "/". Backslashes count as separators, as they do for
+// servers on Windows.
+func escapesRoot(p string) bool {
+	depth := 0
+	for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		switch seg {
+		case ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
 	}
-	if s, c, ok := token.ParseAuthorization(r.Header.Get("Authorization")); ok && s == token.SchemeTunnel {
-		return c, false
+	return false
+}
+
+// redirectTarget is where the query-token redirect sends the browser: u's
+// path and query without the token, as a path on this origin. Leading
+// slashes and backslashes collapse to one slash, since browsers read
+// "//host" and "/\host" as another origin.
+func redirectTarget(u *url.URL) string {
+	q := u.Query()
+	q.Del(QueryToken)
+	loc := "/" + strings.TrimLeft(u.EscapedPath(), "/\\")
+	if enc := q.Encode(); enc != "" {
+		loc += "?" + enc
+	}
+	return loc
+}
+
+// credential finds the relay token of a request, and whether it came from
+// the query string. Every value of the token headers is looked at, as
+// rewrite strips them all.
+func credential(r *http.Request) (tok string, fromQuery bool) {
+	for _, name := range []string{HeaderTunnelAuthorization, "Authorization"} {
+		for _, v := range r.Header.Values(name) {
+			if s, c, ok := token.ParseAuthorization(v); ok && s == token.SchemeTunnel {
+				return c, false
+			}
+		}
 	}
 	if q := r.URL.Query().Get(QueryToken); q != "" {
 		return q, true
@@ -271,14 +314,26 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if tg.prefix != "" {
 		out.URL.Path = "/" + strings.TrimPrefix(pr.In.URL.Path, tg.prefix+"/")
 		out.URL.RawPath = ""
-		out.Header.Set("X-Forwarded-Prefix", tg.prefix)
 	}
 	q := out.URL.Query()
 	if q.Has(QueryToken) {
 		q.Del(QueryToken)
 		out.URL.RawQuery = q.Encode()
 	}
+	// Forwarding headers are the relay's to say: an app trusts them to
+	// name the client and its URL, so none of the client's pass.
+	for name := range out.Header {
+		if relayOwned(name) {
+			delete(out.Header, name)
+		}
+	}
 	pr.SetXForwarded()
+	if ip := out.Header.Get("X-Forwarded-For"); ip != "" {
+		out.Header.Set("X-Real-IP", ip)
+	}
+	if tg.prefix != "" {
+		out.Header.Set("X-Forwarded-Prefix", tg.prefix)
+	}
 	local := "localhost:" + strconv.Itoa(int(tg.port))
 	if tg.unHost {
 		out.Host = pr.In.Host
@@ -290,12 +345,59 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 			out.Header.Set("Origin", "http://"+local)
 		}
 	}
-	// The relay's credentials are not the app's business.
-	out.Header.Del(HeaderTunnelAuthorization)
-	if s, _, ok := token.ParseAuthorization(out.Header.Get("Authorization")); ok && s == token.SchemeTunnel {
+	// The relay's credentials are not the app's business: every
+	// X-Tunnel-Authorization (gone with the loop above), every
+	// Authorization of the tunnel scheme, the relay's cookie. The app's own
+	// Authorization and cookies pass.
+	if auths := out.Header.Values("Authorization"); len(auths) > 0 {
 		out.Header.Del("Authorization")
+		for _, v := range auths {
+			if !tunnelScheme(v) {
+				out.Header.Add("Authorization", v)
+			}
+		}
 	}
 	stripCookie(out.Header, CookieName)
+}
+
+// relayOwned reports whether the relay alone sets or removes header name
+// on the way to the app: Forwarded, X-Real-IP, every X-Forwarded-* (the
+// relay sets -For, -Host, -Proto, and -Prefix in the path form) and
+// X-Tunnel-Authorization. Underscores count as dashes, as some frameworks
+// (CGI, WSGI, Rack) fold both to the same variable.
+func relayOwned(name string) bool {
+	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+	switch {
+	case n == "forwarded", n == "x-real-ip", n == strings.ToLower(HeaderTunnelAuthorization):
+		return true
+	}
+	return strings.HasPrefix(n, "x-forwarded-")
+}
+
+// tunnelScheme reports whether an Authorization value is of the relay's
+// Tunnel scheme, well-formed or not.
+func tunnelScheme(v string) bool {
+	scheme, _, _ := strings.Cut(strings.TrimLeft(v, " \t"), " ")
+	scheme, _, _ = strings.Cut(scheme, "\t")
+	return strings.EqualFold(scheme, token.SchemeTunnel)
+}
+
+// modifyResponse drops the Set-Cookie lines of the relay's cookie name: in
+// the path form every tunnel shares the relay's origin, so one tunnel's app
+// could otherwise replace the token cookie another tunnel's port set.
+func modifyResponse(resp *http.Response) error {
+	lines := resp.Header.Values("Set-Cookie")
+	if len(lines) == 0 {
+		return nil
+	}
+	resp.Header.Del("Set-Cookie")
+	for _, line := range lines {
+		name, _, _ := strings.Cut(line, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), CookieName) {
+			resp.Header.Add("Set-Cookie", line)
+		}
+	}
+	return nil
 }
 
 // stripCookie removes one cookie from the Cookie headers of h.

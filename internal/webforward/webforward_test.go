@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +74,90 @@ func TestDialName(t *testing.T) {
 	f.dial(context.Background(), "tcp", dialName("a-b", 8080)+":80")
 	if gotID != "a-b" || gotPort != 8080 {
 		t.Fatalf("dial got %q %d", gotID, gotPort)
+	}
+}
+
+func TestEscapesRoot(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": false, "": false, "/a/b": false, "/a/../b": false, "/a/./../b/..": false,
+		"/..": true, "/../x": true, "/a/../../x": true, "/./..": true, "/..\\x": true,
+		"/a\\..\\..\\x": true, "/...": false, "/..a": false, "//..//": true,
+	} {
+		if got := escapesRoot(p); got != want {
+			t.Errorf("escapesRoot(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestRedirectTarget(t *testing.T) {
+	for target, want := range map[string]string{
+		"/page?x=2&tunnel_token=t":         "/page?x=2",
+		"//evil.example/x?tunnel_token=t":  "/evil.example/x",
+		"/\\evil.example/x?tunnel_token=t": "/%5Cevil.example/x",
+		"/%2F/evil.example?tunnel_token=t": "/%2F/evil.example",
+		"/tunnels/a/ports/1//evil?a=b":     "/tunnels/a/ports/1//evil?a=b",
+		"/?tunnel_token=t":                 "/",
+	} {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redirectTarget(u); got != want {
+			t.Errorf("redirectTarget(%q) = %q, want %q", target, got, want)
+		}
+	}
+}
+
+// FuzzRedirectTarget: whatever the request target, the redirect stays on
+// the relay's origin.
+func FuzzRedirectTarget(f *testing.F) {
+	for _, s := range []string{"//evil.example/x", "/\\evil", "/%2F%2Fevil", "/a?b=c", "///\\\\x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return
+		}
+		loc := redirectTarget(u)
+		if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") {
+			t.Fatalf("redirectTarget(%q) = %q: not a path on this origin", target, loc)
+		}
+		if l, err := url.Parse(loc); err != nil || l.Host != "" || l.Scheme != "" {
+			t.Fatalf("redirectTarget(%q) = %q parses as %+v, %v", target, loc, l, err)
+		}
+	})
+}
+
+func TestRelayOwned(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Forwarded-For": true, "X-Forwarded-Prefix": true, "x_forwarded_host": true, "X-Real-Ip": true,
+		"X_REAL_IP": true, "Forwarded": true, "X-Tunnel-Authorization": true, "X-Forwarded": false,
+		"Authorization": false, "Cookie": false, "X-Request-Id": false,
+	} {
+		if got := relayOwned(name); got != want {
+			t.Errorf("relayOwned(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestTunnelScheme(t *testing.T) {
+	for v, want := range map[string]bool{
+		"Tunnel x": true, "tunnel x y": true, " TUNNEL\tx": true, "Tunnel": true,
+		"Bearer x": false, "Basic abc": false, "Tunnelx y": false, "": false,
+	} {
+		if got := tunnelScheme(v); got != want {
+			t.Errorf("tunnelScheme(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestModifyResponseDropsRelayCookie(t *testing.T) {
+	resp := &http.Response{Header: http.Header{"Set-Cookie": {
+		CookieName + "=x; Path=/", "app=1", " WARREN_TUNNEL_TOKEN =y", CookieName + "2=z",
+	}}}
+	modifyResponse(resp)
+	if got := resp.Header.Values("Set-Cookie"); strings.Join(got, "|") != "app=1|"+CookieName+"2=z" {
+		t.Fatalf("Set-Cookie after: %q", got)
 	}
 }

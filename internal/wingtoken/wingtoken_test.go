@@ -42,7 +42,7 @@ func TestIssueVerify(t *testing.T) {
 	}
 	// A tunnel token is not a wing token.
 	ti, _ := token.New(token.Config{Keys: i.Keys, Issuer: i.Issuer})
-	tt, _, _ := ti.Issue("tun", []string{"connect"}, time.Hour)
+	tt, _, _ := ti.Issue(token.Grant{TunnelID: "tun", TunnelCreated: time.Now(), Scopes: []string{"connect"}, TTL: time.Hour})
 	if _, err := i.Verify(tt, KindUser); err == nil {
 		t.Fatal("tunnel token accepted")
 	}
