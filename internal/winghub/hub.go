@@ -97,6 +97,7 @@ type wingConn struct {
 	hostname     string
 	platform     string
 	version      string
+	agents       []string // as wing.register listed them
 	locked       bool
 	allowedCount int
 	lastSeen     time.Time // under Hub.mu
@@ -228,7 +229,7 @@ func (h *Hub) listWings(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case wc.owner == user.UserID:
 			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: wc.locked, AllowedCount: wc.allowedCount,
-				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version})
+				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version, Agents: wc.agents})
 		case wc.locked:
 			// A locked wing enforces its own allow list; others see only
 			// what a tunnel client needs (the wing answers wing.info).
@@ -279,6 +280,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 		wc.pub = id.Pub
 	}
 	wc.hostname, wc.platform, wc.version = reg.Hostname, reg.Platform, reg.Version
+	wc.agents = reg.Agents
 	wc.locked, wc.allowedCount = reg.Locked, reg.AllowedCount
 
 	h.mu.Lock()

@@ -335,4 +335,8 @@ type WingInfo struct {
 	Hostname string `json:"hostname,omitempty"`
 	Platform string `json:"platform,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// Agents is what the wing offered in wing.register: warren's wing
+	// lists "shell" first; a wingthing wing lists only its AI agents.
+	// Absent when the wing listed none (or the relay does not say).
+	Agents []string `json:"agents,omitempty"`
 }
