@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -262,12 +263,8 @@ func (a *Agent) connect(ctx context.Context) (dialed, restart bool, err error) {
 
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	agents := []string{}
-	for n := range a.cfg.Agents {
-		agents = append(agents, n)
-	}
 	reg := wp.Register{Type: wp.TypeWingRegister, WingID: a.cfg.WingID, Hostname: a.cfg.Hostname, Platform: runtime.GOOS,
-		Version: a.cfg.Version, Agents: agents, Skills: []string{}, Labels: []string{}, Identities: []string{},
+		Version: a.cfg.Version, Agents: a.agentNames(), Skills: []string{}, Labels: []string{}, Identities: []string{},
 		PublicKey: a.pub}
 	acc := a.guard.snapshot()
 	reg.Locked, reg.AllowedCount = acc.Locked, len(acc.Allow)
@@ -284,6 +281,20 @@ func (a *Agent) connect(ctx context.Context) (dialed, restart bool, err error) {
 			return true, true, nil
 		}
 	}
+}
+
+// agentNames is what pty.start's agent may name: "shell" (the default
+// program) first, then the configured agents, sorted. Clients tell a wing
+// with a shell from one with only AI agents (a wingthing wing) by it.
+func (a *Agent) agentNames() []string {
+	names := make([]string, 0, len(a.cfg.Agents))
+	for n := range a.cfg.Agents {
+		if n != "shell" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return append([]string{"shell"}, names...)
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {

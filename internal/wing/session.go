@@ -38,7 +38,13 @@ type session struct {
 	input   chan string
 	done    chan struct{} // closed when the process has exited and output drained
 
-	mu        sync.Mutex // orders output against attach
+	// mu guards the session's state; it is never held across a network
+	// write, so a stuck relay connection does not stop input, kill or
+	// sessions.list. sendMu orders the session's frames on the wire: it is
+	// taken while mu is held and mu is released before writing, so frames
+	// go out in the order the state changed (replay before live output).
+	mu        sync.Mutex
+	sendMu    sync.Mutex
 	replay    replayBuffer
 	out       *wp.Cipher            // controller key; nil while nobody is attached
 	viewers   map[string]*wp.Cipher // spectators
@@ -145,9 +151,10 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 	a.sessions[s.id] = s
 	a.mu.Unlock()
 	a.log.Info("session started", "session", s.id, "agent", agent, "user", m.UserID)
-	s.mu.Lock()
-	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: authTok})
-	s.mu.Unlock()
+	s.sendMu.Lock()
+	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: authTok,
+		Command: m.Command != ""})
+	s.sendMu.Unlock()
 	go s.readLoop()
 	go s.inputLoop()
 }
@@ -215,7 +222,11 @@ func (s *session) readLoop() {
 	s.pty.Close()
 	s.mu.Lock()
 	s.exited, s.exitCode = true, code
+	s.sendMu.Lock()
+	s.mu.Unlock()
 	err := s.a.send(ctx, s.a.exitedMsg(s.id, "", code, ""))
+	s.sendMu.Unlock()
+	s.mu.Lock()
 	s.reported = err == nil
 	s.mu.Unlock()
 	s.a.log.Info("session exited", "session", s.id, "exit_code", code, "reported", s.reported)
@@ -292,27 +303,30 @@ func (a *Agent) attachGate(s *session, m wp.Attach) string {
 
 func (s *session) output(ctx context.Context, p []byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.replay.write(p)
+	var frames []any
 	if s.out != nil {
-		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p)})
+		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p)})
 	}
 	for vid, c := range s.viewers {
-		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid})
+		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid})
 	}
 	// Attention: two consecutive outputs with BEL, at most every 30 s.
 	if bytes.IndexByte(p, 0x07) < 0 {
 		s.bells = 0
-		return
-	}
-	s.bells++
-	if s.bells >= 2 && time.Since(s.lastAttn) >= attentionCooldown {
+	} else if s.bells++; s.bells >= 2 && time.Since(s.lastAttn) >= attentionCooldown {
 		s.bells = 0
 		s.lastAttn = time.Now()
 		s.attention = true
 		nonce := make([]byte, 8)
 		rand.Read(nonce)
-		s.a.send(ctx, wp.Attention{Type: wp.TypeAttention, SessionID: s.id, Agent: s.agent, Cwd: s.cwd, Nonce: hex.EncodeToString(nonce)})
+		frames = append(frames, wp.Attention{Type: wp.TypeAttention, SessionID: s.id, Agent: s.agent, Cwd: s.cwd, Nonce: hex.EncodeToString(nonce)})
+	}
+	s.sendMu.Lock()
+	s.mu.Unlock()
+	defer s.sendMu.Unlock()
+	for _, f := range frames {
+		s.a.send(ctx, f)
 	}
 }
 
@@ -373,9 +387,10 @@ func (s *session) kill() {
 	})
 }
 
-// sendReplay sends the replay buffer as gzip chunks; called with s.mu held.
-func (s *session) sendReplay(ctx context.Context, c *wp.Cipher, viewer string) {
-	for _, z := range wp.CompressChunks(s.replay.snapshot()) {
+// sendReplay sends a replay snapshot as gzip chunks; called with s.sendMu
+// held and s.mu not.
+func (s *session) sendReplay(ctx context.Context, snap []byte, c *wp.Cipher, viewer string) {
+	for _, z := range wp.CompressChunks(snap) {
 		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(z), Compressed: true, ViewerID: viewer})
 	}
 }
@@ -404,37 +419,53 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 			a.send(ctx, a.exitedMsg(m.SessionID, m.ViewerID, 1, err.Error()))
 			return
 		}
+		// The viewer is live from the snapshot on; its live frames queue
+		// behind pty.started and the replay on sendMu.
 		s.mu.Lock()
-		a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, ViewerID: m.ViewerID})
-		s.sendReplay(ctx, c, m.ViewerID)
+		snap := s.replay.snapshot()
 		if !s.exited {
 			s.viewers[m.ViewerID] = c
 		}
+		s.sendMu.Lock()
 		s.mu.Unlock()
+		defer s.sendMu.Unlock()
+		a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, ViewerID: m.ViewerID})
+		s.sendReplay(ctx, snap, c, m.ViewerID)
 		return
 	}
+	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY) // 2. new key
 	s.mu.Lock()
 	s.out = nil // 1. stop the old stream
+	// Frames sealed with the old key before this point go out before
+	// pty.started (sendMu), so the new reader never sees one.
+	s.sendMu.Lock()
 	s.mu.Unlock()
-	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY) // 2. new key
 	if err != nil {
 		a.send(ctx, a.exitedMsg(m.SessionID, "", 1, err.Error()))
+		s.sendMu.Unlock()
 		return
 	}
 	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, AuthToken: m.AuthToken}) // 3.
-	if m.Cols > 0 && m.Rows > 0 {                                                                                                           // 4.
+	s.sendMu.Unlock()
+	if m.Cols > 0 && m.Rows > 0 { // 4.
 		s.resize(m.Cols, m.Rows)
 		time.Sleep(150 * time.Millisecond)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sendReplay(ctx, c, "") // 5.
-	if s.exited {
-		if a.send(ctx, a.exitedMsg(s.id, "", s.exitCode, s.exitErr)) == nil {
+	snap := s.replay.snapshot()
+	exited, code, msg := s.exited, s.exitCode, s.exitErr
+	if !exited {
+		s.out = c // 6. live from the snapshot on: input is accepted at once
+	}
+	s.sendMu.Lock()
+	s.mu.Unlock()
+	defer s.sendMu.Unlock()
+	s.sendReplay(ctx, snap, c, "") // 5., ahead of the live frames waiting on sendMu
+	if exited {
+		if a.send(ctx, a.exitedMsg(s.id, "", code, msg)) == nil {
 			go a.remove(s)
 		}
 		return
 	}
-	s.out = c // 6. live
 	a.log.Info("session reattached", "session", s.id, "user", m.UserID)
 }

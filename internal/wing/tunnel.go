@@ -128,13 +128,8 @@ func (a *Agent) answer(ctx context.Context, id identity, req tunnelRequest) any 
 	switch req.Type {
 	case "wing.info":
 		acc := a.guard.snapshot()
-		agents := []string{}
-		for n := range a.cfg.Agents {
-			agents = append(agents, n)
-		}
-		sort.Strings(agents)
 		return map[string]any{"hostname": a.cfg.Hostname, "platform": runtime.GOOS, "version": a.cfg.Version,
-			"agents": agents, "projects": []any{}, "locked": acc.Locked, "spectate": a.cfg.Spectate,
+			"agents": a.agentNames(), "projects": []any{}, "locked": acc.Locked, "spectate": a.cfg.Spectate,
 			"allowed_count": len(acc.Allow), "passkey_enrolled": len(a.guard.passkeys(id)) > 0}
 	case "sessions.list":
 		return map[string]any{"sessions": a.sessionList(id)}

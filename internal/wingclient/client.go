@@ -328,7 +328,15 @@ type frame struct {
 	Message    string `json:"message"`
 	ViewerID   string `json:"viewer_id"`
 	AuthToken  string `json:"auth_token"`
+	Agent      string `json:"agent"`
+	Command    bool   `json:"command"`
 }
+
+// commandDropped: a session was asked to run a command and the wing
+// started something else; the session has been killed.
+const commandDropped = ("the wing did not run the command: the relay in between dropped pty.start's command field " +
+	"(a relay other than warren's relay-server, such as wingthing's, does); the session it started instead was killed. " +
+	"Use --command through a warren relay-server, or attach without it and type the command")
 
 const tailKeep = 64 << 10
 
@@ -398,6 +406,12 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				s.authTok = f.AuthToken
 			}
 			s.mu.Unlock()
+			// A command session is confirmed by the wing; agent "command"
+			// is how warren wings without the command field said it.
+			if s.sealedCommand != "" && !*reattached && !f.Command && f.Agent != "command" {
+				s.send(ctx, wp.SessionRef{Type: wp.TypePTYKill, SessionID: f.SessionID})
+				return 1, true, &RemoteError{Msg: commandDropped, Code: 1}
+			}
 			kind := "started"
 			if *reattached {
 				kind = "reattached"

@@ -1,7 +1,6 @@
 package winghub
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -12,7 +11,9 @@ import (
 // Zero values turn a limit off; the zero Bandwidth meters nothing.
 type Bandwidth struct {
 	// Rate is the sustained bytes per second per user: frames beyond it
-	// are delayed (the wing's frames queue behind them). 0: no rate limit.
+	// are delayed in that user's socket queue (a user who keeps exceeding
+	// it fills the queue and is disconnected, see
+	// Config.BrowserQueueBytes). 0: no rate limit.
 	Rate int64
 	// Burst is the token bucket's size in bytes. Default Rate (at least
 	// one 512 KiB frame).
@@ -89,11 +90,13 @@ func (h *Hub) Usage(user string) int64 {
 	return 0
 }
 
-// charge meters a PTY frame to the controller b of route sid. false: the
-// frame must not be sent, b has been told and is being closed.
-func (h *Hub) charge(ctx context.Context, b *browserConn, sid string, n int) bool {
+// charge meters a PTY frame to the controller b of route sid and returns
+// when the rate limit lets it go (zero: now); b's writer holds it until
+// then, so the wait delays only b. false: the frame must not be sent, b
+// has been told and is being closed.
+func (h *Hub) charge(b *browserConn, sid string, n int) (time.Time, bool) {
 	if h.bw == nil {
-		return true
+		return time.Time{}, true
 	}
 	wait, ok := h.bw.take(b.user.UserID, n)
 	if !ok {
@@ -104,18 +107,12 @@ func (h *Hub) charge(ctx context.Context, b *browserConn, sid string, n int) boo
 			rt.controller = nil
 		}
 		h.mu.Unlock()
-		b.send(ctx, []byte(`{"type":"bandwidth.exceeded","message":"Monthly bandwidth limit exceeded. The session keeps running on the wing; reattach next month or ask the relay operator to raise the cap."}`), forwardTimeout)
-		go b.ws.Close(websocket.StatusNormalClosure, "bandwidth exceeded")
-		return false
+		b.q.push([]byte(`{"type":"bandwidth.exceeded","message":"Monthly bandwidth limit exceeded. The session keeps running on the wing; reattach next month or ask the relay operator to raise the cap."}`), time.Time{})
+		b.q.closeAfter(websocket.StatusNormalClosure, "bandwidth exceeded")
+		return time.Time{}, false
 	}
 	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
+		return time.Now().Add(wait), true
 	}
-	return true
+	return time.Time{}, true
 }

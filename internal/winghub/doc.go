@@ -5,6 +5,10 @@
 // authenticated identity into frames it forwards and never decrypts: PTY
 // and tunnel payloads are end-to-end encrypted between wing and user.
 //
+// Frames to a user socket go through that socket's own bounded queue and
+// writer goroutine, so a slow user delays only themselves; one that falls
+// Config.BrowserQueueBytes behind is closed and reattaches with a replay.
+//
 // Token checks are hooks (Config.VerifyWing, Config.VerifyUser) so the hub
 // does not depend on how the relay issues tokens.
 package winghub

@@ -50,6 +50,11 @@ type Config struct {
 	Bandwidth Bandwidth
 	// RelayPubKey is sent in registered.relay_pub_key. Default "".
 	RelayPubKey string
+	// BrowserQueueBytes bounds the frames waiting to be written to one
+	// user socket; a socket that falls this far behind is closed (it
+	// reattaches and gets a replay). Default DefaultBrowserQueueBytes
+	// (8 MiB), at least wp.MaxFrame.
+	BrowserQueueBytes int
 }
 
 // Hub is the wing hub. Mount it with Register.
@@ -92,6 +97,7 @@ type wingConn struct {
 	hostname     string
 	platform     string
 	version      string
+	agents       []string // as wing.register listed them
 	locked       bool
 	allowedCount int
 	lastSeen     time.Time // under Hub.mu
@@ -99,6 +105,7 @@ type wingConn struct {
 
 type browserConn struct {
 	conn
+	q         *sendQueue // every write to a user socket goes through it
 	id        string
 	user      UserIdentity
 	queryWing string
@@ -138,6 +145,10 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if cfg.TunnelTimeout <= 0 {
 		cfg.TunnelTimeout = 120 * time.Second
 	}
+	if cfg.BrowserQueueBytes <= 0 {
+		cfg.BrowserQueueBytes = DefaultBrowserQueueBytes
+	}
+	cfg.BrowserQueueBytes = max(cfg.BrowserQueueBytes, wp.MaxFrame)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +229,7 @@ func (h *Hub) listWings(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case wc.owner == user.UserID:
 			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: wc.locked, AllowedCount: wc.allowedCount,
-				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version})
+				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version, Agents: wc.agents})
 		case wc.locked:
 			// A locked wing enforces its own allow list; others see only
 			// what a tunnel client needs (the wing answers wing.info).
@@ -269,6 +280,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 		wc.pub = id.Pub
 	}
 	wc.hostname, wc.platform, wc.version = reg.Hostname, reg.Platform, reg.Version
+	wc.agents = reg.Agents
 	wc.locked, wc.allowedCount = reg.Locked, reg.AllowedCount
 
 	h.mu.Lock()
@@ -345,7 +357,7 @@ func (h *Hub) wingGone(wc *wingConn) {
 	}
 	msg := []byte(`{"type":"wing.offline"}`)
 	for _, b := range notify {
-		go b.send(context.Background(), msg, broadcastTimeout)
+		h.enqueue(b, msg, time.Time{})
 	}
 }
 
@@ -403,7 +415,7 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 		}
 		h.m.tunnels.Set(float64(len(h.tunnels)))
 		h.mu.Unlock()
-		h.forward(ctx, tm.browser, data)
+		h.enqueue(tm.browser, data, time.Time{})
 	case wp.TypePTYStarted, wp.TypePTYOutput, wp.TypePTYPreview, wp.TypePTYBrowserOpen,
 		wp.TypePasskeyChal, wp.TypePTYMigrated, wp.TypePTYFallback, wp.TypePTYExited:
 		sid, vid := env.String("session_id"), env.String("viewer_id")
@@ -432,23 +444,29 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 			metered = typ == wp.TypePTYOutput || typ == wp.TypePTYPreview
 		}
 		h.mu.Unlock()
-		if metered && !h.charge(ctx, to[0], sid, len(data)) {
-			return
+		var at time.Time // when the rate limit lets the frame go
+		if metered {
+			var ok bool
+			if at, ok = h.charge(to[0], sid, len(data)); !ok {
+				return
+			}
 		}
 		for _, b := range to {
-			h.forward(ctx, b, data)
+			h.enqueue(b, data, at)
 		}
 	default:
 		h.log.Debug("unknown frame from wing dropped", "wing", wc.machineID, "type", typ)
 	}
 }
 
-func (h *Hub) forward(ctx context.Context, b *browserConn, data []byte) {
-	if err := b.send(ctx, data, forwardTimeout); err != nil {
-		b.ws.CloseNow()
-		return
+// enqueue hands a frame to b's writer without waiting for the network: a
+// slow user socket must not hold up the wing's read loop (wing.md §3.2).
+func (h *Hub) enqueue(b *browserConn, data []byte, at time.Time) {
+	if _, overflowed := b.q.push(data, at); overflowed {
+		h.m.slowUsers.Inc()
+		h.log.Warn("user socket too slow; closing it (it can reattach)", "user", b.user.UserID, "conn", b.id,
+			"queue_bytes", h.cfg.BrowserQueueBytes)
 	}
-	h.m.bytes.WithLabelValues("to_user").Add(float64(len(data)))
 }
 
 // ---- users ----
@@ -466,7 +484,7 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(wp.MaxFrame)
-	b := &browserConn{conn: conn{ws: ws}, id: uuid.NewString(), user: user, queryWing: r.URL.Query().Get("wing_id")}
+	b := &browserConn{conn: conn{ws: ws}, q: newSendQueue(h.cfg.BrowserQueueBytes), id: uuid.NewString(), user: user, queryWing: r.URL.Query().Get("wing_id")}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -477,6 +495,9 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 	h.m.users.Set(float64(len(h.browsers)))
 	h.mu.Unlock()
 	ctx := r.Context()
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopWriter(); <-b.q.done }()
+	go b.q.run(wctx, ws, forwardTimeout, func(n int) { h.m.bytes.WithLabelValues("to_user").Add(float64(n)) })
 	for {
 		_, data, err := ws.Read(ctx)
 		if err != nil {
@@ -526,7 +547,9 @@ func role(wc *wingConn, u UserIdentity) string {
 }
 
 // pickWing returns the wing a user frame addresses and whether the user may
-// reach it; called with h.mu held.
+// reach it; called with h.mu held. A frame that names no wing gets the
+// user's own wing with the lowest machine id (byte order): the same one
+// every time, whatever the order of registration (map order is random).
 func (h *Hub) pickWing(b *browserConn, msgWing string) *wingConn {
 	id := msgWing
 	if id == "" {
@@ -539,16 +562,18 @@ func (h *Hub) pickWing(b *browserConn, msgWing string) *wingConn {
 		}
 		return wc
 	}
-	for _, wc := range h.wings { // the first accessible wing
-		if wc.owner == b.user.UserID {
-			return wc
+	var pick *wingConn
+	for _, wc := range h.wings {
+		if wc.owner == b.user.UserID && (pick == nil || wc.machineID < pick.machineID) {
+			pick = wc
 		}
 	}
-	return nil
+	return pick
 }
 
-func (h *Hub) reply(ctx context.Context, b *browserConn, msg string) {
-	h.sendError(ctx, &b.conn, msg)
+func (h *Hub) reply(_ context.Context, b *browserConn, msg string) {
+	data, _ := wp.Encode(wp.Error{Type: wp.TypeError, Message: msg})
+	h.enqueue(b, data, time.Time{})
 }
 
 func (h *Hub) injectIdentity(env wp.Envelope, u UserIdentity, wc *wingConn) {
@@ -775,11 +800,16 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 	var users []*browserConn
 	for b := range h.browsers {
-		all = append(all, &b.conn)
 		users = append(users, b)
 	}
 	h.mu.Unlock()
 	msg := []byte(`{"type":"relay.restart"}`)
+	// User sockets: relay.restart after what is queued, then the close,
+	// both by the socket's writer.
+	for _, b := range users {
+		b.q.push(msg, time.Time{})
+		b.q.closeAfter(websocket.StatusGoingAway, "relay restarting")
+	}
 	var wg sync.WaitGroup
 	for _, c := range all {
 		wg.Add(1)
@@ -793,7 +823,14 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 	for _, b := range users {
 		wg.Add(1)
-		go func() { defer wg.Done(); b.ws.Close(websocket.StatusGoingAway, "relay restarting") }()
+		go func() {
+			defer wg.Done()
+			select {
+			case <-b.q.done:
+			case <-ctx.Done():
+				b.ws.CloseNow()
+			}
+		}()
 	}
 	wg.Wait()
 	h.Close()

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
 	"github.com/warrenhq/warren/internal/wingclient"
 	"golang.org/x/term"
 )
@@ -37,9 +39,13 @@ func lsCmd(app *cli.App, cfg *Config) *cobra.Command {
 			return cli.WriteJSON(app.Stdout, wings)
 		}
 		tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "WING\tHOSTNAME\tPLATFORM\tVERSION\tPUBLIC KEY")
+		fmt.Fprintln(tw, "WING\tHOSTNAME\tPLATFORM\tVERSION\tAGENTS\tPUBLIC KEY")
 		for _, w := range wings {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.WingID, w.Hostname, w.Platform, w.Version, w.PublicKey)
+			agents := strings.Join(w.Agents, ",")
+			if agents == "" {
+				agents = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.WingID, w.Hostname, w.Platform, w.Version, agents, w.PublicKey)
 		}
 		return tw.Flush()
 	}
@@ -109,9 +115,10 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	}
 	detachKey, _ := parseDetachKey(cfg.Attach.DetachKey)
 	c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+	var wings []wp.WingInfo
 	if wingID == "" {
-		wings, err := c.Wings(ctx)
-		if err != nil {
+		var err error
+		if wings, err = c.Wings(ctx); err != nil {
 			return userErr(err)
 		}
 		switch len(wings) {
@@ -125,6 +132,15 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 				ids[i] = w.WingID
 			}
 			return cli.Usagef("you have %d wings; name one: %s", len(wings), strings.Join(ids, ", "))
+		}
+	} else if o.session == "" && o.agent == "" {
+		// Best effort: a relay that does not list wings to a Bearer token
+		// (wingthing's) leaves the wing to answer for itself.
+		wings, _ = c.Wings(ctx)
+	}
+	if o.session == "" && o.agent == "" {
+		if err := needShell(wings, wingID, o.command != ""); err != nil {
+			return err
 		}
 	}
 
@@ -269,13 +285,36 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	}
 	var re *wingclient.RemoteError
 	if errors.As(err, &re) {
-		return &cli.ExitError{Code: max(re.Code, 1), Err: fmt.Errorf("wing %s: %s", wingID, re.Msg)}
+		msg := re.Msg
+		if strings.HasPrefix(msg, "unsupported agent") || strings.HasPrefix(msg, "unknown agent") {
+			msg += fmt.Sprintf(" (wing info %s lists the agents it offers; pick one with --agent NAME)", wingID)
+		}
+		return &cli.ExitError{Code: max(re.Code, 1), Err: fmt.Errorf("wing %s: %s", wingID, msg)}
 	}
 	if err != nil {
 		return userErr(err)
 	}
 	if code != 0 {
 		return &cli.ExitError{Code: code}
+	}
+	return nil
+}
+
+// needShell refuses a shell or --command session on a wing whose
+// registration lists agents but no shell (a wingthing wing offers only AI
+// agents): it would only answer "unsupported agent". A wing that lists
+// nothing, or is not in the list, is left to answer for itself.
+func needShell(wings []wp.WingInfo, wingID string, command bool) error {
+	for _, w := range wings {
+		if w.WingID != wingID || len(w.Agents) == 0 || slices.Contains(w.Agents, "shell") {
+			continue
+		}
+		what := "shell"
+		if command {
+			what = "shell to run --command with"
+		}
+		return cli.Usagef("wing %s offers no %s, only the agents %s; start one with --agent NAME (e.g. wing attach --agent %s %s)",
+			wingID, what, strings.Join(w.Agents, ", "), w.Agents[0], wingID)
 	}
 	return nil
 }

@@ -85,9 +85,15 @@ func infoCmd(app *cli.App, cfg *Config) *cobra.Command {
 				AllowedCount int      `json:"allowed_count"`
 			}
 			json.Unmarshal(raw, &info)
+			// What the wing reports: warren's wing lists "shell" itself, a
+			// wingthing wing offers only its agents.
+			agents := strings.Join(info.Agents, ", ")
+			if agents == "" {
+				agents = "(none reported)"
+			}
 			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "wing\t%s\nhostname\t%s\nplatform\t%s\nversion\t%s\nagents\t%s\nlocked\t%v\nallowed users\t%d\nspectate\t%v\n",
-				tn.WingID(), info.Hostname, info.Platform, info.Version, strings.Join(append([]string{"shell"}, info.Agents...), ", "),
+				tn.WingID(), info.Hostname, info.Platform, info.Version, agents,
 				info.Locked, info.AllowedCount, info.Spectate)
 			return tw.Flush()
 		})

@@ -224,7 +224,11 @@ type Start struct {
 	Command             string   `json:"command,omitempty"`
 }
 
-// Started is pty.started.
+// Started is pty.started. Command is a warren extension: true when the
+// session runs pty.start's command. A client that sent a command and does
+// not get it confirmed knows the command was lost on the way (a relay that
+// rebuilds pty.start from its known fields, as wingthing's does, drops it)
+// and that the wing started its default program instead.
 type Started struct {
 	Type      string `json:"type"`
 	SessionID string `json:"session_id"`
@@ -233,6 +237,7 @@ type Started struct {
 	Cwd       string `json:"cwd"`
 	AuthToken string `json:"auth_token,omitempty"`
 	ViewerID  string `json:"viewer_id,omitempty"`
+	Command   bool   `json:"command,omitempty"`
 }
 
 // Output is pty.output; Data is encrypted.
@@ -330,4 +335,8 @@ type WingInfo struct {
 	Hostname string `json:"hostname,omitempty"`
 	Platform string `json:"platform,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// Agents is what the wing offered in wing.register: warren's wing
+	// lists "shell" first; a wingthing wing lists only its AI agents.
+	// Absent when the wing listed none (or the relay does not say).
+	Agents []string `json:"agents,omitempty"`
 }
