@@ -28,10 +28,18 @@ func lsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err := needUserToken(cfg); err != nil {
 			return err
 		}
-		c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+		c, err := newClient(cfg)
+		if err != nil {
+			return err
+		}
 		wings, err := c.Wings(cmd.Context())
 		if err != nil {
 			return userErr(err)
+		}
+		for _, w := range wings {
+			if err := c.VerifyKey(w.WingID, w.PublicKey); err != nil {
+				return err
+			}
 		}
 		if out.JSON() {
 			return cli.WriteJSON(app.Stdout, wings)
@@ -108,7 +116,10 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 		return cli.Usagef("give --command or --agent, not both")
 	}
 	detachKey, _ := parseDetachKey(cfg.Attach.DetachKey)
-	c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
 	if wingID == "" {
 		wings, err := c.Wings(ctx)
 		if err != nil {
