@@ -164,3 +164,15 @@ func TestOwnerFromRegistered(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTokenSubject: any token string yields a subject or "", never a panic.
+func FuzzTokenSubject(f *testing.F) {
+	f.Add(jwtFor("alice"))
+	f.Add("opaque")
+	f.Add("a..c")
+	f.Fuzz(func(t *testing.T, tok string) {
+		if sub := tokenSubject(tok); sub != "" && strings.Count(tok, ".") != 2 {
+			t.Fatalf("subject %q from a token that is not a JWT", sub)
+		}
+	})
+}
