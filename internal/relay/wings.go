@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/apikey"
+	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/webterm"
 	"github.com/warrenhq/warren/internal/winghub"
 	"github.com/warrenhq/warren/internal/wingtoken"
@@ -34,6 +36,10 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 	if hc.Registerer == nil {
 		hc.Registerer = s.cfg.Registry
 	}
+	if hc.Owners == nil {
+		// Wing id ownership survives relay restarts.
+		hc.Owners = storeOwners{st: s.cfg.Store, now: s.cfg.Now}
+	}
 	hub, err := winghub.New(hc, logger.With("service", "wings"))
 	if err != nil {
 		return err
@@ -45,6 +51,20 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 	s.mux.Handle("GET /app/", webterm.Handler("/app/"))
 	s.mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
 	return nil
+}
+
+// storeOwners keeps wing id owners in the relay's store.
+type storeOwners struct {
+	st  store.Store
+	now func() time.Time
+}
+
+func (o storeOwners) ClaimWing(ctx context.Context, wingID, userID string) (string, error) {
+	w, err := o.st.ClaimWing(ctx, &store.WingOwner{WingID: wingID, UserID: userID, Created: o.now()})
+	if err != nil {
+		return "", err
+	}
+	return w.UserID, nil
 }
 
 // WingTokenRequest is the body of POST /api/v1/wings/tokens.

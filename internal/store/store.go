@@ -101,6 +101,15 @@ type SigningKey struct {
 	RetiredAt *time.Time // nil while the key may sign
 }
 
+// WingOwner says which user a wing id belongs to: the user whose wing token
+// first registered it. The relay refuses other users' wings under that id,
+// so a wing id cannot be taken over by registering it from another account.
+type WingOwner struct {
+	WingID  string // the machine wing_id, unique
+	UserID  string // the owner
+	Created time.Time
+}
+
 // Store is relay-server's persistence. See the package documentation for the
 // rules every method follows; each method's comment adds its own.
 type Store interface {
@@ -174,6 +183,18 @@ type Store interface {
 	// DeleteSigningKey deletes a key. ErrNotFound if there is none.
 	DeleteSigningKey(ctx context.Context, id string) error
 
+	// ClaimWing records o as the owner of o.WingID unless the id has an
+	// owner already, and returns the owner in force: o itself when it was
+	// stored, else the existing record unchanged (which may name another
+	// user; nothing is written then). Concurrent claims of one id all
+	// return the same winner.
+	ClaimWing(ctx context.Context, o *WingOwner) (*WingOwner, error)
+	// GetWingOwner returns the owner of a wing id, or ErrNotFound.
+	GetWingOwner(ctx context.Context, wingID string) (*WingOwner, error)
+	// DeleteWingOwner releases a wing id: the next wing to register it
+	// claims it. ErrNotFound if it has no owner.
+	DeleteWingOwner(ctx context.Context, wingID string) error
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }
@@ -218,6 +239,12 @@ func (k *SigningKey) Clone() *SigningKey {
 	c := *k
 	c.Secret = bytes.Clone(k.Secret)
 	c.RetiredAt = clonePtr(k.RetiredAt)
+	return &c
+}
+
+// Clone returns a copy of o.
+func (o *WingOwner) Clone() *WingOwner {
+	c := *o
 	return &c
 }
 
@@ -306,6 +333,17 @@ func (k *SigningKey) Validate() error {
 		return fmt.Errorf("%w: signing key %q without secret", ErrInvalid, k.ID)
 	}
 	return text("signing key id", k.ID)
+}
+
+// Validate reports, as ErrInvalid, why o cannot be stored.
+func (o *WingOwner) Validate() error {
+	if o == nil {
+		return fmt.Errorf("%w: nil wing owner", ErrInvalid)
+	}
+	if o.WingID == "" || o.UserID == "" {
+		return fmt.Errorf("%w: wing owner without wing id or user id", ErrInvalid)
+	}
+	return firstErr(text("wing id", o.WingID), text("wing owner user id", o.UserID))
 }
 
 // text rejects what a PostgreSQL text column would: invalid UTF-8 and NUL.

@@ -49,12 +49,14 @@ type authToken struct {
 	exp  time.Time
 }
 
-// identity is who the relay says a request comes from.
+// identity is who the relay says a request comes from; Agent.identify
+// builds it.
 type identity struct {
 	user, email, role string
+	isOwner           bool
 }
 
-func (id identity) owner() bool { return id.role == "owner" }
+func (id identity) owner() bool { return id.isOwner }
 
 func (e AllowEntry) matches(id identity) bool {
 	if e.User == "" {

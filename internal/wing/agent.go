@@ -3,6 +3,8 @@ package wing
 import (
 	"context"
 	"crypto/ecdh"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,8 +99,17 @@ type Agent struct {
 	ciphers cipherCache
 
 	pkMu             sync.Mutex
-	pending          map[string]chan wp.PasskeyResponse // by session_id
-	tunnelChallenges map[string]pendingChallenge        // by user id
+	pending          map[string]pendingPasskey   // by session_id
+	tunnelChallenges map[string]pendingChallenge // by user id
+
+	ownerMu sync.Mutex
+	owner   string // the owner's relay user id; "" while unknown
+}
+
+// pendingPasskey waits for the passkey.response of a session's starter.
+type pendingPasskey struct {
+	ch   chan wp.PasskeyResponse
+	user string
 }
 
 // New checks cfg and returns an Agent.
@@ -148,7 +159,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{},
 		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: time.Now},
-		pending: map[string]chan wp.PasskeyResponse{}, tunnelChallenges: map[string]pendingChallenge{}}
+		pending: map[string]pendingPasskey{}, tunnelChallenges: map[string]pendingChallenge{},
+		owner: tokenSubject(cfg.Token)}
 	a.guard.set(cfg.Access)
 	return a, nil
 }
@@ -348,8 +360,11 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 	case wp.TypeRegistered:
 		var m wp.Registered
 		wp.Decode(data, &m)
+		if m.UserID != "" {
+			a.setOwner(m.UserID)
+		}
 		a.setState(StateConnected)
-		a.log.Info("registered with the relay", "wing", a.cfg.WingID, "conn", m.WingID)
+		a.log.Info("registered with the relay", "wing", a.cfg.WingID, "conn", m.WingID, "owner", a.ownerID())
 		go func() {
 			// Surviving sessions wait for the user's pty.attach (§3.1).
 			select {
@@ -382,28 +397,30 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 	case wp.TypePTYInput:
 		var m wp.Input
 		if wp.Decode(data, &m) == nil {
-			if s := a.session(m.SessionID); s != nil {
+			// Input needs no relay identity: it only decrypts with the key
+			// of the user attached as controller.
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
 				s.queueInput(m.Data)
 			}
 		}
 	case wp.TypePTYResize:
 		var m wp.Resize
 		if wp.Decode(data, &m) == nil {
-			if s := a.session(m.SessionID); s != nil {
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
 				s.resize(m.Cols, m.Rows)
 			}
 		}
 	case wp.TypePTYKill:
 		var m wp.SessionRef
 		if wp.Decode(data, &m) == nil {
-			if s := a.session(m.SessionID); s != nil {
+			if s := a.sessionFor(data, typ, m.SessionID, false); s != nil {
 				s.kill()
 			}
 		}
 	case wp.TypePTYAttentionAk:
 		var m wp.SessionRef
 		if wp.Decode(data, &m) == nil {
-			if s := a.session(m.SessionID); s != nil {
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
 				s.ackAttention()
 			}
 		}
@@ -413,11 +430,13 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 		var m wp.PasskeyResponse
 		if wp.Decode(data, &m) == nil {
 			a.pkMu.Lock()
-			ch := a.pending[m.SessionID]
+			p, ok := a.pending[m.SessionID]
 			a.pkMu.Unlock()
-			if ch != nil {
+			// Only the user being challenged answers; the assertion is
+			// verified against that user's keys anyway.
+			if u := frameSender(data).UserID; ok && (u == "" || u == p.user) {
 				select {
-				case ch <- m:
+				case p.ch <- m:
 				default:
 				}
 			}
@@ -428,6 +447,97 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 		a.log.Debug("unknown frame from relay", "type", typ)
 	}
 	return nil
+}
+
+// frameSender reads the identity the relay set on a frame.
+func frameSender(data []byte) (f struct {
+	UserID  string `json:"user_id"`
+	Email   string `json:"email"`
+	OrgRole string `json:"org_role"`
+}) {
+	json.Unmarshal(data, &f)
+	return f
+}
+
+// sessionFor returns the session a frame operates on if its sender may:
+// warren's relay sets user_id on every frame it forwards, and only a user
+// who may control the session (its starter, or the wing's owner), and
+// whom the lock admits, may act on it. A frame without user_id comes from
+// a relay that does not say who sends it (wingthing's forwards input,
+// resize and kill bare); anonymousOK lets through what cannot hurt the
+// session, and a kill is refused.
+func (a *Agent) sessionFor(data []byte, typ, sid string, anonymousOK bool) *session {
+	s := a.session(sid)
+	if s == nil {
+		return nil
+	}
+	f := frameSender(data)
+	if f.UserID == "" {
+		if !anonymousOK {
+			a.log.Warn("session operation refused: the relay did not say who asks", "type", typ, "session", sid)
+			return nil
+		}
+		return s
+	}
+	id := a.identify(f.UserID, f.Email, f.OrgRole)
+	if !a.guard.allowed(id) || !a.mayControl(id, s) {
+		a.log.Warn("session operation refused: the user may not operate this session", "type", typ, "session", sid, "user", f.UserID)
+		return nil
+	}
+	return s
+}
+
+// identify is the identity of a relay-set sender. The owner is the user
+// whose user_id is the wing's owner's; org_role is only a hint, used while
+// the wing does not know its owner's id (wingthing's relay sends no
+// org_role on pty.start or pty.attach, and one with orgs may call an org's
+// owner "owner" on a wing that is not theirs).
+func (a *Agent) identify(user, email, role string) identity {
+	id := identity{user: user, email: email, role: role}
+	if owner := a.ownerID(); owner != "" {
+		id.isOwner = user != "" && user == owner
+	} else {
+		id.isOwner = role == "owner"
+	}
+	return id
+}
+
+func (a *Agent) ownerID() string {
+	a.ownerMu.Lock()
+	defer a.ownerMu.Unlock()
+	return a.owner
+}
+
+func (a *Agent) setOwner(user string) {
+	a.ownerMu.Lock()
+	defer a.ownerMu.Unlock()
+	if a.owner != user {
+		if a.owner != "" {
+			a.log.Warn("the relay names another owner than the wing token's sub; following the relay", "token_sub", a.owner, "relay", user)
+		}
+		a.owner = user
+	}
+}
+
+// tokenSubject is the sub claim of a JWT wing token, read without checking
+// the signature: it is the wing's own credential, and says whom the wing
+// serves. "" for an opaque token.
+func tokenSubject(tok string) string {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c.Sub
 }
 
 func (a *Agent) session(id string) *session {

@@ -92,7 +92,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		fail("end-to-end encryption is required: pty.start has no public_key")
 		return
 	}
-	id := identity{user: m.UserID, email: m.Email, role: m.OrgRole}
+	id := a.identify(m.UserID, m.Email, m.OrgRole)
 	if !a.guard.allowed(id) {
 		fail("not_allowed")
 		return
@@ -259,7 +259,7 @@ func (a *Agent) passkeyGate(ctx context.Context, sid string, id identity) (strin
 	rand.Read(ch)
 	resp := make(chan wp.PasskeyResponse, 1)
 	a.pkMu.Lock()
-	a.pending[sid] = resp
+	a.pending[sid] = pendingPasskey{resp, id.user}
 	a.pkMu.Unlock()
 	defer func() {
 		a.pkMu.Lock()
@@ -288,7 +288,7 @@ func (a *Agent) passkeyGate(ctx context.Context, sid string, id identity) (strin
 // attachGate applies the lock, the session's ownership (for control) and
 // the passkey token to a pty.attach; "" lets it through.
 func (a *Agent) attachGate(s *session, m wp.Attach) string {
-	id := identity{user: m.UserID, email: m.Email, role: m.OrgRole}
+	id := a.identify(m.UserID, m.Email, m.OrgRole)
 	if !a.guard.allowed(id) {
 		return "not_allowed"
 	}

@@ -87,7 +87,7 @@ func (a *Agent) tunnel(ctx context.Context, raw []byte) {
 		a.reply(ctx, c, m.RequestID, map[string]string{"error": "bad request: " + err.Error()})
 		return
 	}
-	id := identity{user: m.SenderUserID, email: m.SenderEmail, role: m.SenderOrgRole}
+	id := a.identify(m.SenderUserID, m.SenderEmail, m.SenderOrgRole)
 	if res := a.gateTunnel(id, req); res != nil {
 		a.reply(ctx, c, m.RequestID, res)
 		return

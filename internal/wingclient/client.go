@@ -29,6 +29,18 @@ type Client struct {
 	RelayURL   string       // base URL, http(s). Required.
 	Token      string       // user token. Required.
 	HTTPClient *http.Client // default http.DefaultClient
+	// VerifyKey, when set, is asked about every wing identity key before
+	// it is used (to encrypt to it, or to trust a pty.started); an error
+	// stops the session or request. Default nil: keys are taken as the
+	// relay presents them.
+	VerifyKey func(wingID, publicKey string) error
+}
+
+func (c *Client) verifyKey(wingID, pub string) error {
+	if c.VerifyKey == nil {
+		return nil
+	}
+	return c.VerifyKey(wingID, pub)
 }
 
 func (c *Client) http() *http.Client {
@@ -136,6 +148,9 @@ func (c *Client) Open(ctx context.Context, opts SessionOptions) (*Session, error
 		}
 		if pub == "" {
 			return nil, &RemoteError{Msg: "no wing connected: " + opts.WingID, Code: 1}
+		}
+		if err := c.verifyKey(opts.WingID, pub); err != nil {
+			return nil, err
 		}
 		ci, err := wp.NewCipher(key, pub, wp.InfoPTY)
 		if err != nil {
@@ -395,6 +410,9 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 		case wp.TypePTYStarted:
 			if s.opts.Spectate != (f.ViewerID != "") {
 				continue
+			}
+			if err := s.c.verifyKey(s.opts.WingID, f.PublicKey); err != nil {
+				return 1, true, err
 			}
 			c, err := wp.NewCipher(s.key, f.PublicKey, wp.InfoPTY)
 			if err != nil {

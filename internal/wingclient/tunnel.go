@@ -62,6 +62,9 @@ func (c *Client) OpenTunnel(ctx context.Context, wingID string) (*Tunnel, error)
 	if pub == "" {
 		return nil, &RemoteError{Msg: "no wing connected: " + wingID, Code: 1}
 	}
+	if err := c.verifyKey(wingID, pub); err != nil {
+		return nil, err
+	}
 	key, err := wp.GenerateKey()
 	if err != nil {
 		return nil, err

@@ -55,6 +55,32 @@ type Config struct {
 	// reattaches and gets a replay). Default DefaultBrowserQueueBytes
 	// (8 MiB), at least wp.MaxFrame.
 	BrowserQueueBytes int
+	// Owners records who owns each wing id: the user whose wing first
+	// registered it. Default: kept in memory for the hub's lifetime.
+	Owners WingOwners
+}
+
+// WingOwners keeps the owner of each wing id.
+type WingOwners interface {
+	// ClaimWing makes userID the owner of wingID if it has none, and
+	// returns the owner in force (userID, or whoever claimed it first).
+	ClaimWing(ctx context.Context, wingID, userID string) (owner string, err error)
+}
+
+// memOwners is the default WingOwners.
+type memOwners struct {
+	mu     sync.Mutex
+	owners map[string]string
+}
+
+func (m *memOwners) ClaimWing(_ context.Context, wingID, userID string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.owners[wingID]; ok {
+		return o, nil
+	}
+	m.owners[wingID] = userID
+	return userID, nil
 }
 
 // Hub is the wing hub. Mount it with Register.
@@ -152,6 +178,9 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Owners == nil {
+		cfg.Owners = &memOwners{owners: map[string]string{}}
+	}
 	h := &Hub{cfg: cfg, log: log, m: newMetrics(cfg.Registerer),
 		wings: map[string]*wingConn{}, browsers: map[*browserConn]bool{}, routes: map[string]*route{},
 		tunnels: map[string]*tunnelMap{}, nonces: map[string]time.Time{}, done: make(chan struct{})}
@@ -230,7 +259,7 @@ func (h *Hub) listWings(w http.ResponseWriter, r *http.Request) {
 		case wc.owner == user.UserID:
 			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: wc.locked, AllowedCount: wc.allowedCount,
 				Hostname: wc.hostname, Platform: wc.platform, Version: wc.version, Agents: wc.agents})
-		case wc.locked:
+		case canReach(wc, user):
 			// A locked wing enforces its own allow list; others see only
 			// what a tunnel client needs (the wing answers wing.info).
 			out = append(out, wp.WingInfo{WingID: wc.machineID, PublicKey: wc.pub, Locked: true, AllowedCount: wc.allowedCount})
@@ -272,6 +301,22 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, "wing id does not match the token")
 		return
 	}
+	// A wing id belongs to the user who first registered it; another
+	// user's wing under it is refused, and the owner's socket stays.
+	owner, err := h.cfg.Owners.ClaimWing(ctx, reg.WingID, id.UserID)
+	if err != nil {
+		h.log.Error("cannot check the owner of a wing id; registration refused", "wing", reg.WingID, "user", id.UserID, "err", err)
+		h.sendError(ctx, &wc.conn, "the relay cannot check who owns wing id "+reg.WingID+" right now; retrying later")
+		ws.Close(websocket.StatusInternalError, "wing owner check failed")
+		return
+	}
+	if owner != id.UserID {
+		h.log.Warn("wing registration refused: the wing id belongs to another user", "wing", reg.WingID, "user", id.UserID, "owner", owner)
+		h.m.ownerRefusals.Inc()
+		h.sendError(ctx, &wc.conn, "wing id "+reg.WingID+" belongs to another user of this relay; set another serve.wing_id (or ask the relay admin to release it)")
+		ws.Close(websocket.StatusPolicyViolation, "wing id belongs to another user")
+		return
+	}
 	if reg.OrgSlug != "" {
 		h.log.Info("org_slug ignored: warren has no orgs", "wing", reg.WingID, "org", reg.OrgSlug)
 	}
@@ -297,7 +342,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 	if old != nil {
 		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
 	}
-	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey})
+	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey, UserID: wc.owner})
 	if err := wc.send(ctx, b, forwardTimeout); err != nil {
 		h.wingGone(wc)
 		return
@@ -535,9 +580,13 @@ func (h *Hub) browserGone(b *browserConn) {
 	h.m.tunnels.Set(float64(len(h.tunnels)))
 }
 
-// canReach: the owner reaches their wings; anyone reaches a locked wing,
-// which checks its own allow list (warren has no orgs; wing.md §4 #10).
-func canReach(wc *wingConn, u UserIdentity) bool { return wc.owner == u.UserID || wc.locked }
+// canReach: the owner reaches their wings. Other users reach only a locked
+// wing with a non-empty allow list: the hub knows the list's length, not its
+// entries (the wing sends allowed_count only), so the wing checks every
+// frame against the list itself (warren has no orgs; wing.md §4 #10).
+func canReach(wc *wingConn, u UserIdentity) bool {
+	return wc.owner == u.UserID || (wc.locked && wc.allowedCount > 0)
+}
 
 func role(wc *wingConn, u UserIdentity) string {
 	if wc.owner == u.UserID {
@@ -699,10 +748,14 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 			return
 		}
 		if typ == wp.TypePTYKill {
-			b, _ := wp.Encode(wp.SessionRef{Type: wp.TypePTYKill, SessionID: sid})
-			h.toWing(ctx, wc, b)
-			return
+			env = wp.Envelope{}
+			env.Set("type", wp.TypePTYKill)
+			env.Set("session_id", sid)
 		}
+		// Every frame carries who sends it, so the wing can check it
+		// against the session (the relay may no longer know the session,
+		// e.g. after a restart, and then routes by ?wing_id=).
+		h.injectIdentity(env, b.user, wc)
 		// Re-encoded, not the raw bytes: duplicate keys collapse to what
 		// the relay routed on.
 		h.toWing(ctx, wc, env.Encode())

@@ -317,3 +317,146 @@ func TestFirstFrameMustRegister(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 }
+
+// TestWingIDBelongsToFirstUser: another user's wing cannot register under
+// a wing id someone owns (it was taking over the owner's socket and
+// sessions); the owner's own reconnects still replace the old socket.
+func TestWingIDBelongsToFirstUser(t *testing.T) {
+	_, url := testHub(t, Config{})
+	alice := registerWing(t, url, "alice", "alicebox")
+
+	mallory := dial(t, url+"/ws/wing", "wing:mallory")
+	mallory.send(wp.Register{Type: wp.TypeWingRegister, WingID: "alicebox", PublicKey: "pk-mallory", Locked: true, AllowedCount: 1})
+	if m := mallory.read(); m["type"] != "error" || !strings.Contains(m["message"].(string), "belongs to another user") {
+		t.Fatalf("mallory's registration: %v, want an error naming the owner conflict", m)
+	}
+	if err := mallory.closed(); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("mallory's socket: %v, want closed with policy violation", err)
+	}
+
+	// alice's socket stays and gets alice's sessions, with her key listed.
+	b := dial(t, url+"/ws/pty?wing_id=alicebox", "user:alice")
+	b.send(map[string]any{"type": "pty.start", "public_key": "k"})
+	if m := alice.read(); m["type"] != "pty.start" || m["user_id"] != "alice" {
+		t.Fatalf("alice's wing: %v", m)
+	}
+	if list := wingsOf(t, url, "alice"); len(list) != 1 || list[0].PublicKey != "pk-alicebox" {
+		t.Fatalf("alice's wings: %+v", list)
+	}
+
+	// alice reconnects (new socket, new key): it replaces the old one.
+	alice2 := registerWing(t, url, "alice", "alicebox")
+	if err := alice.closed(); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("alice's old socket: %v, want closed as replaced", err)
+	}
+	b.send(map[string]any{"type": "pty.start", "public_key": "k"})
+	if m := alice2.read(); m["type"] != "pty.start" {
+		t.Fatalf("alice's new socket: %v", m)
+	}
+}
+
+// TestOwnerCheckFailureRefuses: when the owner store fails, the wing is
+// refused (and retries), never registered unchecked.
+func TestOwnerCheckFailureRefuses(t *testing.T) {
+	_, url := testHub(t, Config{Owners: failingOwners{}})
+	w := dial(t, url+"/ws/wing", "wing:alice")
+	w.send(wp.Register{Type: wp.TypeWingRegister, WingID: "box"})
+	if m := w.read(); m["type"] != "error" || !strings.Contains(m["message"].(string), "cannot check") {
+		t.Fatalf("got %v", m)
+	}
+	w.closed()
+}
+
+type failingOwners struct{}
+
+func (failingOwners) ClaimWing(context.Context, string, string) (string, error) {
+	return "", errors.New("database is down")
+}
+
+func wingsOf(t *testing.T, url, user string) []wp.WingInfo {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/api/app/wings", nil)
+	req.Header.Set("Authorization", "Bearer user:"+user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []wp.WingInfo
+	json.NewDecoder(resp.Body).Decode(&list)
+	return list
+}
+
+// TestLockedWingReach: a locked wing with no allow list serves its owner
+// only, so the hub routes nobody else to it; with an allow list the hub
+// routes others and the wing decides.
+func TestLockedWingReach(t *testing.T) {
+	_, url := testHub(t, Config{})
+	w := dial(t, url+"/ws/wing", "wing:alice")
+	w.send(wp.Register{Type: wp.TypeWingRegister, WingID: "box", PublicKey: "pk", Locked: true})
+	w.read()
+	if list := wingsOf(t, url, "mallory"); len(list) != 0 {
+		t.Fatalf("mallory sees %+v", list)
+	}
+	m := dial(t, url+"/ws/relay?wing_id=box", "user:mallory")
+	m.send(map[string]any{"type": "tunnel.req", "request_id": "r1", "payload": "x"})
+	if f := m.read(); f["type"] != "error" {
+		t.Fatalf("mallory's tunnel.req: %v", f)
+	}
+	w.noFrame()
+
+	w.send(wp.WingConfig{Type: wp.TypeWingConfig, WingID: "box", Locked: true, AllowedCount: 1})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(wingsOf(t, url, "bob")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("wing.config not applied")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bob := dial(t, url+"/ws/relay?wing_id=box", "user:bob")
+	bob.send(map[string]any{"type": "tunnel.req", "request_id": "r2", "payload": "x", "sender_user_id": "alice"})
+	if f := w.read(); f["sender_user_id"] != "bob" || f["sender_org_role"] != "member" {
+		t.Fatalf("bob's tunnel.req at the wing: %v", f)
+	}
+}
+
+// TestSessionFramesCarryIdentity: frames for a session the hub does not
+// know (as after a relay restart) reach the ?wing_id= wing with the
+// sender's relay-set identity, whatever the user put in them, so the wing
+// can refuse a stranger's kill or resize.
+func TestSessionFramesCarryIdentity(t *testing.T) {
+	_, url := testHub(t, Config{})
+	w := dial(t, url+"/ws/wing", "wing:alice")
+	w.send(wp.Register{Type: wp.TypeWingRegister, WingID: "box", PublicKey: "pk", Locked: true, AllowedCount: 1})
+	w.read()
+	m := dial(t, url+"/ws/pty?wing_id=box", "user:mallory")
+	for _, f := range []map[string]any{
+		{"type": "pty.kill", "session_id": "s1", "user_id": "alice", "org_role": "owner"},
+		{"type": "pty.resize", "session_id": "s1", "cols": 10, "rows": 5, "user_id": "alice", "org_role": "owner"},
+		{"type": "pty.input", "session_id": "s1", "data": "x", "user_id": "alice"},
+		{"type": "pty.attention_ack", "session_id": "s1"},
+	} {
+		m.send(f)
+		got := w.read()
+		if got["type"] != f["type"] || got["session_id"] != "s1" || got["user_id"] != "mallory" || got["org_role"] != "member" {
+			t.Fatalf("%s at the wing: %v, want mallory's identity", f["type"], got)
+		}
+	}
+	// The owner's own frames say owner.
+	a := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
+	a.send(map[string]any{"type": "pty.kill", "session_id": "s1"})
+	if got := w.read(); got["user_id"] != "alice" || got["org_role"] != "owner" {
+		t.Fatalf("alice's kill at the wing: %v", got)
+	}
+}
+
+// TestRegisteredNamesOwner: registered carries the wing token's user (a
+// warren addition the wing uses to recognise its owner by user_id).
+func TestRegisteredNamesOwner(t *testing.T) {
+	_, url := testHub(t, Config{})
+	w := dial(t, url+"/ws/wing", "wing:alice")
+	w.send(wp.Register{Type: wp.TypeWingRegister, WingID: "box"})
+	if m := w.read(); m["type"] != "registered" || m["user_id"] != "alice" {
+		t.Fatalf("registered: %v", m)
+	}
+}

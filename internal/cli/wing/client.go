@@ -30,10 +30,18 @@ func lsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err := needUserToken(cfg); err != nil {
 			return err
 		}
-		c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+		c, err := newClient(cfg)
+		if err != nil {
+			return err
+		}
 		wings, err := c.Wings(cmd.Context())
 		if err != nil {
 			return userErr(err)
+		}
+		for _, w := range wings {
+			if err := c.VerifyKey(w.WingID, w.PublicKey); err != nil {
+				return err
+			}
 		}
 		if out.JSON() {
 			return cli.WriteJSON(app.Stdout, wings)
@@ -114,7 +122,10 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 		return cli.Usagef("give --command or --agent, not both")
 	}
 	detachKey, _ := parseDetachKey(cfg.Attach.DetachKey)
-	c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
 	var wings []wp.WingInfo
 	if wingID == "" {
 		var err error

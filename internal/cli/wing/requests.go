@@ -22,7 +22,10 @@ func tunnelDo(ctx context.Context, cfg *Config, wingID string, fn func(ctx conte
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c := &wingclient.Client{RelayURL: cfg.Relay, Token: cfg.UserToken}
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
 	tn, err := c.OpenTunnel(ctx, wingID)
 	if err != nil {
 		return requestErr(wingID, err)

@@ -41,7 +41,7 @@ type Config struct {
 
 	Serve struct {
 		Token             string        `yaml:"token" flag:"token" secret:"true" usage:"wing token (relay-server wings token --kind wing)"`
-		WingID            string        `yaml:"wing_id" flag:"wing-id" usage:"machine id announced to the relay; empty means the host name"`
+		WingID            string        `yaml:"wing_id" flag:"wing-id" usage:"machine id announced to the relay; empty means the host name. The first user to register an id owns it on that relay"`
 		IdentityKey       string        `yaml:"identity_key" flag:"identity-key" usage:"X25519 identity key file, created (mode 0600) on first run; empty means $XDG_STATE_HOME/warren/wing/identity.key (~/.local/state/...)"`
 		Shell             string        `yaml:"shell" flag:"shell" usage:"program of the default session; empty means $SHELL, else /bin/sh"`
 		Agents            []Agent       `yaml:"agents" usage:"extra named programs sessions may run"`
@@ -143,7 +143,7 @@ func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
 	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg), infoCmd(app, cfg), sessionsCmd(app, cfg),
-		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg))
+		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg), trustCmd(app, cfg))
 	return root
 }
 

@@ -178,6 +178,9 @@ type Registered struct {
 	Type        string `json:"type"`
 	WingID      string `json:"wing_id"`
 	RelayPubKey string `json:"relay_pub_key"`
+	// UserID (a warren addition) is the user the wing token belongs to:
+	// the wing's owner, which the wing matches against relay-set user_id.
+	UserID string `json:"user_id,omitempty"`
 }
 
 // Heartbeat is wing.heartbeat.

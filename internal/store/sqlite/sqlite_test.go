@@ -88,8 +88,8 @@ func TestReopen(t *testing.T) {
 		if sks, err := db.ListSigningKeys(ctx); err != nil || len(sks) != 1 || sks[0].RetiredAt == nil {
 			t.Errorf("round %d: signing keys = %+v, %v", round, sks, err)
 		}
-		if v := userVersion(t, path); v != 1 {
-			t.Errorf("round %d: user_version = %d, want 1", round, v)
+		if v, list := userVersion(t, path), mustMigrations(t); v != len(list) {
+			t.Errorf("round %d: user_version = %d, want %d", round, v, len(list))
 		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -296,4 +296,13 @@ func TestEmptyPath(t *testing.T) {
 	if _, err := Open(t.Context(), ""); err == nil {
 		t.Fatal("Open(\"\") succeeded")
 	}
+}
+
+func mustMigrations(t *testing.T) []migration {
+	t.Helper()
+	list, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
 }

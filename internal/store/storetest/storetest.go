@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteEndpointsOfNode", testDeleteEndpointsOfNode},
 		{"APIKeys", testAPIKeys},
 		{"SigningKeys", testSigningKeys},
+		{"WingOwners", testWingOwners},
 		{"EmptyValues", testEmptyValues},
 		{"Times", testTimes},
 		{"NoAliasing", testNoAliasing},
@@ -959,5 +960,67 @@ func testConcurrency(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(es) != each {
 		t.Errorf("%d endpoints, want %d (upserts by id)", len(es), each)
+	}
+}
+
+// testWingOwners: the first claim of a wing id wins and later claims by
+// anyone read it back unchanged; concurrent claims agree on one winner.
+func testWingOwners(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.GetWingOwner(ctx, "box")
+	wantErr(t, "GetWingOwner(unclaimed)", err, store.ErrNotFound)
+	wantErr(t, "DeleteWingOwner(unclaimed)", s.DeleteWingOwner(ctx, "box"), store.ErrNotFound)
+	for _, bad := range []*store.WingOwner{nil, {UserID: "alice"}, {WingID: "box"}, {WingID: "b\x00x", UserID: "alice"}} {
+		_, err := s.ClaimWing(ctx, bad)
+		wantErr(t, fmt.Sprintf("ClaimWing(%+v)", bad), err, store.ErrInvalid)
+	}
+
+	got, err := s.ClaimWing(ctx, &store.WingOwner{WingID: "box", UserID: "alice", Created: t0})
+	must(t, err)
+	if got.WingID != "box" || got.UserID != "alice" {
+		t.Errorf("first claim = %+v, want alice's", got)
+	}
+	sameTime(t, "first claim Created", got.Created, t0)
+	// Another user, and the owner again later: the first claim stands.
+	for _, user := range []string{"mallory", "alice"} {
+		got, err = s.ClaimWing(ctx, &store.WingOwner{WingID: "box", UserID: user, Created: at(time.Hour)})
+		must(t, err)
+		if got.UserID != "alice" {
+			t.Errorf("claim by %s: owner = %q, want alice", user, got.UserID)
+		}
+		sameTime(t, "claim by "+user+": Created", got.Created, t0)
+	}
+	o, err := s.GetWingOwner(ctx, "box")
+	must(t, err)
+	if o.UserID != "alice" {
+		t.Errorf("GetWingOwner = %+v, want alice", o)
+	}
+	// Released, the id goes to the next claimant.
+	must(t, s.DeleteWingOwner(ctx, "box"))
+	got, err = s.ClaimWing(ctx, &store.WingOwner{WingID: "box", UserID: "bob", Created: at(2 * time.Hour)})
+	must(t, err)
+	if got.UserID != "bob" {
+		t.Errorf("claim after release = %+v, want bob", got)
+	}
+
+	// Racing claims of a fresh id: every claimant sees the same owner.
+	const n = 16
+	owners := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			o, err := s.ClaimWing(ctx, &store.WingOwner{WingID: "race", UserID: fmt.Sprintf("u%d", i), Created: t0})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			owners[i] = o.UserID
+		})
+	}
+	wg.Wait()
+	for i, u := range owners {
+		if u != owners[0] {
+			t.Fatalf("claimant %d saw owner %q, claimant 0 saw %q", i, u, owners[0])
+		}
 	}
 }
