@@ -117,7 +117,7 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		Mode:            tunnelhost.Mode(cfg.Mode),
 		RefreshInterval: cfg.RefreshInterval,
 		Registerer:      reg,
-	}, app.Logger.With("tunnel", cfg.Tunnel))
+	}, app.Logger) // the engine adds tunnel= itself
 	if err != nil {
 		return &cli.ConfigError{Err: err}
 	}
