@@ -31,6 +31,12 @@ type Config struct {
 	Turn TurnConfig `yaml:"turn" cmd:"turn"`
 }
 
+// RemovedKeys names keys that older versions had, so a config still
+// setting one is told why it is refused.
+func (*Config) RemovedKeys() map[string]string {
+	return map[string]string{"turn.dtls": "the overlay is always DTLS-protected; delete the line"}
+}
+
 func defaultConfig() *Config {
 	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto", Turn: defaultTurnConfig()}
 }

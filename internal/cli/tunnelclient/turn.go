@@ -26,7 +26,6 @@ type TurnConfig struct {
 	Server           string        `yaml:"server" flag:"turn" usage:"override the TURN server host the provider returned"`
 	Port             int           `yaml:"port" flag:"port" usage:"override the TURN server port the provider returned (0 keeps it)"`
 	BindInterface    string        `yaml:"bind_interface" flag:"bind-interface" usage:"local IP (literal, not an interface name) for the TURN leg"`
-	DTLS             bool          `yaml:"dtls" flag:"dtls" usage:"wrap the overlay in DTLS (plain mode is not implemented; must stay true)"`
 	Mode             string        `yaml:"mode" flag:"mode" usage:"TURN transport: auto (= udp), udp or tcp"`
 	Ingress          string        `yaml:"ingress" flag:"ingress" usage:"overlay: udp (raw datagrams) or tcp (KCP+smux); must match tunnel-server's egress"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout" flag:"handshake-timeout" usage:"DTLS handshake timeout; 0 means 20s for udp ingress, 30s for tcp"`
@@ -39,7 +38,7 @@ type TurnConfig struct {
 }
 
 func defaultTurnConfig() TurnConfig {
-	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, DTLS: true, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity,
+	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity,
 		AllocationCheck: turnclient.DefaultAllocationCheck}
 }
 
@@ -132,9 +131,6 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		if r.val == "" {
 			return &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
 		}
-	}
-	if !t.DTLS {
-		return &cli.ConfigError{Key: "turn.dtls", Err: errors.New("plain peer mode (dtls=false) is not implemented")}
 	}
 	var identity = t.PSKIdentity
 	var key []byte
