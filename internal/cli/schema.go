@@ -29,7 +29,7 @@ type field struct {
 type schema struct {
 	fields   []*field
 	byKey    map[string]*field
-	sections map[string]bool // dotted prefixes that hold nested keys
+	sections map[string]bool   // dotted prefixes that hold nested keys
 	removed  map[string]string // keys older versions had → what to do instead
 }
 
