@@ -81,6 +81,7 @@ func (t *TurnConfig) validate() error {
 }
 
 func turnCmd(app *cli.App, cfg *Config) *cobra.Command {
+	app.Preflight("turn", func() error { _, _, err := checkTurn(&cfg.Turn); return err })
 	cmd := &cobra.Command{
 		Use:   "turn",
 		Short: "Carry local UDP or TCP through a TURN server to a tunnel-server (DTLS overlay)",
@@ -123,13 +124,15 @@ func printProviders(app *cli.App, out *cli.Output) error {
 	return nil
 }
 
-func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) error {
+// checkTurn is what turn checks before it starts, and what 'config
+// validate turn' runs beyond the formats. It returns the PSK identity and key.
+func checkTurn(t *TurnConfig) (string, []byte, error) {
 	required := []struct{ key, val, env string }{
 		{"turn.provider", t.Provider, "PROVIDER"}, {"turn.link", t.Link, "LINK"}, {"turn.peer", t.Peer, "PEER"},
 	}
 	for _, r := range required {
 		if r.val == "" {
-			return &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
+			return "", nil, &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
 		}
 	}
 	var identity = t.PSKIdentity
@@ -137,7 +140,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 	if t.PSK != "" {
 		id, k, err := overlay.ParseClientKey(t.PSK)
 		if err != nil {
-			return &cli.ConfigError{Key: "turn.psk", Err: err}
+			return "", nil, &cli.ConfigError{Key: "turn.psk", Err: err}
 		}
 		key = k
 		if id != "" {
@@ -145,10 +148,18 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		}
 	}
 	if key == nil && !t.Compat {
-		return &cli.ConfigError{Key: "turn.psk", Err: errors.New("no pre-shared key: set WARREN_TUNNEL_CLIENT_TURN_PSK, turn.psk in YAML or --psk-file, or --compat-unauthenticated for prototype servers")}
+		return "", nil, &cli.ConfigError{Key: "turn.psk", Err: errors.New("no pre-shared key: set WARREN_TUNNEL_CLIENT_TURN_PSK, turn.psk in YAML or --psk-file, or --compat-unauthenticated for prototype servers")}
 	}
 	if strings.EqualFold(t.Provider, "turn-rest") && t.RESTSecret == "" {
-		return &cli.ConfigError{Key: "turn.rest_secret", Err: errors.New("turn-rest needs the shared secret: set WARREN_TUNNEL_CLIENT_TURN_REST_SECRET, turn.rest_secret in YAML or --turn-rest-secret-file")}
+		return "", nil, &cli.ConfigError{Key: "turn.rest_secret", Err: errors.New("turn-rest needs the shared secret: set WARREN_TUNNEL_CLIENT_TURN_REST_SECRET, turn.rest_secret in YAML or --turn-rest-secret-file")}
+	}
+	return identity, key, nil
+}
+
+func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) error {
+	identity, key, err := checkTurn(t)
+	if err != nil {
+		return err
 	}
 	reg := metrics.NewRegistry("tunnel-client")
 	ready := make(chan struct{}, 1)
