@@ -22,6 +22,7 @@ require (
 	github.com/xtaci/smux v1.5.58
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.48.0
+	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.40.0
 	modernc.org/sqlite v1.62.0
 )
@@ -57,7 +58,6 @@ require (
 	github.com/wlynxg/anet v0.0.5 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/net v0.49.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 	modernc.org/libc v1.80.1 // indirect

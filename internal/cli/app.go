@@ -22,6 +22,13 @@ type Spec struct {
 	Short  string // one line for --help
 	Long   string // optional longer help
 	Nagios bool   // exit codes follow the Nagios plugin contract (probe)
+
+	// LocalRootFlags gives the flags of untagged config keys to the root
+	// command (the daemon it runs) and to 'config validate|show' only, so
+	// the other subcommands (admin clients) do not list serving flags as
+	// global. Keys every command uses are tagged cmd:"*" (the log keys of
+	// Logging are). Without it, untagged keys are flags of every command.
+	LocalRootFlags bool
 }
 
 // App is one run of a binary: its streams, its logger and its configuration.
@@ -42,7 +49,8 @@ type App struct {
 	loaded     *loaded
 	configFlag string
 	reloads    []func(ctx context.Context, cfg any) error
-	started    bool // a command's hooks ran: errors before this are usage errors
+	preflights map[string]func() error // by command name; "" is the root
+	started    bool                    // a command's hooks ran: errors before this are usage errors
 }
 
 // Build makes a binary's command tree. It calls app.NewRoot once.
@@ -130,13 +138,37 @@ func (a *App) NewRoot(cfg any, run func(cmd *cobra.Command, args []string) error
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.PersistentFlags().StringVarP(&a.configFlag, "config", "c", "", fmt.Sprintf(
 		"config file (default: first of %s; env %s)", strings.Join(l.searchPath(), ", "), l.configEnv()))
+	config := a.configCmd()
 	for _, f := range l.schema.fields {
-		if f.flag != "" && f.cmd == "" {
+		switch {
+		case f.flag == "":
+		case f.cmd == globalCmd || (f.cmd == "" && !a.LocalRootFlags):
 			a.addFlag(root.PersistentFlags(), f)
+		case f.cmd == "":
+			// The same flag on config validate|show, so they check and
+			// show what the daemon would run with ('relay-server --dev
+			// config validate' too, hence persistent on config).
+			a.addFlag(root.Flags(), f)
+			config.PersistentFlags().AddFlag(root.Flags().Lookup(f.flag))
 		}
 	}
-	root.AddCommand(a.versionCmd(), a.configCmd())
+	root.AddCommand(a.versionCmd(), config)
 	return root
+}
+
+// globalCmd is the cmd tag of keys whose flags every command has.
+const globalCmd = "*"
+
+// Preflight registers the checks a command runs on its loaded config before
+// it opens sockets (required keys, files that must exist, directories that
+// must be creatable). cmd is the subcommand's name, "" for the root. The
+// command calls check itself; 'config validate [cmd]' runs the same check,
+// so the two cannot drift. check must not create files or bind ports.
+func (a *App) Preflight(cmd string, check func() error) {
+	if a.preflights == nil {
+		a.preflights = map[string]func() error{}
+	}
+	a.preflights[cmd] = check
 }
 
 // addCommandFlags gives each subcommand the flags of the keys tagged
@@ -156,7 +188,7 @@ func (a *App) addCommandFlags(root *cobra.Command) {
 	}
 	walk(root)
 	for _, f := range a.loader.schema.fields {
-		if f.flag == "" || f.cmd == "" {
+		if f.flag == "" || f.cmd == "" || f.cmd == globalCmd {
 			continue
 		}
 		c, ok := byName[f.cmd]

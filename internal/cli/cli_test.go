@@ -329,3 +329,49 @@ func TestConfigShowHidesURLPasswords(t *testing.T) {
 		t.Fatalf("a URL without a password was changed: %q", s)
 	}
 }
+
+// With LocalRootFlags, untagged keys are flags of the root and config
+// validate|show only; cmd:"*" keys and the log keys stay global. Preflight
+// checks run on the root and in config validate.
+func TestLocalRootFlagsAndPreflight(t *testing.T) {
+	type cfgT struct {
+		Daemon `yaml:",inline"`
+		Listen string `yaml:"listen" flag:"listen"`
+		Key    string `yaml:"key" flag:"key" cmd:"*"`
+	}
+	runIt := func(args ...string) (int, string, string) {
+		cfg := &cfgT{Daemon: DefaultDaemon()}
+		build := func(a *App) *cobra.Command {
+			check := func() error {
+				if cfg.Listen == "bad" {
+					return &ConfigError{Key: "listen", Where: a.Source("listen"), Err: os.ErrInvalid}
+				}
+				return nil
+			}
+			root := a.NewRoot(cfg, func(*cobra.Command, []string) error { return check() })
+			root.AddCommand(&cobra.Command{Use: "admin", RunE: func(*cobra.Command, []string) error { return nil }})
+			a.Preflight("", check)
+			return root
+		}
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), Spec{Name: "testbin", LocalRootFlags: true}, build, args, strings.NewReader(""), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, errs := runIt("admin", "--listen", "x"); code != 2 || !strings.Contains(errs, "unknown flag: --listen") {
+		t.Errorf("admin --listen: exit %d, %s", code, errs)
+	}
+	if code, _, errs := runIt("admin", "--key", "k", "--log-level", "debug"); code != 0 {
+		t.Errorf("admin with global flags: exit %d, %s", code, errs)
+	}
+	for _, args := range [][]string{{"--listen", "bad", "config", "validate"}, {"config", "validate", "--listen", "bad"}, {"--listen", "bad"}} {
+		if code, _, errs := runIt(args...); code != 2 || !strings.Contains(errs, "config listen (flag --listen)") {
+			t.Errorf("%v: exit %d, %s", args, code, errs)
+		}
+	}
+	if code, out, _ := runIt("--listen", "good", "config", "show"); code != 0 || !strings.Contains(out, "listen: good") {
+		t.Errorf("config show --listen: exit %d, %s", code, out)
+	}
+	if code, _, errs := runIt("config", "validate", "admin"); code != 2 || !strings.Contains(errs, "no checks for that command") {
+		t.Errorf("config validate admin: exit %d, %s", code, errs)
+	}
+}

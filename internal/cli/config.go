@@ -41,6 +41,9 @@ func newLoader(binary string, defaults any) (*loader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r, ok := defaults.(removedKeys); ok {
+		s.removed = r.RemovedKeys()
+	}
 	def := reflect.New(rv.Elem().Type()).Elem()
 	def.Set(rv.Elem())
 	return &loader{
@@ -214,6 +217,11 @@ func (l *loader) checkEnv() error {
 		}
 		msg := "unknown setting"
 		key := strings.ToLower(strings.TrimPrefix(name, l.prefix+"_"))
+		for k, hint := range l.schema.removed {
+			if envName(l.prefix, k) == name {
+				return &ConfigError{Where: "env " + name, Err: fmt.Errorf("key %q was removed: %s", k, hint)}
+			}
+		}
 		if s := l.schema.suggest(key); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", envName(l.prefix, s))
 		}
@@ -289,11 +297,7 @@ func checkMapping(file string, n *yaml.Node, prefix string, s *schema, lines map
 			}
 			continue
 		}
-		msg := fmt.Sprintf("unknown key %q", key)
-		if sug := s.suggest(key); sug != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", sug)
-		}
-		return &ConfigError{Where: where, Err: errors.New(msg)}
+		return &ConfigError{Where: where, Err: s.unknownKeyError(key)}
 	}
 	return nil
 }

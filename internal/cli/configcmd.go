@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -20,10 +21,39 @@ func (a *App) configCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	validate := &cobra.Command{
-		Use:   "validate",
+		Use:   "validate [COMMAND]",
 		Short: "Load the configuration (file, env, flags) and report the first problem; exit 2 if any",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Long: `validate loads the configuration from file, env and flags and runs the checks
+the daemon runs before it opens sockets (required keys, files that must exist,
+directories it must be able to create), without creating anything. It reports
+the first problem with the key and where it was set, and exits 2.
+
+With COMMAND, it runs that subcommand's checks instead of the root's (for a
+binary whose daemon is a subcommand, such as 'wing config validate serve').`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+				if _, ok := a.preflights[name]; !ok {
+					var known []string
+					for k := range a.preflights {
+						if k != "" {
+							known = append(known, k)
+						}
+					}
+					sort.Strings(known)
+					if len(known) == 0 {
+						return Usagef("config validate %s: no checks for that command; run config validate without one", name)
+					}
+					return Usagef("config validate %s: no checks for that command (have: %s)", name, strings.Join(known, ", "))
+				}
+			}
+			if check := a.preflights[name]; check != nil {
+				if err := check(); err != nil {
+					return err
+				}
+			}
 			file := a.ConfigFile()
 			if file == "" {
 				file = "no config file; defaults, env and flags"

@@ -33,6 +33,9 @@ func (a *App) RunDaemon(ctx context.Context, serve func(ctx context.Context) err
 	go func() { done <- serve(runCtx) }()
 
 	var deadline <-chan time.Time
+	// parentDone is set to nil once seen: a closed channel stays ready, and
+	// selecting it again would spin this loop for the whole drain.
+	parentDone := ctx.Done()
 	stopping := false
 	for {
 		select {
@@ -44,7 +47,8 @@ func (a *App) RunDaemon(ctx context.Context, serve func(ctx context.Context) err
 			return err
 		case <-deadline:
 			return &ExitError{Code: ExitFailure, Err: fmt.Errorf("shutdown did not finish within %s", timeout)}
-		case <-ctx.Done():
+		case <-parentDone:
+			parentDone = nil
 			if !stopping {
 				stopping = true
 				cancel()

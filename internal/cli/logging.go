@@ -68,7 +68,8 @@ func (l *Logging) logging() *Logging { return l }
 // Daemon holds the keys of every long-running command. Embed it with
 // `yaml:",inline"`.
 type Daemon struct {
-	Logging         `yaml:",inline"`
+	// Every command logs: the log keys' flags are global (cmd:"*").
+	Logging         `yaml:",inline" cmd:"*"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" flag:"shutdown-timeout" usage:"how long a graceful stop may drain before giving up"`
 }
 

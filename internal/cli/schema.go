@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -28,7 +29,26 @@ type field struct {
 type schema struct {
 	fields   []*field
 	byKey    map[string]*field
-	sections map[string]bool // dotted prefixes that hold nested keys
+	sections map[string]bool   // dotted prefixes that hold nested keys
+	removed  map[string]string // keys older versions had → what to do instead
+}
+
+// removedKeys is implemented by a config struct whose older versions had
+// keys it no longer has: an old file or env setting one is refused with a
+// hint rather than a bare "unknown key".
+type removedKeys interface{ RemovedKeys() map[string]string }
+
+// unknownKeyError explains an unknown key (dotted form), with a hint when
+// it was removed or a suggestion when it looks like a known one.
+func (s *schema) unknownKeyError(key string) error {
+	if hint, ok := s.removed[key]; ok {
+		return fmt.Errorf("key %q was removed: %s", key, hint)
+	}
+	msg := fmt.Sprintf("unknown key %q", key)
+	if sug := s.suggest(key); sug != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", sug)
+	}
+	return errors.New(msg)
 }
 
 var (

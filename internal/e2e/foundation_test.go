@@ -40,7 +40,7 @@ func TestEveryBinaryBasics(t *testing.T) {
 			if !strings.Contains(r.stdout, "bash completion") {
 				t.Errorf("completion bash output does not look like a bash completion script")
 			}
-			r = run(t, dir, env, bin, "config", "validate")
+			r = run(t, dir, deployEnv(t, bin), bin, "config", "validate")
 			r.wantCode(t, 0, "config validate")
 			r = run(t, dir, env, bin, "config", "show")
 			r.wantCode(t, 0, "config show")
@@ -55,6 +55,20 @@ func TestEveryBinaryBasics(t *testing.T) {
 			r.wantCode(t, want, "unknown command")
 		})
 	}
+}
+
+// deployEnv is cleanEnv plus what a deployment must add to the defaults
+// before the daemon would start (config validate runs the daemon's checks).
+func deployEnv(t *testing.T, bin string) []string {
+	switch bin {
+	case "relay-server":
+		return cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=k", "WARREN_RELAY_SERVER_DATA_DIR="+filepath.Join(t.TempDir(), "data"))
+	case "tunnel-host":
+		return cleanEnv(t, "WARREN_TUNNEL_HOST_RELAY=http://127.0.0.1:1", "WARREN_TUNNEL_HOST_TUNNEL=t", "WARREN_TUNNEL_HOST_API_KEY=k")
+	case "tunnel-server":
+		return cleanEnv(t, "WARREN_TUNNEL_SERVER_CONNECT=127.0.0.1:1", "WARREN_TUNNEL_SERVER_COMPAT_UNAUTHENTICATED=true")
+	}
+	return cleanEnv(t)
 }
 
 // The example config of each binary is what `config show` prints with
@@ -78,7 +92,7 @@ func TestExampleConfigsAreCurrent(t *testing.T) {
 			if got := strings.TrimLeft(strings.Join(body, ""), "\n"); got != r.stdout {
 				t.Fatalf("configs/%s.yaml is stale; run scripts/gen-configs.sh\n--- file\n%s\n--- config show\n%s", bin, got, r.stdout)
 			}
-			r = run(t, t.TempDir(), cleanEnv(t), bin, "-c", path, "config", "validate")
+			r = run(t, t.TempDir(), deployEnv(t, bin), bin, "-c", path, "config", "validate")
 			r.wantCode(t, 0, "config validate of the example")
 		})
 	}

@@ -176,3 +176,18 @@ func TestTunnelHostConfigErrors(t *testing.T) {
 	r = run(t, dir, cleanEnv(t), "tunnel-host", "--relay", "http://127.0.0.1:1", "--tunnel", "x")
 	r.wantCode(t, 2, "no credential")
 }
+
+// Every tunnel-host log line names its tunnel once: tunnel=web1, not
+// tunnel=web1 tunnel=web1.
+func TestTunnelHostLogsTunnelOnce(t *testing.T) {
+	dir := t.TempDir()
+	env := cleanEnv(t, "WARREN_TUNNEL_HOST_API_KEY=k", "WARREN_TUNNEL_HOST_CONTROL_SOCKET="+filepath.Join(dir, "ctl.sock"))
+	// Nothing listens on port 1: the host logs its status and retries.
+	host := start(t, dir, env, "tunnel-host", "--relay", "http://127.0.0.1:1", "--tunnel", "web1")
+	host.stderr.wait(t, regexpOf(`msg="tunnel host reconnecting"`), 30*time.Second)
+	for _, l := range strings.Split(host.stderr.String(), "\n") {
+		if n := strings.Count(l, "tunnel=web1"); n > 1 {
+			t.Errorf("tunnel=web1 %d times in: %s", n, l)
+		}
+	}
+}

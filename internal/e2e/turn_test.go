@@ -406,3 +406,31 @@ func TestTurnThroughCoturn(t *testing.T) {
 		}
 	}
 }
+
+// turn.dtls could only be true, so it is gone: the flag is unknown, and an
+// old YAML or env that still sets it is told the key was removed.
+func TestTurnDTLSKeyRemoved(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, dir, cleanEnv(t), "tunnel-client", "turn", "--help")
+	r.wantCode(t, 0, "turn --help")
+	if strings.Contains(r.stdout, "--dtls") {
+		t.Errorf("turn --help still lists --dtls:\n%s", r.stdout)
+	}
+	r = run(t, dir, cleanEnv(t), "tunnel-client", "turn", "--dtls")
+	r.wantCode(t, 2, "turn --dtls")
+	if !strings.Contains(r.stderr, "unknown flag: --dtls") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	cfg := filepath.Join(dir, "old.yaml")
+	os.WriteFile(cfg, []byte("turn:\n  peer: 127.0.0.1:1\n  dtls: true\n"), 0o600)
+	r = run(t, dir, cleanEnv(t), "tunnel-client", "-c", cfg, "config", "validate")
+	r.wantCode(t, 2, "config validate of a YAML with turn.dtls")
+	if !strings.Contains(r.stderr, cfg+":3") || !strings.Contains(r.stderr, `"turn.dtls" was removed`) {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	r = run(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_TURN_DTLS=true"), "tunnel-client", "config", "validate")
+	r.wantCode(t, 2, "config validate with WARREN_TUNNEL_CLIENT_TURN_DTLS")
+	if !strings.Contains(r.stderr, "env WARREN_TUNNEL_CLIENT_TURN_DTLS") || !strings.Contains(r.stderr, "was removed") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}

@@ -18,8 +18,9 @@ type Config struct {
 	Listen    string `yaml:"listen" flag:"listen,l" usage:"address to serve HTTP(S) on"`
 	PublicURL string `yaml:"public_url" flag:"public-url" usage:"URL clients reach this relay at, used in links it hands out; empty means derived from listen"`
 	DataDir   string `yaml:"data_dir" flag:"data-dir" usage:"directory for persistent state"`
-	Dev       bool   `yaml:"dev" flag:"dev" usage:"development mode: loopback only, data in a temp dir, admin key generated and printed"`
-	AdminKey  string `yaml:"admin_key" flag:"admin-key" secret:"true" usage:"admin key for the management API (required unless dev)"`
+	Dev       bool   `yaml:"dev" flag:"dev" usage:"development mode: loopback only, admin key generated and printed, data in a temp dir removed on exit unless data_dir is set"`
+	// The admin subcommands use the admin key too, so its flag is global.
+	AdminKey string `yaml:"admin_key" flag:"admin-key" secret:"true" cmd:"*" usage:"admin key for the management API (required unless dev)"`
 
 	TLS struct {
 		CertFile string `yaml:"cert_file" flag:"tls-cert-file" usage:"PEM certificate chain; with key_file, serve HTTPS instead of plain HTTP"`
@@ -127,4 +128,4 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-var errNoAdminKey = errors.New("admin_key is not set: set WARREN_RELAY_SERVER_ADMIN_KEY or admin_key_file, or run with --dev")
+var errNoAdminKey = errors.New("not set: set WARREN_RELAY_SERVER_ADMIN_KEY or admin_key_file, or run with --dev")

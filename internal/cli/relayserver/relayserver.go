@@ -28,7 +28,12 @@ var spec = cli.Spec{
 	Long: `relay-server is the rendezvous point every warren peer dials out to.
 
 Run it with no subcommand to serve. For a first try, 'relay-server --dev'
-serves on loopback with a generated admin key and a throw-away data dir.`,
+serves on loopback with a generated admin key and a throw-away data dir;
+'relay-server --dev --data-dir DIR' keeps its data in DIR across restarts.
+
+The serving flags belong to the root command (and 'config validate|show');
+the admin subcommands take --server, --admin-key-file and the global flags.`,
+	LocalRootFlags: true,
 }
 
 // Main runs relay-server with args and returns its exit code.
@@ -40,27 +45,52 @@ func build(app *cli.App) *cobra.Command {
 		return serve(cmd.Context(), app, cfg)
 	})
 	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg), wingsCmd(app, cfg))
+	app.Preflight("", func() error { _, err := checkServe(app, cfg); return err })
 	return root
 }
 
-func serve(ctx context.Context, app *cli.App, cfg *Config) error {
-	log := app.Logger
-	if cfg.Dev {
-		if err := devSetup(app, cfg); err != nil {
-			return err
-		}
-		defer os.RemoveAll(cfg.DataDir)
-	}
-	if cfg.AdminKey == "" {
-		return &cli.ConfigError{Key: "admin_key", Err: errNoAdminKey}
+// checkServe is everything serve checks before it opens sockets, and what
+// 'config validate' runs beyond the formats; it creates nothing. It returns
+// the TLS config when HTTPS is configured.
+func checkServe(app *cli.App, cfg *Config) (*tls.Config, error) {
+	if cfg.AdminKey == "" && !cfg.Dev {
+		return nil, &cli.ConfigError{Key: "admin_key", Where: app.Source("admin_key"), Err: errNoAdminKey}
 	}
 	var tlsConf *tls.Config
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
-			return &cli.ConfigError{Key: "tls.cert_file", Where: app.Source("tls.cert_file"), Err: fmt.Errorf("load certificate: %w", err)}
+			return nil, &cli.ConfigError{Key: "tls.cert_file", Where: app.Source("tls.cert_file"), Err: fmt.Errorf("load certificate: %w", err)}
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	if !cfg.Dev || devKeepsData(app) {
+		if err := cli.CheckDirCreatable(cfg.DataDir); err != nil {
+			return nil, &cli.ConfigError{Key: "data_dir", Where: app.Source("data_dir"), Err: err}
+		}
+	}
+	return tlsConf, nil
+}
+
+// devKeepsData: --dev with a data dir set explicitly keeps the data there
+// across restarts instead of in a temp dir removed on exit.
+func devKeepsData(app *cli.App) bool { return app.Source("data_dir") != "default" }
+
+func serve(ctx context.Context, app *cli.App, cfg *Config) error {
+	log := app.Logger
+	tlsConf, err := checkServe(app, cfg)
+	if err != nil {
+		return err
+	}
+	dataNote := "kept"
+	if cfg.Dev {
+		if err := devSetup(app, cfg); err != nil {
+			return err
+		}
+		if !devKeepsData(app) {
+			dataNote = "removed on exit"
+			defer os.RemoveAll(cfg.DataDir)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -119,7 +149,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		if cfg.Dev {
 			fmt.Fprintf(app.Stdout, "relay-server (dev mode) listening on %s\n", url)
 			fmt.Fprintf(app.Stdout, "  admin key (shown once): %s\n", cfg.AdminKey)
-			fmt.Fprintf(app.Stdout, "  data dir (removed on exit): %s\n", cfg.DataDir)
+			fmt.Fprintf(app.Stdout, "  data dir (%s): %s\n", dataNote, cfg.DataDir)
 			fmt.Fprintf(app.Stdout, "  try: WARREN_RELAY_SERVER_ADMIN_KEY=%s relay-server tickets mint --server %s --workspace demo --source a --dest b\n", cfg.AdminKey, url)
 		}
 		log.Info("relay-server listening", "url", url, "tickets", cfg.Tickets.Enabled)
@@ -141,7 +171,7 @@ func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 }
 
 // devSetup makes --dev a one-command start: loopback only, a temp data dir
-// and a fresh admin key unless the user gave one.
+// unless one was given, and a fresh admin key unless the user gave one.
 func devSetup(app *cli.App, cfg *Config) error {
 	host, port, _ := net.SplitHostPort(cfg.Listen)
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
@@ -150,11 +180,13 @@ func devSetup(app *cli.App, cfg *Config) error {
 		}
 		cfg.Listen = net.JoinHostPort("127.0.0.1", port)
 	}
-	dir, err := os.MkdirTemp("", "warren-relay-dev-")
-	if err != nil {
-		return fmt.Errorf("dev data dir: %w", err)
+	if !devKeepsData(app) {
+		dir, err := os.MkdirTemp("", "warren-relay-dev-")
+		if err != nil {
+			return fmt.Errorf("dev data dir: %w", err)
+		}
+		cfg.DataDir = dir
 	}
-	cfg.DataDir = dir
 	if cfg.AdminKey == "" {
 		cfg.AdminKey = newAdminKey()
 	}

@@ -31,6 +31,12 @@ type Config struct {
 	Turn TurnConfig `yaml:"turn" cmd:"turn"`
 }
 
+// RemovedKeys names keys that older versions had, so a config still
+// setting one is told why it is refused.
+func (*Config) RemovedKeys() map[string]string {
+	return map[string]string{"turn.dtls": "the overlay is always DTLS-protected; delete the line"}
+}
+
 func defaultConfig() *Config {
 	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto", Turn: defaultTurnConfig()}
 }
@@ -78,6 +84,7 @@ func build(app *cli.App) *cobra.Command {
 }
 
 func connectCmd(app *cli.App, cfg *Config) *cobra.Command {
+	app.Preflight("connect", func() error { return checkConnect(cfg) })
 	cmd := &cobra.Command{
 		Use:   "connect TUNNEL",
 		Short: "Listen locally for every port of a tunnel and forward connections through the relay",
@@ -94,12 +101,21 @@ it (-o json prints JSON events instead).`,
 	return cmd
 }
 
-func connect(ctx context.Context, app *cli.App, cfg *Config, tunnel string, out *cli.Output) error {
+// checkConnect is what connect checks before it starts, and what
+// 'config validate connect' runs beyond the formats.
+func checkConnect(cfg *Config) error {
 	if cfg.Relay == "" {
 		return &cli.ConfigError{Key: "relay", Err: errors.New("not set: give --relay or WARREN_TUNNEL_CLIENT_RELAY")}
 	}
 	if cfg.APIKey == "" && cfg.ConnectToken == "" {
 		return &cli.ConfigError{Key: "api_key", Err: errors.New("no credential: set api_key(_file) or connect_token(_file)")}
+	}
+	return nil
+}
+
+func connect(ctx context.Context, app *cli.App, cfg *Config, tunnel string, out *cli.Output) error {
+	if err := checkConnect(cfg); err != nil {
+		return err
 	}
 	pm, _ := parsePortMap(cfg.PortMap)
 	c, err := tunnelclient.New(tunnelclient.Config{

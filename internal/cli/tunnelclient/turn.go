@@ -26,7 +26,6 @@ type TurnConfig struct {
 	Server           string        `yaml:"server" flag:"turn" usage:"override the TURN server host the provider returned"`
 	Port             int           `yaml:"port" flag:"port" usage:"override the TURN server port the provider returned (0 keeps it)"`
 	BindInterface    string        `yaml:"bind_interface" flag:"bind-interface" usage:"local IP (literal, not an interface name) for the TURN leg"`
-	DTLS             bool          `yaml:"dtls" flag:"dtls" usage:"wrap the overlay in DTLS (plain mode is not implemented; must stay true)"`
 	Mode             string        `yaml:"mode" flag:"mode" usage:"TURN transport: auto (= udp), udp or tcp"`
 	Ingress          string        `yaml:"ingress" flag:"ingress" usage:"overlay: udp (raw datagrams) or tcp (KCP+smux); must match tunnel-server's egress"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout" flag:"handshake-timeout" usage:"DTLS handshake timeout; 0 means 20s for udp ingress, 30s for tcp"`
@@ -39,7 +38,7 @@ type TurnConfig struct {
 }
 
 func defaultTurnConfig() TurnConfig {
-	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, DTLS: true, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity,
+	return TurnConfig{Listen: "127.0.0.1:9000", Connections: 1, Mode: "auto", Ingress: "udp", PSKIdentity: overlay.DefaultIdentity,
 		AllocationCheck: turnclient.DefaultAllocationCheck}
 }
 
@@ -82,6 +81,7 @@ func (t *TurnConfig) validate() error {
 }
 
 func turnCmd(app *cli.App, cfg *Config) *cobra.Command {
+	app.Preflight("turn", func() error { _, _, err := checkTurn(&cfg.Turn); return err })
 	cmd := &cobra.Command{
 		Use:   "turn",
 		Short: "Carry local UDP or TCP through a TURN server to a tunnel-server (DTLS overlay)",
@@ -124,24 +124,23 @@ func printProviders(app *cli.App, out *cli.Output) error {
 	return nil
 }
 
-func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) error {
+// checkTurn is what turn checks before it starts, and what 'config
+// validate turn' runs beyond the formats. It returns the PSK identity and key.
+func checkTurn(t *TurnConfig) (string, []byte, error) {
 	required := []struct{ key, val, env string }{
 		{"turn.provider", t.Provider, "PROVIDER"}, {"turn.link", t.Link, "LINK"}, {"turn.peer", t.Peer, "PEER"},
 	}
 	for _, r := range required {
 		if r.val == "" {
-			return &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
+			return "", nil, &cli.ConfigError{Key: r.key, Err: fmt.Errorf("not set: give --%s or WARREN_TUNNEL_CLIENT_TURN_%s", strings.TrimPrefix(r.key, "turn."), r.env)}
 		}
-	}
-	if !t.DTLS {
-		return &cli.ConfigError{Key: "turn.dtls", Err: errors.New("plain peer mode (dtls=false) is not implemented")}
 	}
 	var identity = t.PSKIdentity
 	var key []byte
 	if t.PSK != "" {
 		id, k, err := overlay.ParseClientKey(t.PSK)
 		if err != nil {
-			return &cli.ConfigError{Key: "turn.psk", Err: err}
+			return "", nil, &cli.ConfigError{Key: "turn.psk", Err: err}
 		}
 		key = k
 		if id != "" {
@@ -149,10 +148,18 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		}
 	}
 	if key == nil && !t.Compat {
-		return &cli.ConfigError{Key: "turn.psk", Err: errors.New("no pre-shared key: set WARREN_TUNNEL_CLIENT_TURN_PSK, turn.psk in YAML or --psk-file, or --compat-unauthenticated for prototype servers")}
+		return "", nil, &cli.ConfigError{Key: "turn.psk", Err: errors.New("no pre-shared key: set WARREN_TUNNEL_CLIENT_TURN_PSK, turn.psk in YAML or --psk-file, or --compat-unauthenticated for prototype servers")}
 	}
 	if strings.EqualFold(t.Provider, "turn-rest") && t.RESTSecret == "" {
-		return &cli.ConfigError{Key: "turn.rest_secret", Err: errors.New("turn-rest needs the shared secret: set WARREN_TUNNEL_CLIENT_TURN_REST_SECRET, turn.rest_secret in YAML or --turn-rest-secret-file")}
+		return "", nil, &cli.ConfigError{Key: "turn.rest_secret", Err: errors.New("turn-rest needs the shared secret: set WARREN_TUNNEL_CLIENT_TURN_REST_SECRET, turn.rest_secret in YAML or --turn-rest-secret-file")}
+	}
+	return identity, key, nil
+}
+
+func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) error {
+	identity, key, err := checkTurn(t)
+	if err != nil {
+		return err
 	}
 	reg := metrics.NewRegistry("tunnel-client")
 	ready := make(chan struct{}, 1)

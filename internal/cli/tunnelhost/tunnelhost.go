@@ -93,10 +93,13 @@ func build(app *cli.App) *cobra.Command {
 		return run(cmd.Context(), app, cfg)
 	})
 	root.AddCommand(statusCmd(app, cfg), portsCmd(app, cfg))
+	app.Preflight("", func() error { return checkRun(cfg) })
 	return root
 }
 
-func run(ctx context.Context, app *cli.App, cfg *Config) error {
+// checkRun is what run checks before it starts, and what 'config validate'
+// runs beyond the formats.
+func checkRun(cfg *Config) error {
 	if cfg.Relay == "" {
 		return &cli.ConfigError{Key: "relay", Err: errors.New("not set: give --relay or WARREN_TUNNEL_HOST_RELAY")}
 	}
@@ -105,6 +108,13 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 	}
 	if cfg.APIKey == "" && cfg.HostToken == "" {
 		return &cli.ConfigError{Key: "api_key", Err: errors.New("no credential: set api_key(_file) or host_token(_file)")}
+	}
+	return nil
+}
+
+func run(ctx context.Context, app *cli.App, cfg *Config) error {
+	if err := checkRun(cfg); err != nil {
+		return err
 	}
 	ports, _ := parsePorts(cfg.Ports)
 	reg := metrics.NewRegistry("tunnel-host")
@@ -117,7 +127,7 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		Mode:            tunnelhost.Mode(cfg.Mode),
 		RefreshInterval: cfg.RefreshInterval,
 		Registerer:      reg,
-	}, app.Logger.With("tunnel", cfg.Tunnel))
+	}, app.Logger) // the engine adds tunnel= itself
 	if err != nil {
 		return &cli.ConfigError{Err: err}
 	}

@@ -79,22 +79,33 @@ through a TURN relay and forwards each to --connect. Peers authenticate with a
 pre-shared key (psk / psk_file, never on the command line); with
 --compat-unauthenticated it also accepts the vk-turn-proxy prototype's
 unauthenticated clients.`
+	app.Preflight("", func() error { _, err := checkRun(cfg); return err })
 	return root
 }
 
-func run(ctx context.Context, app *cli.App, cfg *Config) error {
+// checkRun is what run checks before it listens, and what 'config
+// validate' runs beyond the formats. It returns the parsed keys.
+func checkRun(cfg *Config) (map[string][]byte, error) {
 	if cfg.Connect == "" {
-		return &cli.ConfigError{Key: "connect", Err: errors.New("not set: give --connect or WARREN_TUNNEL_SERVER_CONNECT (the upstream host:port)")}
+		return nil, &cli.ConfigError{Key: "connect", Err: errors.New("not set: give --connect or WARREN_TUNNEL_SERVER_CONNECT (the upstream host:port)")}
 	}
 	var keys map[string][]byte
 	if cfg.PSK != "" {
 		var err error
 		if keys, err = overlay.ParseServerKeys(cfg.PSK); err != nil {
-			return &cli.ConfigError{Key: "psk", Err: err}
+			return nil, &cli.ConfigError{Key: "psk", Err: err}
 		}
 	}
 	if len(keys) == 0 && !cfg.Compat {
-		return &cli.ConfigError{Key: "psk", Err: errors.New("no pre-shared key: set psk (WARREN_TUNNEL_SERVER_PSK) or psk_file (--psk-file), or compat_unauthenticated to accept unauthenticated prototype peers")}
+		return nil, &cli.ConfigError{Key: "psk", Err: errors.New("no pre-shared key: set psk (WARREN_TUNNEL_SERVER_PSK) or psk_file (--psk-file), or compat_unauthenticated to accept unauthenticated prototype peers")}
+	}
+	return keys, nil
+}
+
+func run(ctx context.Context, app *cli.App, cfg *Config) error {
+	keys, err := checkRun(cfg)
+	if err != nil {
+		return err
 	}
 	if cfg.Compat {
 		app.Logger.Warn("compat_unauthenticated is on: clients without a PSK are accepted, and anyone who reaches the listener gets a relay to the upstream",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/buildinfo"
@@ -13,6 +14,7 @@ import (
 )
 
 func serveCmd(app *cli.App, cfg *Config) *cobra.Command {
+	app.Preflight("serve", func() error { _, err := checkServe(app, cfg); return err })
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the wing agent: register with the relay and serve terminal sessions",
@@ -25,20 +27,39 @@ sessions across reconnects. A rejected token stops it with exit code 1.`,
 	}
 }
 
-func serve(ctx context.Context, app *cli.App, cfg *Config) error {
+// checkServe is what serve checks before it dials, and what 'wing config
+// validate serve' runs beyond the formats; it creates nothing. It returns
+// the identity key's path.
+func checkServe(app *cli.App, cfg *Config) (string, error) {
 	if err := needRelay(cfg); err != nil {
-		return err
+		return "", err
 	}
 	if cfg.Serve.Token == "" {
-		return &cli.ConfigError{Key: "serve.token", Err: errors.New("not set: give --token-file, WARREN_WING_SERVE_TOKEN or serve.token_file (mint one with: relay-server wings token --kind wing --user YOU)")}
+		return "", &cli.ConfigError{Key: "serve.token", Err: errors.New("not set: give --token-file, WARREN_WING_SERVE_TOKEN or serve.token_file (mint one with: relay-server wings token --kind wing --user YOU)")}
 	}
 	keyPath := cfg.Serve.IdentityKey
 	if keyPath == "" {
 		p, err := defaultIdentityPath()
 		if err != nil {
-			return &cli.ConfigError{Key: "serve.identity_key", Err: err}
+			return "", &cli.ConfigError{Key: "serve.identity_key", Err: err}
 		}
 		keyPath = p
+	}
+	if _, err := os.Stat(keyPath); err == nil {
+		// It exists: loading only reads it (and checks its mode).
+		if _, err := wing.LoadOrCreateIdentity(keyPath); err != nil {
+			return "", &cli.ConfigError{Key: "serve.identity_key", Where: app.Source("serve.identity_key"), Err: err}
+		}
+	} else if err := cli.CheckDirCreatable(filepath.Dir(keyPath)); err != nil {
+		return "", &cli.ConfigError{Key: "serve.identity_key", Where: app.Source("serve.identity_key"), Err: fmt.Errorf("identity key %s: %w", keyPath, err)}
+	}
+	return keyPath, nil
+}
+
+func serve(ctx context.Context, app *cli.App, cfg *Config) error {
+	keyPath, err := checkServe(app, cfg)
+	if err != nil {
+		return err
 	}
 	key, err := wing.LoadOrCreateIdentity(keyPath)
 	if err != nil {
