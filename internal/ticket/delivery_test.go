@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,4 +96,85 @@ func TestDownloaderClosesAfterLastByte(t *testing.T) {
 	if n := e.metric("warren_ticket_transfers_total", "outcome", OutcomeOK); n != 1 {
 		t.Fatalf("ok transfers = %v, want 1", n)
 	}
+}
+
+// TestHTTP10StreamedRefused: HTTP/1.0 ends a body without a length by
+// closing the connection, so an upload that breaks mid-stream would reach an
+// HTTP/1.0 downloader as a clean, short file. When an HTTP/1.0 GET pairs
+// with an upload that has no Content-Length, in either order, the transfer
+// fails before any byte moves: the GET gets 505 saying why and the PUT gets
+// 502. An upload with a Content-Length still reaches an HTTP/1.0 GET.
+func TestHTTP10StreamedRefused(t *testing.T) {
+	needCurl(t)
+	e := newEnv(t)
+	get10 := func(tk string) (*curlProc, string) {
+		out := filepath.Join(e.dir, "get10-"+tk[4:12])
+		return startCurl(t, nil, "--http1.0", "-o", out, "-w", "%{http_code}",
+			"-H", "Authorization: Bearer "+tk, e.url(tk)), out
+	}
+	// check waits for the relay's decision, then checks both answers.
+	check := func(t *testing.T, tk string, get *curlProc, getOut string, put *rawClient) {
+		t.Helper()
+		e.waitState(tk, "paired or ended", func(exists, _, _, paired bool) bool { return !exists || paired })
+		if _, _, _, paired := e.state(tk); paired {
+			// End the upload so the GET finishes, and show what it got.
+			_ = put.write([]byte("0\r\n\r\n"))
+			get.wait(t)
+			t.Fatalf("an HTTP/1.0 GET was paired with a streamed upload: GET %s, %d bytes", get.stdout.String(), fileSize(getOut))
+		}
+		if code := get.wait(t); code != 0 {
+			t.Fatalf("GET curl exit %d: %s", code, get.stderr.String())
+		}
+		body, _ := os.ReadFile(getOut)
+		status, _ := strconv.Atoi(get.stdout.String())
+		wantError(t, status, string(body), 505, ErrHTTP10Streamed.Msg)
+		for _, want := range []string{"Content-Length", "HTTP/1.1", "proxy_http_version 1.1"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("GET error %s does not mention %q", body, want)
+			}
+		}
+		status, pb := put.response()
+		wantError(t, status, pb, 502, downloadFailed(http10Reason).Msg)
+		e.waitGone(tk)
+	}
+
+	t.Run("put-first", func(t *testing.T) {
+		tk := e.mint(MintRequest{})
+		put := e.rawPut(tk, "Transfer-Encoding: chunked")
+		if err := put.writeChunk([]byte("streamed")); err != nil {
+			t.Fatal(err)
+		}
+		e.waitPutClaimed(tk)
+		get, out := get10(tk)
+		check(t, tk, get, out, put)
+	})
+
+	t.Run("get-first", func(t *testing.T) {
+		tk := e.mint(MintRequest{})
+		get, out := get10(tk)
+		e.waitGetClaimed(tk)
+		put := e.rawPut(tk, "Transfer-Encoding: chunked")
+		if err := put.writeChunk([]byte("streamed")); err != nil {
+			t.Fatal(err)
+		}
+		check(t, tk, get, out, put)
+	})
+
+	t.Run("content-length", func(t *testing.T) {
+		in, sum := writeRandomFile(t, e.dir, 200<<10)
+		tk := e.mint(MintRequest{})
+		out := filepath.Join(e.dir, "get10-cl")
+		get := e.curlGet(tk, out, out+".hdr", "--http1.0")
+		e.waitGetClaimed(tk)
+		put, putBodyFile := e.curlPut(tk, in, nil)
+		if code := get.wait(t); code != 0 {
+			t.Fatalf("GET exit %d: %s", code, get.stderr.String())
+		}
+		if s, pb := putResult(t, put, putBodyFile); s != 200 || pb.SHA256 != sum {
+			t.Fatalf("PUT %d %+v", s, pb)
+		}
+		if _, got := fileSHA(t, out); got != sum {
+			t.Fatal("HTTP/1.0 GET body differs")
+		}
+	})
 }
