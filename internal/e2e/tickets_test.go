@@ -300,7 +300,30 @@ func TestTicketsMintErrors(t *testing.T) {
 	_, url := startRelay(t, "admin-k")
 	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--ttl", "1000h")
 	r.wantCode(t, 1, "ttl over the relay's max")
-	if !strings.Contains(r.stderr, "400") {
+	if !strings.Contains(r.stderr, "400") || !strings.Contains(r.stderr, "ttl_seconds must be between 1 and 86400") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	// A mint may not ask for more than tickets.max_bytes_limit (64GiB by
+	// default), and the answer names the ceiling.
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "91TB")
+	r.wantCode(t, 1, "max_bytes over the relay's default limit")
+	if !strings.Contains(r.stderr, "max_bytes must be between 1 and 68719476736") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	cfg := filepath.Join(dir, "limits.yaml")
+	os.WriteFile(cfg, []byte("tickets:\n  max_bytes: 1KiB\n  max_bytes_limit: 1MiB\n"), 0o600)
+	_, url = startRelay(t, "admin-k", "-c", cfg)
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "2MiB")
+	r.wantCode(t, 1, "max_bytes over a configured limit")
+	if !strings.Contains(r.stderr, "max_bytes must be between 1 and 1048576") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "1MiB")
+	r.wantCode(t, 0, "max_bytes at the configured limit")
+	r = run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k", "WARREN_RELAY_SERVER_TICKETS_MAX_BYTES_LIMIT=512"),
+		"relay-server", "-c", cfg, "config", "validate")
+	r.wantCode(t, 2, "max_bytes_limit below max_bytes")
+	if !strings.Contains(r.stderr, "tickets.max_bytes_limit") || !strings.Contains(r.stderr, "must be at least tickets.max_bytes (1KiB)") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }
