@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withH2C lets the test server speak HTTP/2 without TLS next to HTTP/1.1.
@@ -177,4 +179,93 @@ func TestHTTP10StreamedRefused(t *testing.T) {
 			t.Fatal("HTTP/1.0 GET body differs")
 		}
 	})
+}
+
+// lateFlush delays the relay's flush of the final bytes until the HTTP/2
+// downloader has closed its stream, as a loaded machine may: the bytes
+// reach the client (Write, then a flush of our own) and the client resets
+// the stream before the relay's own Flush runs, which then reports the
+// stream closed.
+type lateFlush struct {
+	http.ResponseWriter
+	gone    <-chan bool // CloseNotify: the stream is closed
+	size    int64
+	written int64
+}
+
+func (f *lateFlush) Write(p []byte) (int, error) {
+	n, err := f.ResponseWriter.Write(p)
+	f.written += int64(n)
+	if err == nil && f.written == f.size {
+		err = http.NewResponseController(f.ResponseWriter).Flush()
+	}
+	return n, err
+}
+
+func (f *lateFlush) FlushError() error {
+	if f.written == f.size {
+		select {
+		case <-f.gone:
+		case <-time.After(15 * time.Second):
+			return errors.New("test: the downloader never closed its stream")
+		}
+	}
+	return http.NewResponseController(f.ResponseWriter).Flush()
+}
+
+func (f *lateFlush) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// TestDownloaderGoneBeforeLastFlush: the flake of make test on a loaded
+// machine (PUT 502 "download side failed" while curl's GET exited 0 with all
+// bytes), made deterministic: over HTTP/2 the downloader has every byte and
+// has reset its stream before the relay's flush of the last write returns an
+// error. That is a delivered transfer.
+func TestDownloaderGoneBeforeLastFlush(t *testing.T) {
+	needCurl(t)
+	e := newEnv(t)
+	const size = 100<<10 + 3
+	in, sum := writeRandomFile(t, e.dir, size)
+	want, _ := os.ReadFile(in)
+
+	// A second HTTP/2 server on the same relay, whose GETs get lateFlush.
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet {
+			//lint:ignore SA1019 CloseNotify is the only signal of the stream's closing itself
+			w = &lateFlush{ResponseWriter: w, gone: w.(http.CloseNotifier).CloseNotify(), size: size}
+		}
+		e.relay.ServeHTTP(w, req)
+	}))
+	withH2C(nil, srv)
+	srv.Start()
+	defer srv.Close()
+
+	tk := e.mint(MintRequest{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	got := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/relay/"+tk, nil)
+		req.Header.Set("Authorization", "Bearer "+tk)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			got <- err
+			return
+		}
+		b := make([]byte, size)
+		_, err = io.ReadFull(resp.Body, b)
+		if err == nil && (resp.ProtoMajor != 2 || !bytes.Equal(b, want)) {
+			err = errors.New("GET: not HTTP/2, or the body differs")
+		}
+		resp.Body.Close() // every byte is here: reset the stream
+		got <- err
+	}()
+	e.waitGetClaimed(tk)
+	put, putBodyFile := e.curlPut(tk, in, nil)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if status, pb := putResult(t, put, putBodyFile); status != 200 || pb.Bytes != size || pb.SHA256 != sum {
+		t.Fatalf("PUT %d %+v, want 200 ok with %d bytes", status, pb, size)
+	}
 }

@@ -47,6 +47,11 @@
 // A downloader that has received its whole Content-Length may close its
 // connection or reset its HTTP/2 stream without waiting for the trailer, as
 // curl does; the transfer still counts as delivered once the upload ends.
+// On HTTP/2 the relay learns the fate of its last write only after the
+// stream's state, so a downloader that vanishes while the last bytes are
+// being written is indistinguishable from one that took them and left; it
+// too is counted as delivered, and it sees a body short of its
+// Content-Length.
 //
 // # HTTP/1.0 downloaders
 //

@@ -150,6 +150,19 @@ func (c *copier) run() result {
 			if werr == nil {
 				werr = c.rc.Flush()
 			}
+			if werr != nil && !c.x.aborted() && c.x.final.Load() && c.req.ProtoMajor >= 2 {
+				// HTTP/2 hands the bytes to the connection's writer and
+				// then reports the stream's state: a downloader that
+				// took its last bytes and reset the stream (or closed
+				// the connection) before this goroutine looked gives
+				// the same error as one that vanished just before. The
+				// relay cannot tell them apart and counts the transfer
+				// delivered; the second downloader sees a body short of
+				// its Content-Length.
+				wn, werr = k, nil
+				c.r.log.Debug("ticket download: downloader left as its last bytes were written; counted as delivered",
+					"workspace", c.t.workspace, "source", c.t.source, "dest", c.t.dest)
+			}
 			n += int64(wn)
 			c.r.m.bytes.Add(float64(wn))
 			if werr != nil {
@@ -192,8 +205,9 @@ type xfer struct {
 	// final is set just before the write that completes a declared
 	// Content-Length. From then on the downloader leaving is not a
 	// failure: if it left before that write got through, the write itself
-	// fails and the copy loop reports it; if after, it has every byte (an
-	// HTTP/2 client may reset its stream instead of waiting for the
+	// fails and the copy loop reports it (except on HTTP/2, where that
+	// cannot be told apart; see copier.run); if after, it has every byte
+	// (an HTTP/2 client may reset its stream instead of waiting for the
 	// trailer). The copy then reads the upload to its end as usual.
 	final atomic.Bool
 
