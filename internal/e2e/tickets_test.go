@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,9 +29,7 @@ type mintOut struct {
 // TestTicketsMintAndCurl mints with the CLI and moves a file with the two
 // curl lines it printed, as a user would paste them.
 func TestTicketsMintAndCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	_, url := startRelay(t, "admin-k")
 	dir := t.TempDir()
 	env := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k")
@@ -81,6 +80,207 @@ func TestTicketsMintAndCurl(t *testing.T) {
 	}
 }
 
+// needCurl skips a test when curl is missing, except under CI=true: there a
+// missing curl is a broken runner, and skipping would hide the interop tests.
+func needCurl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is not on PATH and CI=true: the CI image must provide curl")
+		}
+		t.Skip("curl not installed")
+	}
+}
+
+// curlProc is a curl running in the background.
+type curlProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser // nil unless started with a pipe
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+// startCurl runs curl -sS with args; with pipe, its stdin is p.stdin. The
+// test's cleanup kills it (by its own process, never by name).
+func startCurl(t *testing.T, pipe bool, args ...string) *curlProc {
+	t.Helper()
+	p := &curlProc{done: make(chan struct{})}
+	p.cmd = exec.Command("curl", append([]string{"-sS", "--max-time", "60"}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if pipe {
+		w, err := p.cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.stdin = w
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *curlProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait returns curl's exit code, failing the test if it runs past timeout.
+func (p *curlProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("curl %v still running after %s", p.cmd.Args, timeout)
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if p.err != nil {
+		t.Fatalf("curl: %v", p.err)
+	}
+	return 0
+}
+
+// TestTicketsHTTP10 drives relay-server with curl --http1.0 as the
+// downloader (what nginx does by default towards its upstreams). HTTP/1.0
+// ends a body without a length by closing the connection, so a streamed
+// upload that dies would reach the downloader as a clean, truncated file
+// (curl --fail exit 0). The relay refuses that pairing in either order
+// before any byte moves: the GET gets 505 naming the cure, the PUT gets 502.
+// An upload with a known size still reaches an HTTP/1.0 downloader.
+func TestTicketsHTTP10(t *testing.T) {
+	needCurl(t)
+	d, url := startRelay(t, "admin-k", "--log-level", "debug")
+	dir := t.TempDir()
+	env := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k")
+	mint := func(t *testing.T, ws string) mintOut {
+		t.Helper()
+		r := run(t, dir, env, "relay-server", "tickets", "mint", "--server", url,
+			"--workspace", ws, "--source", "a", "--dest", "b", "-o", "json")
+		r.wantCode(t, 0, "mint")
+		var m mintOut
+		decodeJSON(t, r.stdout, &m)
+		return m
+	}
+	waiting := func(t *testing.T, side, ws string) {
+		t.Helper()
+		d.stderr.wait(t, regexpOf(`"msg":"ticket side waiting for its peer".*"side":"`+side+`","workspace":"`+ws+`"`), 20*time.Second)
+	}
+	relayed := func(t *testing.T) int64 {
+		t.Helper()
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "warren_ticket_bytes_total "); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return int64(n)
+			}
+		}
+		return 0
+	}
+	get10 := func(t *testing.T, m mintOut, out string) *curlProc {
+		return startCurl(t, false, "--http1.0", "--fail-with-body", "-o", out, "-w", "%{http_code}",
+			"-H", "Authorization: Bearer "+m.Ticket, m.DownloadURL)
+	}
+	putStream := func(t *testing.T, m mintOut, out string) *curlProc {
+		p := startCurl(t, true, "-T", "-", "-o", out, "-w", "%{http_code}",
+			"-H", "Authorization: Bearer "+m.Ticket, m.UploadURL)
+		if _, err := p.stdin.Write(bytes.Repeat([]byte("s"), 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// refused checks that the HTTP/1.0 GET was refused with 505 and the
+	// streamed PUT with 502. Before any assertion it tells the refusal from
+	// the old behaviour, where bytes flow: then the upload is killed
+	// mid-stream to show what the downloader makes of it.
+	refused := func(t *testing.T, get, put *curlProc, getOut, putOut string, base int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !get.exited() && relayed(t) < base+1 {
+			if time.Now().After(deadline) {
+				t.Fatal("neither an answer to the HTTP/1.0 GET nor bytes relayed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !get.exited() {
+			put.cmd.Process.Kill()
+			code := get.wait(t, 30*time.Second)
+			got, _ := os.ReadFile(getOut)
+			t.Fatalf("HTTP/1.0 GET of a streamed upload got %s; after the upload was killed curl --fail exited %d with %d bytes",
+				get.stdout.String(), code, len(got))
+		}
+		body, _ := os.ReadFile(getOut)
+		if code := get.wait(t, time.Second); code != 22 || get.stdout.String() != "505" ||
+			!strings.Contains(string(body), "no Content-Length") || !strings.Contains(string(body), "proxy_http_version 1.1") {
+			t.Fatalf("HTTP/1.0 GET: curl exit %d, status %s, body %s %s", code, get.stdout.String(), body, get.stderr.String())
+		}
+		put.stdin.Close()
+		code := put.wait(t, 30*time.Second)
+		pbody, _ := os.ReadFile(putOut)
+		if put.stdout.String() != "502" || !strings.Contains(string(pbody), "download side failed: the downloader speaks HTTP/1.0") {
+			t.Fatalf("streamed PUT: curl exit %d, status %s, body %s %s", code, put.stdout.String(), pbody, put.stderr.String())
+		}
+		if relayed(t) != base {
+			t.Fatalf("bytes were relayed to a refused HTTP/1.0 GET")
+		}
+	}
+
+	t.Run("get-first", func(t *testing.T) {
+		m := mint(t, "h10-get-first")
+		base := relayed(t)
+		getOut, putOut := filepath.Join(dir, "g1"), filepath.Join(dir, "p1")
+		get := get10(t, m, getOut)
+		waiting(t, "GET", "h10-get-first")
+		put := putStream(t, m, putOut)
+		refused(t, get, put, getOut, putOut, base)
+	})
+
+	t.Run("put-first", func(t *testing.T) {
+		m := mint(t, "h10-put-first")
+		base := relayed(t)
+		getOut, putOut := filepath.Join(dir, "g2"), filepath.Join(dir, "p2")
+		put := putStream(t, m, putOut)
+		waiting(t, "PUT", "h10-put-first")
+		get := get10(t, m, getOut)
+		refused(t, get, put, getOut, putOut, base)
+	})
+
+	t.Run("known-size", func(t *testing.T) {
+		m := mint(t, "h10-known-size")
+		payload := bytes.Repeat([]byte("http/1.0 "), 100_000)
+		src, dst := filepath.Join(dir, "src.bin"), filepath.Join(dir, "dst.bin")
+		os.WriteFile(src, payload, 0o600)
+		get := get10(t, m, dst)
+		waiting(t, "GET", "h10-known-size")
+		put := startCurl(t, false, "--fail-with-body", "-T", src, "-H", "Authorization: Bearer "+m.Ticket, m.UploadURL)
+		if code := put.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("PUT: curl exit %d: %s %s", code, put.stdout.String(), put.stderr.String())
+		}
+		if code := get.wait(t, 30*time.Second); code != 0 || get.stdout.String() != "200" {
+			t.Fatalf("HTTP/1.0 GET: curl exit %d, status %s: %s", code, get.stdout.String(), get.stderr.String())
+		}
+		if got, _ := os.ReadFile(dst); !bytes.Equal(got, payload) {
+			t.Fatalf("HTTP/1.0 GET got %d bytes, want %d", len(got), len(payload))
+		}
+	})
+}
+
 func TestTicketsMintErrors(t *testing.T) {
 	dir := t.TempDir()
 	env := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k")
@@ -100,7 +300,30 @@ func TestTicketsMintErrors(t *testing.T) {
 	_, url := startRelay(t, "admin-k")
 	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--ttl", "1000h")
 	r.wantCode(t, 1, "ttl over the relay's max")
-	if !strings.Contains(r.stderr, "400") {
+	if !strings.Contains(r.stderr, "400") || !strings.Contains(r.stderr, "ttl_seconds must be between 1 and 86400") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	// A mint may not ask for more than tickets.max_bytes_limit (64GiB by
+	// default), and the answer names the ceiling.
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "91TB")
+	r.wantCode(t, 1, "max_bytes over the relay's default limit")
+	if !strings.Contains(r.stderr, "max_bytes must be between 1 and 68719476736") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	cfg := filepath.Join(dir, "limits.yaml")
+	os.WriteFile(cfg, []byte("tickets:\n  max_bytes: 1KiB\n  max_bytes_limit: 1MiB\n"), 0o600)
+	_, url = startRelay(t, "admin-k", "-c", cfg)
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "2MiB")
+	r.wantCode(t, 1, "max_bytes over a configured limit")
+	if !strings.Contains(r.stderr, "max_bytes must be between 1 and 1048576") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	r = run(t, dir, env, "relay-server", "tickets", "mint", "--server", url, "--workspace", "w", "--source", "a", "--dest", "b", "--max-bytes", "1MiB")
+	r.wantCode(t, 0, "max_bytes at the configured limit")
+	r = run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k", "WARREN_RELAY_SERVER_TICKETS_MAX_BYTES_LIMIT=512"),
+		"relay-server", "-c", cfg, "config", "validate")
+	r.wantCode(t, 2, "max_bytes_limit below max_bytes")
+	if !strings.Contains(r.stderr, "tickets.max_bytes_limit") || !strings.Contains(r.stderr, "must be at least tickets.max_bytes (1KiB)") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }

@@ -24,6 +24,11 @@ type Config struct {
 	// one ticket may move, not memory.
 	DefaultMaxBytes int64
 
+	// MaxBytesLimit is the largest max_bytes a mint may ask for; larger
+	// values get 400. Default 64 GiB. It bounds how much one ticket may
+	// move, as MaxTTL bounds how long it may wait.
+	MaxBytesLimit int64
+
 	// IdleTimeout ends a paired transfer when no byte has moved in either
 	// direction for this long: the PUT gets 504 and the GET is aborted.
 	// Default 60s. It is the only time limit once a transfer runs; the
@@ -58,6 +63,7 @@ const (
 	DefaultTTL           = 5 * time.Minute
 	DefaultMaxTTL        = 24 * time.Hour
 	DefaultMaxBytes      = int64(1) << 30
+	DefaultMaxBytesLimit = int64(64) << 30
 	DefaultIdleTimeout   = 60 * time.Second
 	DefaultWorkspaceCap  = 16
 	DefaultSweepInterval = 10 * time.Second
@@ -68,7 +74,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Authorize == nil {
 		return c, errors.New("ticket: Config.Authorize is required")
 	}
-	if c.DefaultTTL < 0 || c.MaxTTL < 0 || c.DefaultMaxBytes < 0 || c.IdleTimeout < 0 ||
+	if c.DefaultTTL < 0 || c.MaxTTL < 0 || c.DefaultMaxBytes < 0 || c.MaxBytesLimit < 0 || c.IdleTimeout < 0 ||
 		c.WorkspaceCap < 0 || c.SweepInterval < 0 {
 		return c, errors.New("ticket: negative Config value")
 	}
@@ -88,6 +94,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultMaxBytes == 0 {
 		c.DefaultMaxBytes = DefaultMaxBytes
+	}
+	if c.MaxBytesLimit == 0 {
+		c.MaxBytesLimit = DefaultMaxBytesLimit
+	}
+	if c.DefaultMaxBytes > c.MaxBytesLimit {
+		return c, fmt.Errorf("ticket: DefaultMaxBytes %d exceeds MaxBytesLimit %d", c.DefaultMaxBytes, c.MaxBytesLimit)
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout

@@ -52,6 +52,21 @@ var (
 	ErrShuttingDown = &Error{Status: http.StatusServiceUnavailable, Msg: "relay shutting down"}
 )
 
+// ErrHTTP10Streamed answers an HTTP/1.0 GET paired with an upload that has no
+// Content-Length. Without a length an HTTP/1.0 body ends when the connection
+// closes, so a transfer broken mid-stream would look complete to the
+// downloader; the relay refuses instead. nginx proxies to its upstreams in
+// HTTP/1.0 unless told otherwise, hence the hint.
+var ErrHTTP10Streamed = &Error{
+	Status: http.StatusHTTPVersionNotSupported,
+	Msg: "this transfer has no Content-Length (the upload is streamed) and HTTP/1.0 cannot signal a truncated body; " +
+		"download with HTTP/1.1 (behind nginx: proxy_http_version 1.1)",
+}
+
+// http10Reason is the PUT side's downloadFailed reason for ErrHTTP10Streamed.
+const http10Reason = "the downloader speaks HTTP/1.0, which cannot receive an upload without Content-Length; " +
+	"upload with a known size (curl -T FILE) or download with HTTP/1.1 (behind nginx: proxy_http_version 1.1)"
+
 // StatusCode returns the HTTP status for err: its *Error status, or 500.
 func StatusCode(err error) int {
 	if e, ok := errors.AsType[*Error](err); ok {

@@ -17,12 +17,13 @@ func FuzzMintRequest(f *testing.F) {
 		`{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":0}`,
 		`{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":9223372036854775807}`,
 		`{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":-1}`,
+		`{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":91000000000000}`,
 		`{"workspace_id":"w","source_id":"s","dest_id":"d","x":1}`,
 		`{"workspace_id":null}`, `[]`, `{}`, ``, `{"ttl_seconds":1e3}`, `{} {}`, `"\u0000"`,
 	} {
 		f.Add([]byte(s))
 	}
-	r, err := New(Config{Authorize: testAuthorize, MaxTTL: time.Hour}, nil, nil)
+	r, err := New(Config{Authorize: testAuthorize, MaxTTL: time.Hour, MaxBytesLimit: 1 << 40}, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func FuzzMintRequest(f *testing.F) {
 		if req.TTL <= 0 || req.TTL > time.Hour || req.TTL%time.Second != 0 {
 			t.Fatalf("accepted TTL %v", req.TTL)
 		}
-		if req.MaxBytes < 1 {
+		if req.MaxBytes < 1 || req.MaxBytes > 1<<40 {
 			t.Fatalf("accepted MaxBytes %d", req.MaxBytes)
 		}
 	})

@@ -149,7 +149,7 @@ func (r *Relay) handlePut(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	up := &upload{body: req.Body, length: req.ContentLength, rc: rc, done: make(chan result, 1)}
-	t, err := r.claim(id, putSide, up)
+	t, err := r.claim(id, putSide, up, false)
 	if err != nil {
 		e, _ := errors.AsType[*Error](err)
 		if errors.Is(err, ErrTooLarge) {
@@ -200,7 +200,7 @@ func (r *Relay) handleGet(w http.ResponseWriter, req *http.Request) {
 		writeError(w, ErrUnauthorized)
 		return
 	}
-	t, err := r.claim(id, getSide, nil)
+	t, err := r.claim(id, getSide, nil, req.ProtoMajor == 1 && req.ProtoMinor == 0)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -20,7 +20,7 @@ type MintRequest struct {
 	SourceID    string        // identity of the uploading side; required, audit only
 	DestID      string        // identity of the downloading side; required, audit only
 	TTL         time.Duration // pairing deadline; 0 = Config.DefaultTTL, else in (0, Config.MaxTTL]
-	MaxBytes    int64         // upload limit; 0 = Config.DefaultMaxBytes, else ≥ 1
+	MaxBytes    int64         // upload limit; 0 = Config.DefaultMaxBytes, else in [1, Config.MaxBytesLimit]
 }
 
 // MintResponse describes a minted ticket. The URLs are paths relative to the
@@ -80,10 +80,16 @@ func decodeMintRequest(rd io.Reader) (MintRequest, error) {
 	}
 	if w.TTLSeconds != nil {
 		s := *w.TTLSeconds
-		if s < 1 || s > math.MaxInt64/int64(time.Second) {
+		switch {
+		case s < 1:
 			return MintRequest{}, badRequest("ttl_seconds must be a positive number of seconds")
+		case s > math.MaxInt64/int64(time.Second):
+			// Not representable, and far above any MaxTTL: let
+			// normalize name the relay's ceiling.
+			req.TTL = math.MaxInt64
+		default:
+			req.TTL = time.Duration(s) * time.Second
 		}
-		req.TTL = time.Duration(s) * time.Second
 	}
 	if w.MaxBytes != nil {
 		if *w.MaxBytes < 1 {
@@ -104,9 +110,11 @@ func (r *Relay) normalize(req MintRequest) (MintRequest, error) {
 	case req.DestID == "":
 		return req, badRequest("dest_id is required")
 	case req.TTL < 0 || req.TTL > r.cfg.MaxTTL:
-		return req, badRequest("ttl_seconds must be between 1 and %d", int64(r.cfg.MaxTTL/time.Second))
+		return req, badRequest("ttl_seconds must be between 1 and %d (the relay's maximum)", int64(r.cfg.MaxTTL/time.Second))
 	case req.MaxBytes < 0:
 		return req, badRequest("max_bytes must be at least 1")
+	case req.MaxBytes > r.cfg.MaxBytesLimit:
+		return req, badRequest("max_bytes must be between 1 and %d (the relay's maximum)", r.cfg.MaxBytesLimit)
 	}
 	if req.TTL == 0 {
 		req.TTL = r.cfg.DefaultTTL

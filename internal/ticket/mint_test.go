@@ -99,8 +99,12 @@ func TestMintValidation(t *testing.T) {
 		{"ttl-fraction", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":1.5}`, 400, "ttl_seconds"},
 		{"ttl-string", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":"300"}`, 400, "ttl_seconds"},
 		{"ttl-over-max", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":86401}`, 400, "ttl_seconds must be between 1 and 86400"},
-		{"ttl-huge", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":9223372036854775807}`, 400, "ttl_seconds"},
+		{"ttl-huge", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":9223372036854775807}`, 400, "ttl_seconds must be between 1 and 86400"},
+		{"ttl-past-duration", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":9223372037}`, 400, "ttl_seconds must be between 1 and 86400"},
 		{"max-bytes-zero", `{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":0}`, 400, "max_bytes must be at least 1"},
+		{"max-bytes-91TB", `{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":91000000000000}`, 400, "max_bytes must be between 1 and 68719476736"},
+		{"max-bytes-over-limit", `{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":68719476737}`, 400, "max_bytes must be between 1 and 68719476736"},
+		{"max-bytes-limit-ok", `{"workspace_id":"w","source_id":"s","dest_id":"d","max_bytes":68719476736}`, 201, ""},
 		{"too-large", `{"workspace_id":"` + strings.Repeat("w", 70<<10) + `"}`, 413, "request body too large"},
 		{"ttl-max-ok", `{"workspace_id":"w","source_id":"s","dest_id":"d","ttl_seconds":86400,"max_bytes":1}`, 201, ""},
 	} {
@@ -229,8 +233,18 @@ func TestWorkspaceCap(t *testing.T) {
 }
 
 func TestMintGoAPI(t *testing.T) {
-	e := newEnv(t, withConfig(func(c *Config) { c.WorkspaceCap = 1; c.MaxTTL = time.Hour; c.DefaultTTL = time.Minute }))
+	e := newEnv(t, withConfig(func(c *Config) {
+		c.WorkspaceCap = 1
+		c.MaxTTL = time.Hour
+		c.DefaultTTL = time.Minute
+		c.DefaultMaxBytes = 1 << 10
+		c.MaxBytesLimit = 1 << 20
+	}))
 	ctx := context.Background()
+	if _, err := e.relay.Mint(ctx, MintRequest{WorkspaceID: "w", SourceID: "s", DestID: "d", MaxBytes: 1<<20 + 1}); !errors.Is(err, ErrBadRequest) ||
+		!strings.Contains(err.Error(), "max_bytes must be between 1 and 1048576") {
+		t.Errorf("max_bytes over the limit: %v", err)
+	}
 	if _, err := e.relay.Mint(ctx, MintRequest{WorkspaceID: "w", SourceID: "s"}); !errors.Is(err, ErrBadRequest) || StatusCode(err) != 400 {
 		t.Errorf("missing dest: %v", err)
 	}
@@ -263,6 +277,8 @@ func TestNewConfig(t *testing.T) {
 		{Authorize: testAuthorize, IdleTimeout: -1},
 		{Authorize: testAuthorize, DefaultTTL: 2 * time.Hour, MaxTTL: time.Hour},
 		{Authorize: testAuthorize, MaxTTL: time.Millisecond},
+		{Authorize: testAuthorize, DefaultMaxBytes: 2 << 30, MaxBytesLimit: 1 << 30},
+		{Authorize: testAuthorize, MaxBytesLimit: -1},
 	} {
 		if _, err := New(c, nil, nil); err == nil {
 			t.Errorf("New(%+v) succeeded", c)
@@ -274,7 +290,8 @@ func TestNewConfig(t *testing.T) {
 	}
 	defer r.Close()
 	if r.cfg.DefaultTTL != DefaultTTL || r.cfg.MaxTTL != DefaultMaxTTL || r.cfg.DefaultMaxBytes != DefaultMaxBytes ||
-		r.cfg.IdleTimeout != DefaultIdleTimeout || r.cfg.WorkspaceCap != DefaultWorkspaceCap || r.cfg.SweepInterval != DefaultSweepInterval {
+		r.cfg.IdleTimeout != DefaultIdleTimeout || r.cfg.WorkspaceCap != DefaultWorkspaceCap || r.cfg.SweepInterval != DefaultSweepInterval ||
+		r.cfg.MaxBytesLimit != DefaultMaxBytesLimit {
 		t.Errorf("defaults not applied: %+v", r.cfg)
 	}
 	// Registering twice on one registry fails loudly.

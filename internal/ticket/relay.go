@@ -40,6 +40,7 @@ type ticket struct {
 
 	put        *upload // set when the PUT side claims
 	getClaimed bool
+	getHTTP10  bool   // the GET is HTTP/1.0: it cannot take a streamed upload
 	paired     bool   // both sides present; the GET handler now runs the copy
 	ended      bool   // deleted from the relay; terminal
 	waitErr    *Error // what a side still waiting is told when the ticket ends unpaired
@@ -256,10 +257,11 @@ const (
 )
 
 // claim takes one side of ticket id. up is the PUT side's upload (nil for
-// GET). If the other side is already present the ticket becomes paired.
-// On a declared Content-Length over max_bytes it consumes the ticket and
-// returns it with the 413 error, so the caller can report max_bytes.
-func (r *Relay) claim(id string, s side, up *upload) (*ticket, error) {
+// GET); http10 tells an HTTP/1.0 GET. If the other side is already present
+// the ticket becomes paired. On a declared Content-Length over max_bytes it
+// consumes the ticket and returns it with the 413 error, so the caller can
+// report max_bytes.
+func (r *Relay) claim(id string, s side, up *upload, http10 bool) (*ticket, error) {
 	var gone []ended
 	r.mu.Lock()
 	defer func() {
@@ -303,6 +305,23 @@ func (r *Relay) claim(id string, s side, up *upload) (*ticket, error) {
 			return nil, ErrGetClaimed
 		}
 		t.getClaimed = true
+		t.getHTTP10 = http10
+	}
+	if t.put != nil && t.getClaimed && t.put.length < 0 && t.getHTTP10 {
+		// An HTTP/1.0 body without a length ends when the connection
+		// closes, so a broken upload would reach the downloader as a clean,
+		// short file. Decided here, when the second side arrives and both
+		// are known, before any byte moves; the ticket is consumed and each
+		// side learns why: the one waiting through waitErr, the one
+		// arriving through the returned error.
+		getErr, putErr := ErrHTTP10Streamed, downloadFailed(http10Reason)
+		waiting, arriving := putErr, getErr
+		if s == putSide {
+			waiting, arriving = getErr, putErr
+		}
+		r.endLocked(t, OutcomeDownloadFailed, waiting)
+		gone = append(gone, ended{t: t, outcome: OutcomeDownloadFailed, err: putErr})
+		return t, arriving
 	}
 	if t.put != nil && t.getClaimed {
 		t.paired = true
@@ -320,6 +339,12 @@ func (r *Relay) waitPaired(ctx context.Context, t *ticket, s side) error {
 		return nil
 	default:
 	}
+	name := "PUT"
+	if s == getSide {
+		name = "GET"
+	}
+	r.log.Debug("ticket side waiting for its peer", "side", name,
+		"workspace", t.workspace, "source", t.source, "dest", t.dest)
 	timer := time.NewTimer(t.expires.Sub(r.cfg.Now()))
 	defer timer.Stop()
 	select {

@@ -32,7 +32,10 @@ func (r *Relay) transfer(w http.ResponseWriter, req *http.Request, rc *http.Resp
 	stop, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
-		x.watch(stop, req.Context(), r.shutdown, r.cfg.IdleTimeout)
+		x.watch(stop, req.Context(), r.shutdown, r.cfg.IdleTimeout, func() {
+			r.log.Debug("ticket download: downloader left after receiving every byte; reading the upload to its end",
+				"workspace", t.workspace, "source", t.source, "dest", t.dest)
+		})
 	}()
 
 	c := copier{r: r, w: w, rc: rc, req: req, t: t, x: x, h: sha256.New()}
@@ -40,11 +43,12 @@ func (r *Relay) transfer(w http.ResponseWriter, req *http.Request, rc *http.Resp
 	close(stop)
 	<-watched
 	if res.putErr == nil && c.trailer && x.aborted() {
-		// The watchdog fired as the copy ended, before the response's
-		// final frame (terminating chunk, trailer) went out: its deadlines
-		// break that frame, so report its reason, not success. With a
-		// Content-Length on HTTP/1.1 the last flushed byte completes the
-		// response, and a downloader that hangs up then has everything.
+		// The watchdog fired (idle, shutdown, or a streamed download's
+		// client left) as the copy ended, before the response's final
+		// frame (terminating chunk, trailer) went out: its deadlines break
+		// that frame, so report its reason, not success. A downloader that
+		// leaves after its whole Content-Length is not a reason (see
+		// xfer.final).
 		res.outcome, res.putErr, res.getErr = x.outcome, x.putErr, x.getErr
 	}
 
@@ -135,10 +139,29 @@ func (c *copier) run() result {
 			if !c.sent {
 				c.sendHeaders()
 			}
+			if c.t.put.length >= 0 && n+int64(k) == c.t.put.length {
+				// This write completes the declared length: once it
+				// succeeds the downloader has every byte it was promised,
+				// and may hang up before the trailer.
+				c.x.final.Store(true)
+			}
 			c.h.Write(buf[:k])
 			wn, werr := c.w.Write(buf[:k])
 			if werr == nil {
 				werr = c.rc.Flush()
+			}
+			if werr != nil && !c.x.aborted() && c.x.final.Load() && c.req.ProtoMajor >= 2 {
+				// HTTP/2 hands the bytes to the connection's writer and
+				// then reports the stream's state: a downloader that
+				// took its last bytes and reset the stream (or closed
+				// the connection) before this goroutine looked gives
+				// the same error as one that vanished just before. The
+				// relay cannot tell them apart and counts the transfer
+				// delivered; the second downloader sees a body short of
+				// its Content-Length.
+				wn, werr = k, nil
+				c.r.log.Debug("ticket download: downloader left as its last bytes were written; counted as delivered",
+					"workspace", c.t.workspace, "source", c.t.source, "dest", c.t.dest)
 			}
 			n += int64(wn)
 			c.r.m.bytes.Add(float64(wn))
@@ -179,6 +202,15 @@ type xfer struct {
 	start time.Time
 	last  atomic.Int64 // time.Since(start) at the latest progress, in ns
 
+	// final is set just before the write that completes a declared
+	// Content-Length. From then on the downloader leaving is not a
+	// failure: if it left before that write got through, the write itself
+	// fails and the copy loop reports it (except on HTTP/2, where that
+	// cannot be told apart; see copier.run); if after, it has every byte
+	// (an HTTP/2 client may reset its stream instead of waiting for the
+	// trailer). The copy then reads the upload to its end as usual.
+	final atomic.Bool
+
 	putRC, getRC *http.ResponseController
 
 	once    sync.Once
@@ -215,15 +247,23 @@ func (x *xfer) result(n int64, h hash.Hash) result {
 }
 
 // watch aborts the transfer when no byte has moved for idle, when the
-// downloader's request ends (it went away), or when the relay closes.
-func (x *xfer) watch(stop <-chan struct{}, getCtx context.Context, shutdown <-chan struct{}, idle time.Duration) {
+// downloader's request ends (it went away) short of its Content-Length, or
+// when the relay closes. leftWithAll is called when the downloader leaves
+// after the final write began (see xfer.final).
+func (x *xfer) watch(stop <-chan struct{}, getCtx context.Context, shutdown <-chan struct{}, idle time.Duration, leftWithAll func()) {
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
+	getDone := getCtx.Done()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-getCtx.Done():
+		case <-getDone:
+			if x.final.Load() {
+				getDone = nil // keep watching idle and shutdown
+				leftWithAll()
+				continue
+			}
 			x.abort(OutcomeDownloadFailed, downloadFailed("client went away"), nil)
 			return
 		case <-shutdown:

@@ -34,12 +34,13 @@ type Config struct {
 	} `yaml:"tunnels"`
 
 	Tickets struct {
-		Enabled      bool          `yaml:"enabled" usage:"serve the ticket byte relay (/v1/tickets, /v1/relay/...)"`
-		DefaultTTL   time.Duration `yaml:"default_ttl" usage:"pairing deadline when a mint gives no ttl_seconds"`
-		MaxTTL       time.Duration `yaml:"max_ttl" usage:"longest pairing deadline a mint may ask for"`
-		MaxBytes     cli.ByteSize  `yaml:"max_bytes" usage:"upload limit when a mint gives no max_bytes"`
-		IdleTimeout  time.Duration `yaml:"idle_timeout" usage:"abort a paired transfer when no byte moves for this long"`
-		WorkspaceCap int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
+		Enabled       bool          `yaml:"enabled" usage:"serve the ticket byte relay (/v1/tickets, /v1/relay/...)"`
+		DefaultTTL    time.Duration `yaml:"default_ttl" usage:"pairing deadline when a mint gives no ttl_seconds"`
+		MaxTTL        time.Duration `yaml:"max_ttl" usage:"longest pairing deadline a mint may ask for"`
+		MaxBytes      cli.ByteSize  `yaml:"max_bytes" usage:"upload limit when a mint gives no max_bytes"`
+		MaxBytesLimit cli.ByteSize  `yaml:"max_bytes_limit" usage:"largest max_bytes a mint may ask for"`
+		IdleTimeout   time.Duration `yaml:"idle_timeout" usage:"abort a paired transfer when no byte moves for this long"`
+		WorkspaceCap  int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
 	} `yaml:"tickets"`
 
 	Wings struct {
@@ -65,6 +66,7 @@ func defaultConfig() *Config {
 	c.Tickets.DefaultTTL = 5 * time.Minute
 	c.Tickets.MaxTTL = 24 * time.Hour
 	c.Tickets.MaxBytes = 1 << 30
+	c.Tickets.MaxBytesLimit = 64 << 30
 	c.Tickets.IdleTimeout = 60 * time.Second
 	c.Tickets.WorkspaceCap = 16
 	return c
@@ -115,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tickets.MaxBytes < 1 {
 		return cli.FieldErrorf("tickets.max_bytes", "must be at least 1")
+	}
+	if c.Tickets.MaxBytesLimit < c.Tickets.MaxBytes {
+		return cli.FieldErrorf("tickets.max_bytes_limit", "must be at least tickets.max_bytes (%s)", c.Tickets.MaxBytes)
 	}
 	if c.Tickets.IdleTimeout <= 0 {
 		return cli.FieldErrorf("tickets.idle_timeout", "must be positive")

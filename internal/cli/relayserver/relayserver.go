@@ -133,6 +133,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 			DefaultTTL:      cfg.Tickets.DefaultTTL,
 			MaxTTL:          cfg.Tickets.MaxTTL,
 			DefaultMaxBytes: int64(cfg.Tickets.MaxBytes),
+			MaxBytesLimit:   int64(cfg.Tickets.MaxBytesLimit),
 			IdleTimeout:     cfg.Tickets.IdleTimeout,
 			WorkspaceCap:    cfg.Tickets.WorkspaceCap,
 		},

@@ -54,7 +54,7 @@ ticket with the two curl command lines: one uploads, the other downloads.`,
 	f.StringVar(&opts.source, "source", "", "identity of the uploading side (required)")
 	f.StringVar(&opts.dest, "dest", "", "identity of the downloading side (required)")
 	f.DurationVar(&opts.ttl, "ttl", 0, "pairing deadline (default: the relay's tickets.default_ttl)")
-	f.Var(&byteSizeFlag{&opts.maxBytes}, "max-bytes", "upload size limit such as 10MiB (default: the relay's tickets.max_bytes)")
+	f.Var(&byteSizeFlag{&opts.maxBytes}, "max-bytes", "upload size limit such as 10MiB (default: the relay's tickets.max_bytes; at most its tickets.max_bytes_limit)")
 	for _, name := range []string{"workspace", "source", "dest"} {
 		mint.MarkFlagRequired(name)
 	}
