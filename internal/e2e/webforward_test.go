@@ -373,7 +373,7 @@ func webForwardHardening(t *testing.T, hc *http.Client, relayAddr, byHost, byPat
 	req, _ = http.NewRequest("GET", byPath+"/info", nil)
 	req.Header.Set("Authorization", "Tunnel "+tok)
 	req.Header.Set("X-Forwarded-Prefix", "/evil")
-	resp, body = do(req)
+	_, body = do(req)
 	decodeJSON(t, body, &s)
 	if got := s.Headers["X-Forwarded-Prefix"]; len(got) != 1 || got[0] != prefix {
 		t.Errorf("path form: app saw X-Forwarded-Prefix %q, want %q", got, prefix)
@@ -383,7 +383,7 @@ func webForwardHardening(t *testing.T, hc *http.Client, relayAddr, byHost, byPat
 	for _, u := range []string{byPath + "/setcookie", byHost + "/setcookie"} {
 		req, _ = http.NewRequest("GET", u, nil)
 		req.Header.Set("Authorization", "Tunnel "+tok)
-		resp, body = do(req)
+		resp, _ = do(req)
 		if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != 200 || len(got) != 1 || got[0] != "app=1; Path=/" {
 			t.Errorf("GET %s: %d, Set-Cookie %q: want only the app's own cookie", u, resp.StatusCode, got)
 		}

@@ -18,14 +18,13 @@ func jwtFor(sub string) string {
 
 // rawSession is a PTY session driven through a hubtest.RawRelay.
 type rawSession struct {
-	t    *testing.T
-	w    *hubtest.RawWing
-	a    *Agent
-	sid  string
-	c    *wp.Cipher
-	pub  string
-	out  strings.Builder
-	user string
+	t   *testing.T
+	w   *hubtest.RawWing
+	a   *Agent
+	sid string
+	c   *wp.Cipher
+	pub string
+	out strings.Builder
 }
 
 func startRawSession(t *testing.T, w *hubtest.RawWing, a *Agent, sid string, start map[string]any) *rawSession {
