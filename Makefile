@@ -37,7 +37,7 @@ lint: $(STATICCHECK) ## go vet, gofmt and staticcheck
 	$(STATICCHECK) ./...
 
 test-long: ## soak tests longer than one TURN allocation refresh cycle (~10 min; not in CI)
-	go test -race -count=1 -tags long -run Soak -timeout 30m -v ./internal/turnclient/
+	go test -race -count=1 -tags long -run Soak -timeout 30m -v ./internal/turn/turnclient/
 
 bench: build ## benchmarks, each reported against the direct path in the same run
 	./scripts/bench.sh

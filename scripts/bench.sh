@@ -96,13 +96,13 @@ echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during the 4 GiB t
 
 echo
 echo "== port tunnels: forwarded connection through relay-server + tunnel-host vs direct loopback"
-# All in one go test process: relay-server (internal/relay) and tunnel-host
+# All in one go test process: relay-server (internal/relayserver) and tunnel-host
 # on loopback, 16 MiB echoed per throughput op, 64-byte ping-pong for RTT.
 # Direct = plain TCP; V2 = raw V2 client (forwarded-tcpip); V1 = Go SDK
 # client (nested SSH) with a V1-forced host.
 PT_COUNT=${BENCH_PORT_COUNT:-3}
-go test -run '^$' -bench 'Throughput$|IdleConnMemory$' -benchtime 3x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/ports.txt" | grep -E '^Benchmark' || true
-go test -run '^$' -bench 'RTT$' -benchtime 2000x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/rtt.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'Throughput$|IdleConnMemory$' -benchtime 3x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/ports.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'RTT$' -benchtime 2000x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/rtt.txt" | grep -E '^Benchmark' || true
 pt_direct=$(median_mbs BenchmarkDirectThroughput "$work/ports.txt")
 pt_v2=$(median_mbs BenchmarkV2Throughput "$work/ports.txt")
 pt_v1=$(median_mbs BenchmarkV1Throughput "$work/ports.txt")
@@ -118,20 +118,20 @@ echo "idle V2 connections (relay + host + client in one process): $(median_metri
 
 echo
 echo "== web forwarding: GET of 16 MiB through relay-server's path form to a V2 host vs the same GET direct"
-go test -run '^$' -bench 'Web(Direct|Forward)GET$' -benchtime 5x -count "$PT_COUNT" ./internal/tunnelhost/ | tee "$work/web.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'Web(Direct|Forward)GET$' -benchtime 5x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/web.txt" | grep -E '^Benchmark' || true
 wd=$(median_mbs BenchmarkWebDirectGET "$work/web.txt")
 wf=$(median_mbs BenchmarkWebForwardGET "$work/web.txt")
 awk -v n="$PT_COUNT" -v d="$wd" -v f="$wf" 'BEGIN {printf "web GET (median of %s): direct %.0f MB/s, forwarded %.0f MB/s (forwarded/direct %.2f)\n", n, d, f, f/d}'
 
 echo
 echo "== wing: 100 MiB of PTY output and keystroke echo through the wing hub (E2E-encrypted) vs a local PTY (median of $COUNT)"
-go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/ | tee "$work/wing.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/wingagent/ | tee "$work/wing.txt" | grep -E '^Benchmark' || true
 echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wing.txt") MB/s, local $(median_metric BenchmarkPTYThroughput direct-MB/s "$work/wing.txt") MB/s, ratio $(median_metric BenchmarkPTYThroughput x-direct "$work/wing.txt")"
 echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"
 
 echo
 echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
-go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true
 for m in udp tcp; do
   n="BenchmarkUDPOverlay/turn-over-$m"
   echo "TURN over $m: $(median_mbs "$n" "$work/turn.txt") MB/s ($(median_metric "$n" pkt/s "$work/turn.txt") pkt/s) vs direct $(median_metric "$n" direct-MB/s "$work/turn.txt") MB/s, ratio $(median_metric "$n" x-direct "$work/turn.txt"); loss at 1000/2000 pps: $(median_metric "$n" loss-%@1000pps "$work/turn.txt")% / $(median_metric "$n" loss-%@2000pps "$work/turn.txt")%"

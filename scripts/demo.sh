@@ -194,7 +194,7 @@ curl -fsS -o /dev/null -w 'GET /app/ -> %{http_code}\n' "$relay/app/"
 echo "browser terminal: open $relay/app/#token=\$(cat $work/user.token)"
 
 step "TURN overlay: UDP through a TURN server to tunnel-server, DTLS with a pre-shared key"
-go build -o "$work/turnlab" ./internal/turnlab/cmd/turnlab
+go build -o "$work/turnlab" ./internal/turn/turnlab/cmd/turnlab
 "$work/turnlab" >"$work/lab.env" 2>"$work/lab.log" &
 pids+=($!)
 wait_for "$work/lab.env" 'TURN_REALM=.*' >/dev/null

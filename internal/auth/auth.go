@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/warrenhq/warren/internal/apikey"
+	"github.com/warrenhq/warren/internal/auth/apikey"
+	"github.com/warrenhq/warren/internal/auth/token"
 	"github.com/warrenhq/warren/internal/store"
-	"github.com/warrenhq/warren/internal/token"
 )
 
 // Errors of Authenticate. ErrNoCredentials and ErrBadCredentials both mean

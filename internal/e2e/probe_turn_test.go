@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warrenhq/warren/internal/turnlab"
+	"github.com/warrenhq/warren/internal/turn/turnlab"
 )
 
 // probe's TURN side with the built binaries: `probe providers`, `probe

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenhq/warren/internal/sdktest"
+	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 )
 
 // TestTunnelHostSurvivesRelayRestartAndIsReplaced: a V2 (auto) tunnel-host

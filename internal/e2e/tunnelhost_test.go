@@ -15,7 +15,7 @@ import (
 
 	"github.com/microsoft/dev-tunnels/go/tunnels"
 
-	"github.com/warrenhq/warren/internal/sdktest"
+	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 )
 
 // echoServer listens on loopback and echoes every connection.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenhq/warren/internal/turnlab"
+	"github.com/warrenhq/warren/internal/turn/turnlab"
 )
 
 // TURN overlay end to end: the built tunnel-server and `tunnel-client turn`

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenhq/warren/internal/turnlab"
+	"github.com/warrenhq/warren/internal/turn/turnlab"
 )
 
 // TestTurnWorkersTwoPeersAndRestart drives the built binaries with four

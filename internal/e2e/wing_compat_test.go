@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // startStrippingRelay puts a relay in front of target that behaves like

@@ -14,8 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
-	"github.com/warrenhq/warren/internal/winghub/hubtest"
+	"github.com/warrenhq/warren/internal/wing/winghub/hubtest"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // mintWing mints a wing token (not bound to a wing id) for user.

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/warrenhq/warren/internal/turnprovider"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 // WriteProviderArtifact writes a provider resolution's sanitized artifact

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warrenhq/warren/internal/turnprovider"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 func TestWriteProviderArtifact(t *testing.T) {

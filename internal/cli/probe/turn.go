@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/turnprovider"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 // ResolveConfig is the `resolve:` section: one TURN provider resolution.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/relayserver"
 )
 
 func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
@@ -37,7 +37,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var k relay.KeyInfo
+		var k relayserver.KeyInfo
 		if err := c.do(cmd.Context(), "create key", "POST", "/api/v1/keys", map[string]any{"name": name, "scopes": scopes}, 201, &k); err != nil {
 			return err
 		}
@@ -57,7 +57,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 			return err
 		}
 		var res struct {
-			Keys []relay.KeyInfo `json:"keys"`
+			Keys []relayserver.KeyInfo `json:"keys"`
 		}
 		if err := c.do(cmd.Context(), "list keys", "GET", "/api/v1/keys", nil, 200, &res); err != nil {
 			return err
@@ -84,7 +84,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var k relay.KeyInfo
+		var k relayserver.KeyInfo
 		if err := c.do(cmd.Context(), "revoke key", "DELETE", "/api/v1/keys/"+args[0], nil, 200, &k); err != nil {
 			return err
 		}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/ticket"
-	"github.com/warrenhq/warren/internal/winghub"
+	"github.com/warrenhq/warren/internal/wing/winghub"
 )
 
 var spec = cli.Spec{
@@ -112,16 +112,16 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
-	var exposures []relay.Exposure
+	var exposures []relayserver.Exposure
 	for i, e := range cfg.Tunnels.Expose {
 		l, err := net.Listen("tcp", e.Listen)
 		if err != nil {
 			return fmt.Errorf("listen on %s (tunnels.expose[%d].listen, %s): %w", e.Listen, i, app.Source("tunnels.expose"), err)
 		}
 		defer l.Close()
-		exposures = append(exposures, relay.Exposure{Listener: l, Tunnel: e.Tunnel, Port: uint16(e.Port)})
+		exposures = append(exposures, relayserver.Exposure{Listener: l, Tunnel: e.Tunnel, Port: uint16(e.Port)})
 	}
-	srv, err := relay.New(relay.Config{
+	srv, err := relayserver.New(relayserver.Config{
 		Store:           db,
 		WebDomain:       cfg.Tunnels.WebDomain,
 		Expose:          exposures,

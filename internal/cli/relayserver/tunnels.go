@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/protocol/devtunnels"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 )
 
 // tunnelPath builds a management API path with the api-version every call needs.
@@ -24,7 +24,7 @@ func tunnelPath(q url.Values, parts ...string) string {
 	if q == nil {
 		q = url.Values{}
 	}
-	q.Set("api-version", devtunnels.APIVersion)
+	q.Set("api-version", tunnelproto.APIVersion)
 	return "/tunnels/" + strings.Join(parts, "/") + "?" + q.Encode()
 }
 
@@ -68,8 +68,8 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if len(args) == 1 {
 			id = args[0]
 		}
-		var t devtunnels.Tunnel
-		body := devtunnels.Tunnel{TunnelID: id, Name: id, Description: desc, Labels: labels}
+		var t tunnelproto.Tunnel
+		body := tunnelproto.Tunnel{TunnelID: id, Name: id, Description: desc, Labels: labels}
 		if err := c.do(cmd.Context(), "create tunnel", "PUT", tunnelPath(nil, id), body, 200, &t, "If-Not-Match", "*"); err != nil {
 			return err
 		}
@@ -83,8 +83,8 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var res devtunnels.TunnelListByRegionResponse
-		q := url.Values{"api-version": {devtunnels.APIVersion}}
+		var res tunnelproto.TunnelListByRegionResponse
+		q := url.Values{"api-version": {tunnelproto.APIVersion}}
 		if err := c.do(cmd.Context(), "list tunnels", "GET", "/tunnels?"+q.Encode(), nil, 200, &res); err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var t devtunnels.Tunnel
+		var t tunnelproto.Tunnel
 		if err := c.do(cmd.Context(), "show tunnel", "GET", tunnelPath(url.Values{"includePorts": {"true"}}, args[0]), nil, 200, &t); err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var t devtunnels.Tunnel
+		var t tunnelproto.Tunnel
 		if err := c.do(cmd.Context(), "issue token", "GET", tunnelPath(url.Values{"tokenScopes": scopes}, args[0]), nil, 200, &t); err != nil {
 			return err
 		}
@@ -182,10 +182,10 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var p devtunnels.TunnelPort
-		body := devtunnels.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
+		var p tunnelproto.TunnelPort
+		body := tunnelproto.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
 		if anonymous {
-			body.AccessControl = devtunnels.AnonymousConnectDocument()
+			body.AccessControl = tunnelproto.AnonymousConnectDocument()
 		}
 		if err := c.do(cmd.Context(), "add port", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, &p, "If-Not-Match", "*"); err != nil {
 			return err
@@ -232,9 +232,9 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		}
 		doc := json.RawMessage(`{"entries":[]}`)
 		if anon {
-			doc = devtunnels.AnonymousConnectDocument()
+			doc = tunnelproto.AnonymousConnectDocument()
 		}
-		body := devtunnels.TunnelPort{PortNumber: n, AccessControl: doc}
+		body := tunnelproto.TunnelPort{PortNumber: n, AccessControl: doc}
 		if err := c.do(cmd.Context(), "set port access", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, nil, "If-Match", "*"); err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var res devtunnels.TunnelPortList
+		var res tunnelproto.TunnelPortList
 		if err := c.do(cmd.Context(), "list ports", "GET", tunnelPath(nil, args[0], "ports"), nil, 200, &res); err != nil {
 			return err
 		}
@@ -264,7 +264,7 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		fmt.Fprintln(tw, "PORT\tPROTOCOL\tNAME\tACCESS\tURIS")
 		for _, p := range res.Value {
 			acc := "token"
-			if _, ok := devtunnels.AnonymousAccess(p.AccessControl, devtunnels.ScopeConnect); ok {
+			if _, ok := tunnelproto.AnonymousAccess(p.AccessControl, tunnelproto.ScopeConnect); ok {
 				acc = "anonymous"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.PortNumber, p.Protocol, p.Name, acc, strings.Join(p.PortForwardingURIs, " "))
@@ -275,14 +275,14 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 	return cmd
 }
 
-func hostState(t *devtunnels.Tunnel) string {
+func hostState(t *tunnelproto.Tunnel) string {
 	if len(t.Endpoints) > 0 {
 		return "connected"
 	}
 	return "none"
 }
 
-func printTunnel(app *cli.App, o *cli.Output, t *devtunnels.Tunnel) error {
+func printTunnel(app *cli.App, o *cli.Output, t *tunnelproto.Tunnel) error {
 	if o.JSON() {
 		return cli.WriteJSON(app.Stdout, t)
 	}

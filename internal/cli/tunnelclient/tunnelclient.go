@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/tunnelclient"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelclient"
 )
 
 // Config is tunnel-client's configuration file (tunnel-client.yaml).

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/metrics"
-	"github.com/warrenhq/warren/internal/overlay"
-	"github.com/warrenhq/warren/internal/turnclient"
-	"github.com/warrenhq/warren/internal/turnprovider"
+	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/turnclient"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 // TurnConfig is the `turn:` section: the TURN overlay client.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/tunnelhost"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelhost"
 )
 
 // The control socket is a local HTTP API on a unix socket (mode 0600), so

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelhost"
 	"github.com/warrenhq/warren/internal/metrics"
-	"github.com/warrenhq/warren/internal/tunnelhost"
 )
 
 // Config is tunnel-host's configuration file (tunnel-host.yaml).

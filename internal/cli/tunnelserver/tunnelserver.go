@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/metrics"
-	"github.com/warrenhq/warren/internal/overlay"
-	"github.com/warrenhq/warren/internal/turnserver"
+	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/turnserver"
 )
 
 // Config is tunnel-server's configuration file (tunnel-server.yaml).

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
-	"github.com/warrenhq/warren/internal/wingclient"
+	"github.com/warrenhq/warren/internal/wing/wingclient"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 	"golang.org/x/term"
 )
 

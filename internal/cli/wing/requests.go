@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/wingclient"
+	"github.com/warrenhq/warren/internal/wing/wingclient"
 )
 
 // tunnelDo opens an encrypted request tunnel to wingID ("" for the only

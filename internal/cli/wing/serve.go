@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/buildinfo"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/wing"
+	"github.com/warrenhq/warren/internal/wing/wingagent"
 )
 
 func serveCmd(app *cli.App, cfg *Config) *cobra.Command {
@@ -47,7 +47,7 @@ func checkServe(app *cli.App, cfg *Config) (string, error) {
 	}
 	if _, err := os.Stat(keyPath); err == nil {
 		// It exists: loading only reads it (and checks its mode).
-		if _, err := wing.LoadOrCreateIdentity(keyPath); err != nil {
+		if _, err := wingagent.LoadOrCreateIdentity(keyPath); err != nil {
 			return "", &cli.ConfigError{Key: "serve.identity_key", Where: app.Source("serve.identity_key"), Err: err}
 		}
 	} else if err := cli.CheckDirCreatable(filepath.Dir(keyPath)); err != nil {
@@ -61,7 +61,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	key, err := wing.LoadOrCreateIdentity(keyPath)
+	key, err := wingagent.LoadOrCreateIdentity(keyPath)
 	if err != nil {
 		return &cli.ConfigError{Key: "serve.identity_key", Where: app.Source("serve.identity_key"), Err: err}
 	}
@@ -84,7 +84,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	a, err := wing.New(wing.Config{
+	a, err := wingagent.New(wingagent.Config{
 		Access:            acc,
 		PasskeyTTL:        cfg.Serve.PasskeyTTL,
 		RelayURL:          cfg.Relay,
@@ -97,7 +97,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		AllowCommands:     cfg.Serve.AllowCommands,
 		Spectate:          cfg.Serve.Spectate,
 		HeartbeatInterval: cfg.Serve.HeartbeatInterval,
-		OnState:           func(s wing.State) { log.Debug("connection state", "state", string(s)) },
+		OnState:           func(s wingagent.State) { log.Debug("connection state", "state", string(s)) },
 	}, log)
 	if err != nil {
 		return &cli.ConfigError{Err: err}
@@ -114,7 +114,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	})
 	return app.RunDaemon(ctx, func(ctx context.Context) error {
 		err := a.Run(ctx)
-		if errors.Is(err, wing.ErrAuthRejected) {
+		if errors.Is(err, wingagent.ErrAuthRejected) {
 			return &cli.ExitError{Code: cli.ExitFailure, Err: fmt.Errorf("%w; not retrying: mint a new one with 'relay-server wings token --kind wing' and set serve.token (%s)", err, app.Source("serve.token"))}
 		}
 		return err

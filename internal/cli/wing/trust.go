@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	"github.com/warrenhq/warren/internal/wingclient"
+	"github.com/warrenhq/warren/internal/wing/wingclient"
 )
 
 // knownWings remembers each wing's identity key the first time the user

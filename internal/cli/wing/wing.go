@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
-	"github.com/warrenhq/warren/internal/wing"
+	"github.com/warrenhq/warren/internal/wing/wingagent"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // Agent is a named program sessions can run (pty.start's agent field).
@@ -178,8 +178,8 @@ func defaultIdentityPath() (string, error) {
 }
 
 // accessOf turns serve.locked and serve.allow into the agent's Access.
-func accessOf(c *Config) (wing.Access, error) {
-	acc := wing.Access{Locked: c.Serve.Locked}
+func accessOf(c *Config) (wingagent.Access, error) {
+	acc := wingagent.Access{Locked: c.Serve.Locked}
 	idx := map[string]int{}
 	for i, a := range c.Serve.Allow {
 		key := fmt.Sprintf("serve.allow[%d]", i)
@@ -187,7 +187,7 @@ func accessOf(c *Config) (wing.Access, error) {
 		if user == "" {
 			return acc, cli.FieldErrorf(key+".user", "is required: a relay user id or email")
 		}
-		var pk []wing.Passkey
+		var pk []wingagent.Passkey
 		if a.PasskeyPublicKey != "" {
 			raw, err := decodeAnyBase64(a.PasskeyPublicKey)
 			if err == nil {
@@ -196,7 +196,7 @@ func accessOf(c *Config) (wing.Access, error) {
 			if err != nil {
 				return acc, cli.FieldErrorf(key+".passkey_public_key", "expected base64 of a 64-byte X||Y P-256 key: %v", err)
 			}
-			pk = []wing.Passkey{{CredentialID: a.PasskeyCredentialID, PublicKey: raw}}
+			pk = []wingagent.Passkey{{CredentialID: a.PasskeyCredentialID, PublicKey: raw}}
 		}
 		// Several entries for one user add up (several passkeys).
 		if j, ok := idx[strings.ToLower(user)]; ok {
@@ -204,7 +204,7 @@ func accessOf(c *Config) (wing.Access, error) {
 			continue
 		}
 		idx[strings.ToLower(user)] = len(acc.Allow)
-		acc.Allow = append(acc.Allow, wing.AllowEntry{User: user, Passkeys: pk})
+		acc.Allow = append(acc.Allow, wingagent.AllowEntry{User: user, Passkeys: pk})
 	}
 	return acc, nil
 }

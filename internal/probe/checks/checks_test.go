@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/relay"
+	"github.com/warrenhq/warren/internal/relayserver"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -20,7 +20,7 @@ import (
 // credential; tickets on) on loopback.
 func startRelay(t *testing.T) string {
 	t.Helper()
-	s, err := relay.New(relay.Config{AdminKey: "adm-key-0123", ShutdownTimeout: time.Second}, nil)
+	s, err := relayserver.New(relayserver.Config{AdminKey: "adm-key-0123", ShutdownTimeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

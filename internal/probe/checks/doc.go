@@ -6,7 +6,7 @@
 //     (/relay/client/{tunnel}) with a connect token, or one fetched with an
 //     API key; says which subprotocol was agreed.
 //   - tunnel: end to end through the relay: a Dev Tunnels client
-//     (internal/tunnelclient) connects to the tunnel, the probe dials the
+//     (internal/devtunnels/tunnelclient) connects to the tunnel, the probe dials the
 //     tunnel's port through it and exchanges bytes (an echoed nonce, or an
 //     expected banner).
 //   - ticket: the ticket relay round trip: mint with an API key, PUT random
@@ -14,7 +14,7 @@
 //   - wing_presence: GET /api/app/wings with a user token; the named wing
 //     (or at least min_wings of the user's wings) is connected.
 //   - wing_session: a PTY session on a wing through the relay, end-to-end
-//     encrypted (internal/wingclient): the wing runs "echo <nonce>", the
+//     encrypted (internal/wing/wingclient): the wing runs "echo <nonce>", the
 //     probe decrypts the output and expects the nonce and exit code 0.
 //   - turn_allocate: TURN credentials from a provider link (generic-turn,
 //     turn-rest; vk is UNKNOWN offline) or a static user, a TURN Allocate

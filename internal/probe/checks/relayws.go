@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/protocol/devtunnels"
 )
 
 type relayWSParams struct {
@@ -62,11 +62,11 @@ func relayWSKind() probe.Kind {
 func subprotocols(mode string) ([]string, error) {
 	switch mode {
 	case "", "auto":
-		return []string{devtunnels.SubprotocolClientV2, devtunnels.SubprotocolClientV1}, nil
+		return []string{tunnelproto.SubprotocolClientV2, tunnelproto.SubprotocolClientV1}, nil
 	case "v2":
-		return []string{devtunnels.SubprotocolClientV2}, nil
+		return []string{tunnelproto.SubprotocolClientV2}, nil
 	case "v1":
-		return []string{devtunnels.SubprotocolClientV1}, nil
+		return []string{tunnelproto.SubprotocolClientV1}, nil
 	}
 	return nil, probe.ParamErrorf("mode", "expected auto, v2 or v1, got %q", mode)
 }
@@ -90,7 +90,7 @@ func (c *relayWS) Run(ctx context.Context) probe.Result {
 		if err != nil {
 			return res.Fail(stageOf(err, "token"), err)
 		}
-		tok := t.AccessTokens[devtunnels.ScopeConnect]
+		tok := t.AccessTokens[tunnelproto.ScopeConnect]
 		if tok == "" {
 			return res.Failf("token", "the relay returned no connect token for tunnel %s", c.p.Tunnel)
 		}
@@ -142,16 +142,16 @@ func upgradeError(code int, body []byte) error {
 }
 
 // getTunnel reads a tunnel with a connect token through the management API.
-func getTunnel(ctx context.Context, hc *http.Client, base, tunnel, apiKey string) (*devtunnels.Tunnel, error) {
+func getTunnel(ctx context.Context, hc *http.Client, base, tunnel, apiKey string) (*tunnelproto.Tunnel, error) {
 	return getTunnelAuth(ctx, hc, base, tunnel, "Bearer "+apiKey)
 }
 
 // getTunnelAuth reads a tunnel with a connect token, authorised by auth
 // ("Bearer <api key>" or "Tunnel <token>").
-func getTunnelAuth(ctx context.Context, hc *http.Client, base, tunnel, auth string) (*devtunnels.Tunnel, error) {
+func getTunnelAuth(ctx context.Context, hc *http.Client, base, tunnel, auth string) (*tunnelproto.Tunnel, error) {
 	q := url.Values{}
-	q.Set("api-version", devtunnels.APIVersion)
-	q.Set("tokenScopes", devtunnels.ScopeConnect)
+	q.Set("api-version", tunnelproto.APIVersion)
+	q.Set("tokenScopes", tunnelproto.ScopeConnect)
 	code, _, body, err := httpGet(ctx, hc, base+"/tunnels/"+url.PathEscape(tunnel)+"?"+q.Encode(),
 		http.Header{"Authorization": {auth}})
 	if err != nil {
@@ -166,7 +166,7 @@ func getTunnelAuth(ctx context.Context, hc *http.Client, base, tunnel, auth stri
 	default:
 		return nil, fmt.Errorf("GET tunnel %s: %s", tunnel, statusText(code, body))
 	}
-	var t devtunnels.Tunnel
+	var t tunnelproto.Tunnel
 	if err := json.Unmarshal(body, &t); err != nil {
 		return nil, fmt.Errorf("GET tunnel %s: %w", tunnel, err)
 	}

@@ -16,10 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelclient"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/protocol/devtunnels"
 	"github.com/warrenhq/warren/internal/transport/backoff"
-	"github.com/warrenhq/warren/internal/tunnelclient"
 )
 
 type tunnelParams struct {
@@ -291,14 +291,14 @@ func explainClientErr(err error, tunnel string) error {
 }
 
 // lookup reads the tunnel with the configured credential.
-func (c *tunnelCheck) lookup(ctx context.Context) (*devtunnels.Tunnel, error) {
+func (c *tunnelCheck) lookup(ctx context.Context) (*tunnelproto.Tunnel, error) {
 	if c.p.APIKey.IsSet() {
 		return getTunnelAuth(ctx, c.hc, c.base, c.p.Tunnel, "Bearer "+c.p.APIKey.Value)
 	}
 	return getTunnelAuth(ctx, c.hc, c.base, c.p.Tunnel, "Tunnel "+c.p.Token.Value)
 }
 
-func hasHost(t *devtunnels.Tunnel) bool {
+func hasHost(t *tunnelproto.Tunnel) bool {
 	for _, ep := range t.Endpoints {
 		if ep.ClientRelayURI != "" {
 			return true

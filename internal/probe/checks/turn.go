@@ -13,9 +13,9 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/logging"
 	"github.com/pion/turn/v4"
-	"github.com/warrenhq/warren/internal/overlay"
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/turnprovider"
+	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 // The TURN overlay kinds (turn_allocate, dtls_handshake, overlay_echo)

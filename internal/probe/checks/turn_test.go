@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
-	"github.com/warrenhq/warren/internal/turnlab"
-	"github.com/warrenhq/warren/internal/turnserver"
+	"github.com/warrenhq/warren/internal/turn/turnlab"
+	"github.com/warrenhq/warren/internal/turn/turnserver"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
-	"github.com/warrenhq/warren/internal/wingclient"
+	"github.com/warrenhq/warren/internal/wing/wingclient"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // wingTarget is what both wing checks need: the relay and a user token.

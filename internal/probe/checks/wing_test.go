@@ -9,9 +9,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/warrenhq/warren/internal/probe"
-	wp "github.com/warrenhq/warren/internal/protocol/wingproto"
-	"github.com/warrenhq/warren/internal/wing"
-	"github.com/warrenhq/warren/internal/winghub/hubtest"
+	"github.com/warrenhq/warren/internal/wing/wingagent"
+	"github.com/warrenhq/warren/internal/wing/winghub/hubtest"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // wingHub serves the real hub on loopback; tokens are "wing:<user>" and
@@ -25,15 +25,15 @@ func wingHub(t *testing.T) string {
 // returned stop is called) and waits until it is connected.
 func startWing(t *testing.T, url, id string, allowCommands bool) (stop func()) {
 	t.Helper()
-	key, err := wing.LoadOrCreateIdentity(t.TempDir() + "/id.key")
+	key, err := wingagent.LoadOrCreateIdentity(t.TempDir() + "/id.key")
 	if err != nil {
 		t.Fatal(err)
 	}
 	connected := make(chan struct{}, 1)
-	a, err := wing.New(wing.Config{RelayURL: url, Token: "wing:alice", WingID: id, Key: key, Shell: "/bin/sh",
+	a, err := wingagent.New(wingagent.Config{RelayURL: url, Token: "wing:alice", WingID: id, Key: key, Shell: "/bin/sh",
 		AllowCommands: allowCommands, Env: []string{"PS1=$ "},
-		OnState: func(s wing.State) {
-			if s == wing.StateConnected {
+		OnState: func(s wingagent.State) {
+			if s == wingagent.StateConnected {
 				select {
 				case connected <- struct{}{}:
 				default:

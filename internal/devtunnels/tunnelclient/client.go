@@ -1,0 +1,426 @@
+package tunnelclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/transport/backoff"
+	"github.com/warrenhq/warren/internal/transport/wsconn"
+)
+
+// Config configures a Client.
+type Config struct {
+	// RelayURL is the management API base URL of relay-server.
+	RelayURL string
+	TunnelID string
+	// APIKey is the operator key ("Bearer"), used to read the tunnel with
+	// a fresh connect token. Optional if ConnectToken is given.
+	APIKey string
+	// ConnectToken is a connect-scope tunnel token.
+	ConnectToken string
+	// Mode is "auto" (offer V2 then V1; the default), "v2" or "v1".
+	Mode string
+	// Bind is the local address listeners bind to; default "127.0.0.1".
+	Bind string
+	// PortMap maps remote ports to local ones; unmapped ports listen on
+	// the same number.
+	PortMap    map[uint16]uint16
+	HTTPClient *http.Client          // management API; default: 30s timeout
+	Backoff    *backoff.Backoff      // nil: 100ms → 12.8s, jitter 0.5
+	Registerer prometheus.Registerer // nil: no metrics
+}
+
+// Event kinds.
+const (
+	EventReady        = "ready"
+	EventRemoved      = "removed"
+	EventConnected    = "connected"
+	EventDisconnected = "disconnected"
+)
+
+// Event reports a change. For "ready" and "removed", RemotePort and
+// LocalPort name the port and Addr is the listener address; a "ready" with
+// Err set means the listener could not be opened and the port is skipped.
+// For "connected", Addr is the negotiated subprotocol; for "disconnected",
+// Err is why the session ended.
+type Event struct {
+	Kind                  string
+	RemotePort, LocalPort uint16
+	Addr                  string
+	Err                   error
+}
+
+// Modes.
+const (
+	ModeAuto = "auto"
+	ModeV2   = "v2"
+	ModeV1   = "v1"
+)
+
+var (
+	// ErrTunnelNotFound: the tunnel does not exist (404).
+	ErrTunnelNotFound = errors.New("tunnelclient: tunnel not found")
+	// ErrRefused: the credentials were refused (403, or 401 that a token
+	// refresh did not cure).
+	ErrRefused = errors.New("tunnelclient: access refused")
+	// ErrNoHost: no host is connected to the tunnel (first connect only).
+	ErrNoHost = errors.New("tunnelclient: no host connected to the tunnel")
+	// ErrBadConfig is wrapped by New's configuration errors.
+	ErrBadConfig = errors.New("tunnelclient: bad configuration")
+)
+
+// StatusError is an unexpected HTTP status from the management API or the
+// relay upgrade.
+type StatusError struct {
+	Op     string
+	Status int
+	Body   string
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("tunnelclient: %s: HTTP %d %s", e.Op, e.Status, http.StatusText(e.Status))
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+const (
+	wsHandshakeTimeout  = 45 * time.Second
+	sshHandshakeTimeout = 10 * time.Second
+	throttleMinDelay    = 6400 * time.Millisecond
+	pendingWait         = 10 * time.Second
+	staleGrace          = 3 * time.Second
+)
+
+// Client is a tunnel client. Run it once.
+type Client struct {
+	cfg   Config
+	log   *slog.Logger
+	httpc *http.Client
+	wsc   *http.Client
+	met   *metrics
+	ran   atomic.Bool
+
+	ctx    context.Context
+	events chan<- Event
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	token     string
+	sess      *session
+	changed   chan struct{} // closed and replaced when sess or its ports change
+	listeners map[uint16]*listener
+	closed    bool
+}
+
+// New validates cfg and builds a Client.
+func New(cfg Config, logger *slog.Logger) (*Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RelayURL == "" || cfg.TunnelID == "" {
+		return nil, fmt.Errorf("%w: RelayURL and TunnelID are required", ErrBadConfig)
+	}
+	if cfg.APIKey == "" && cfg.ConnectToken == "" {
+		return nil, fmt.Errorf("%w: APIKey or ConnectToken is required", ErrBadConfig)
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeAuto
+	case ModeAuto, ModeV1, ModeV2:
+	default:
+		return nil, fmt.Errorf("%w: unknown mode %q", ErrBadConfig, cfg.Mode)
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1"
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 12800 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
+	}
+	c := &Client{
+		cfg:       cfg,
+		log:       logger.With("tunnel", cfg.TunnelID),
+		token:     cfg.ConnectToken,
+		changed:   make(chan struct{}),
+		listeners: make(map[uint16]*listener),
+	}
+	c.httpc = cfg.HTTPClient
+	if c.httpc == nil {
+		c.httpc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.HTTPClient != nil {
+		hc := *cfg.HTTPClient
+		hc.Timeout = 0 // coder/websocket rejects a client timeout
+		c.wsc = &hc
+	}
+	if cfg.Registerer != nil {
+		var err error
+		if c.met, err = newMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Protocol returns the subprotocol of the current session, or "" when
+// disconnected.
+func (c *Client) Protocol() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return ""
+	}
+	return c.sess.proto
+}
+
+// Listeners returns the current listeners as remote port → local address.
+func (c *Client) Listeners() map[uint16]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[uint16]string, len(c.listeners))
+	for p, l := range c.listeners {
+		m[p] = l.ln.Addr().String()
+	}
+	return m
+}
+
+// fatalError marks an error that ends Run.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func fatal(err error) error { return &fatalError{err} }
+
+// errNoHostYet is the retryable form of ErrNoHost after a first session.
+var errNoHostYet = errors.New("tunnelclient: no host connected (will retry)")
+
+// Run connects and serves until ctx ends (nil) or a fatal error.
+func (c *Client) Run(ctx context.Context, events chan<- Event) error {
+	if !c.ran.CompareAndSwap(false, true) {
+		return errors.New("tunnelclient: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c.ctx, c.events = ctx, events
+	defer func() {
+		cancel()
+		c.closeAll()
+		c.wg.Wait()
+	}()
+	first := true
+	for {
+		connected, err := c.runOnce(ctx, first)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			first = false
+			c.cfg.Backoff.Reset()
+			c.emit(Event{Kind: EventDisconnected, Err: err})
+		}
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			c.log.Error("tunnel client stopped", "err", fe.err)
+			return fe.err
+		}
+		c.log.Warn("relay connection failed; retrying", "err", err)
+		d := c.cfg.Backoff.Next()
+		var se *StatusError
+		if errors.As(err, &se) && (se.Status == 429 || se.Status == 502 || se.Status == 503) {
+			d = max(d, throttleMinDelay)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) emit(ev Event) {
+	if c.events == nil {
+		return
+	}
+	select {
+	case c.events <- ev:
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *Client) apiAuth() string {
+	if c.cfg.APIKey != "" {
+		return "Bearer " + c.cfg.APIKey
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return "Tunnel " + c.token
+}
+
+// getTunnel reads the tunnel with its ports and a connect token, and keeps
+// the token.
+func (c *Client) getTunnel(ctx context.Context) (*tunnelproto.Tunnel, error) {
+	q := url.Values{}
+	q.Set("api-version", tunnelproto.APIVersion)
+	q.Set("includePorts", "true")
+	q.Set("tokenScopes", tunnelproto.ScopeConnect)
+	u := strings.TrimRight(c.cfg.RelayURL, "/") + "/tunnels/" + url.PathEscape(c.cfg.TunnelID) + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	req.Header.Set("Authorization", c.apiAuth())
+	resp, err := c.httpc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("tunnelclient: GET tunnel: %w", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fatal(ErrTunnelNotFound)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, fatal(fmt.Errorf("%w: %v", ErrRefused, statusErr("GET tunnel", resp.StatusCode, data)))
+	case resp.StatusCode == 429 || resp.StatusCode >= 500:
+		return nil, statusErr("GET tunnel", resp.StatusCode, data)
+	default:
+		return nil, fatal(statusErr("GET tunnel", resp.StatusCode, data))
+	}
+	var t tunnelproto.Tunnel
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("tunnelclient: GET tunnel: %w", err)
+	}
+	if tok := t.AccessTokens[tunnelproto.ScopeConnect]; tok != "" {
+		c.mu.Lock()
+		c.token = tok
+		c.mu.Unlock()
+	}
+	return &t, nil
+}
+
+func statusErr(op string, code int, body []byte) *StatusError {
+	b := strings.TrimSpace(string(body))
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return &StatusError{Op: op, Status: code, Body: b}
+}
+
+func (c *Client) currentToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}
+
+func relayEndpoint(t *tunnelproto.Tunnel) (*tunnelproto.TunnelEndpoint, bool) {
+	var found *tunnelproto.TunnelEndpoint
+	n := 0
+	for i := range t.Endpoints {
+		if t.Endpoints[i].ClientRelayURI != "" {
+			found = &t.Endpoints[i]
+			n++
+		}
+	}
+	return found, n == 1
+}
+
+// runOnce makes one connection attempt and, if it connects, serves the
+// session until it ends. connected reports whether a session came up.
+func (c *Client) runOnce(ctx context.Context, first bool) (connected bool, err error) {
+	noHost := func() error {
+		if first {
+			return fatal(ErrNoHost)
+		}
+		return errNoHostYet
+	}
+	t, err := c.getTunnel(ctx)
+	if err != nil {
+		return false, err
+	}
+	ep, ok := relayEndpoint(t)
+	if !ok {
+		return false, noHost()
+	}
+	protos := []string{tunnelproto.SubprotocolClientV2, tunnelproto.SubprotocolClientV1}
+	switch c.cfg.Mode {
+	case ModeV1:
+		protos = protos[1:]
+	case ModeV2:
+		protos = protos[:1]
+	}
+	refreshed := false
+	var conn *wsconn.Conn
+	for {
+		tok := c.currentToken()
+		hdr := http.Header{}
+		hdr.Set("Authorization", "Tunnel "+tok)
+		dctx, cancel := context.WithTimeout(ctx, wsHandshakeTimeout)
+		var resp *http.Response
+		conn, resp, err = wsconn.Dial(dctx, ep.ClientRelayURI, &websocket.DialOptions{
+			HTTPClient: c.wsc, HTTPHeader: hdr, Subprotocols: protos,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+			return false, fmt.Errorf("tunnelclient: relay upgrade: %w", err)
+		}
+		se := &StatusError{Op: "relay upgrade", Status: resp.StatusCode}
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			if refreshed || c.cfg.APIKey == "" {
+				return false, fatal(fmt.Errorf("%w: %v", ErrRefused, se))
+			}
+			c.log.Info("relay refused the connect token; refreshing it")
+			refreshed = true
+			if t, err = c.getTunnel(ctx); err != nil {
+				return false, err
+			}
+			if ep, ok = relayEndpoint(t); !ok {
+				return false, noHost()
+			}
+			continue
+		case http.StatusForbidden:
+			return false, fatal(fmt.Errorf("%w: %v", ErrRefused, se))
+		case http.StatusNotFound:
+			return false, noHost()
+		case 429, 502, 503, 500, 504:
+			return false, se
+		default:
+			return false, fatal(se)
+		}
+	}
+	proto := conn.Subprotocol()
+	if !contains(protos, proto) {
+		_ = conn.Close()
+		return false, fatal(fmt.Errorf("tunnelclient: relay chose subprotocol %q", proto))
+	}
+	return c.serveSession(ctx, conn, proto, ep)
+}
+
+func contains(l []string, s string) bool {
+	for _, v := range l {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,432 @@
+package tunnelclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/transport/pipe"
+	"github.com/warrenhq/warren/internal/transport/wsconn"
+)
+
+// session is one live SSH session: with the relay (V2) or, nested, with
+// the host (V1).
+type session struct {
+	conn  ssh.Conn
+	proto string
+	v2    bool
+	token string // connect token, sent in V2 forwarded-tcpip
+
+	mu        sync.Mutex
+	announced map[uint16]bool
+}
+
+func (s *session) announce(p uint16, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.announced[p] = true
+	} else {
+		delete(s.announced, p)
+	}
+}
+
+func (s *session) isAnnounced(p uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.announced[p]
+}
+
+// open opens a forwarded-tcpip channel to remote port p for a local peer.
+func (s *session) open(p uint16, peer net.Addr) (ssh.Channel, error) {
+	req := tunnelproto.PortRelayConnectRequest{Host: "127.0.0.1", Port: uint32(p)}
+	if ta, ok := peer.(*net.TCPAddr); ok {
+		req.OriginatorIP, req.OriginatorPort = ta.IP.String(), uint32(ta.Port)
+	}
+	var payload []byte
+	if s.v2 {
+		req.AccessToken = s.token
+		payload = req.Marshal()
+	} else {
+		payload = req.MarshalStandard()
+	}
+	ch, reqs, err := s.conn.OpenChannel(tunnelproto.ChannelForwardedTCPIP, payload)
+	if err != nil {
+		return nil, err
+	}
+	go ssh.DiscardRequests(reqs)
+	return ch, nil
+}
+
+// hostKeyCallback accepts the host keys published in the endpoint.
+func hostKeyCallback(ep *tunnelproto.TunnelEndpoint) (ssh.HostKeyCallback, error) {
+	var keys [][]byte
+	for _, k := range ep.HostPublicKeys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			continue
+		}
+		pk, err := ssh.ParsePublicKey(b)
+		if err != nil {
+			continue
+		}
+		keys = append(keys, pk.Marshal())
+	}
+	if len(keys) == 0 {
+		if len(ep.HostPublicKeys) > 0 {
+			return nil, errors.New("tunnelclient: endpoint publishes no parsable host key")
+		}
+		// No key published: nothing to check against. The Go SDK never
+		// checks the host key at all; the relay socket (URL, TLS and the
+		// connect token) is what identifies the tunnel here.
+		return ssh.InsecureIgnoreHostKey(), nil
+	}
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		kb := key.Marshal()
+		for _, k := range keys {
+			if bytes.Equal(k, kb) {
+				return nil
+			}
+		}
+		return errors.New("tunnelclient: host key does not match the endpoint's hostPublicKeys")
+	}, nil
+}
+
+// serveSession runs the SSH session over conn until it ends.
+func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto string, ep *tunnelproto.TunnelEndpoint) (bool, error) {
+	v2 := proto == tunnelproto.SubprotocolClientV2
+	cfg := &ssh.ClientConfig{User: "tunnel", Timeout: sshHandshakeTimeout}
+	addr := "relay"
+	if v2 {
+		// The relay is the SSH server; its key is not verified: the
+		// WebSocket URL and TLS identify it (§2.4).
+		cfg.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+	} else {
+		addr = "host"
+		cb, err := hostKeyCallback(ep)
+		if err != nil {
+			_ = conn.Close()
+			return false, fatal(err)
+		}
+		cfg.HostKeyCallback = cb
+	}
+	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = conn.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !hsTimer.Stop() && err == nil {
+		err = errors.New("handshake timed out")
+		_ = sc.Close()
+	}
+	if err != nil {
+		_ = conn.Close()
+		return false, fmt.Errorf("tunnelclient: SSH handshake (%s): %w", proto, err)
+	}
+	s := &session{conn: sc, proto: proto, v2: v2, token: c.currentToken(), announced: map[uint16]bool{}}
+	var wg sync.WaitGroup
+	defer func() {
+		_ = sc.Close()
+		wg.Wait()
+	}()
+	wg.Go(func() {
+		for nc := range chans {
+			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
+		}
+	})
+	// Serve global requests at once: x/crypto buffers only a few, and the
+	// session channel open below needs the connection's reader.
+	c.setSession(s)
+	defer c.clearSession(s)
+	if c.met != nil {
+		c.met.connected.Set(1)
+		defer c.met.connected.Set(0)
+	}
+	c.log.Info("connected", "protocol", proto)
+	c.emit(Event{Kind: EventConnected, Addr: proto})
+	wg.Go(func() {
+		for r := range reqs {
+			c.handleRequest(s, r)
+		}
+	})
+	if !v2 {
+		// The SDK opens a session channel right after the handshake and
+		// keeps it; do the same (some hosts expect it).
+		ch, creqs, err := sc.OpenChannel(tunnelproto.ChannelSession, nil)
+		if err != nil {
+			return true, fmt.Errorf("tunnelclient: open session channel: %w", err)
+		}
+		go ssh.DiscardRequests(creqs)
+		defer ch.Close()
+	}
+	grace := time.AfterFunc(staleGrace, func() { c.dropStale(s) })
+	defer grace.Stop()
+
+	done := make(chan error, 1)
+	go func() { done <- sc.Wait() }()
+	select {
+	case <-ctx.Done():
+		_ = sc.Close()
+		<-done
+		return true, ctx.Err()
+	case err := <-done:
+		if err == nil {
+			err = errors.New("session closed")
+		}
+		return true, fmt.Errorf("tunnelclient: relay session lost: %w", err)
+	}
+}
+
+func (c *Client) setSession(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess = s
+	c.notifyLocked()
+}
+
+func (c *Client) clearSession(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == s {
+		c.sess = nil
+		c.notifyLocked()
+	}
+}
+
+// notifyLocked wakes the connections waiting in waitSession. c.mu is held.
+func (c *Client) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *Client) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notifyLocked()
+}
+
+func (c *Client) isCurrent(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess == s
+}
+
+// handleRequest answers a global request of the relay (V2) or host (V1).
+func (c *Client) handleRequest(s *session, r *ssh.Request) {
+	switch r.Type {
+	case tunnelproto.RequestTCPIPForward, tunnelproto.RequestCancelTCPIPForward:
+	default:
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+		return
+	}
+	pf, err := tunnelproto.ParsePortForwardRequest(r.Payload)
+	if err != nil || pf.Port == 0 || pf.Port > 65535 {
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+		return
+	}
+	p := uint16(pf.Port)
+	if r.Type == tunnelproto.RequestCancelTCPIPForward {
+		s.announce(p, false)
+		if r.WantReply {
+			_ = r.Reply(true, nil)
+		}
+		if c.isCurrent(s) {
+			c.removeListener(p)
+		}
+		return
+	}
+	s.announce(p, true)
+	ok := c.ensureListener(p)
+	c.notify()
+	if r.WantReply {
+		if ok {
+			_ = r.Reply(true, tunnelproto.MarshalPortForwardSuccess(pf.Port))
+		} else {
+			_ = r.Reply(false, nil)
+		}
+	}
+}
+
+// dropStale removes the listeners of ports that session s (still the
+// current one) has not announced.
+func (c *Client) dropStale(s *session) {
+	var stale []uint16
+	c.mu.Lock()
+	if c.sess == s {
+		for p := range c.listeners {
+			if !s.isAnnounced(p) {
+				stale = append(stale, p)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range stale {
+		c.log.Info("port not announced after reconnect; removing", "port", p)
+		c.removeListener(p)
+	}
+}
+
+// listener is the local listener of one remote port.
+type listener struct {
+	remote, local uint16
+	ln            net.Listener
+}
+
+func (c *Client) localPort(remote uint16) uint16 {
+	if l, ok := c.cfg.PortMap[remote]; ok {
+		return l
+	}
+	return remote
+}
+
+// ensureListener opens the listener of remote port p if it is not open.
+// It reports whether one is open.
+func (c *Client) ensureListener(p uint16) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if _, ok := c.listeners[p]; ok {
+		c.mu.Unlock()
+		return true
+	}
+	c.mu.Unlock()
+
+	local := c.localPort(p)
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.cfg.Bind, strconv.Itoa(int(local))))
+	if err != nil {
+		c.log.Warn("cannot listen for port; skipped", "port", p, "local", local, "err", err)
+		c.emit(Event{Kind: EventReady, RemotePort: p, LocalPort: local, Err: err})
+		return false
+	}
+	l := &listener{remote: p, local: uint16(ln.Addr().(*net.TCPAddr).Port), ln: ln}
+	c.mu.Lock()
+	if _, dup := c.listeners[p]; dup || c.closed {
+		closed := c.closed
+		c.mu.Unlock()
+		_ = ln.Close()
+		return !closed
+	}
+	c.listeners[p] = l
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.acceptLoop(l)
+	c.log.Info("listening", "port", p, "addr", ln.Addr().String())
+	c.emit(Event{Kind: EventReady, RemotePort: p, LocalPort: l.local, Addr: ln.Addr().String()})
+	return true
+}
+
+func (c *Client) removeListener(p uint16) {
+	c.mu.Lock()
+	l, ok := c.listeners[p]
+	delete(c.listeners, p)
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	_ = l.ln.Close()
+	c.log.Info("port removed", "port", p)
+	c.emit(Event{Kind: EventRemoved, RemotePort: p, LocalPort: l.local, Addr: l.ln.Addr().String()})
+}
+
+func (c *Client) closeAll() {
+	c.mu.Lock()
+	c.closed = true
+	ls := c.listeners
+	c.listeners = map[uint16]*listener{}
+	c.mu.Unlock()
+	for _, l := range ls {
+		_ = l.ln.Close()
+	}
+}
+
+func (c *Client) acceptLoop(l *listener) {
+	defer c.wg.Done()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || c.ctx.Err() != nil {
+				return
+			}
+			// Temporary trouble (EMFILE, say): keep the listener.
+			c.log.Warn("accept failed", "port", l.remote, "err", err)
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.serveConn(l, conn)
+		}()
+	}
+}
+
+// waitSession returns the current session once it has announced remote
+// port p, waiting up to pendingWait for that (across a reconnect, say); nil
+// if it does not happen.
+func (c *Client) waitSession(p uint16) *session {
+	t := time.NewTimer(pendingWait)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		s, changed := c.sess, c.changed
+		c.mu.Unlock()
+		if s != nil && s.isAnnounced(p) {
+			return s
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return nil
+		case <-c.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// serveConn forwards one accepted local connection.
+func (c *Client) serveConn(l *listener, conn net.Conn) {
+	s := c.waitSession(l.remote)
+	if s == nil {
+		c.log.Debug("port not forwarded by a relay session; closing local connection", "port", l.remote)
+		_ = conn.Close()
+		return
+	}
+	ch, err := s.open(l.remote, conn.RemoteAddr())
+	if err != nil {
+		c.log.Warn("cannot open forwarded channel", "port", l.remote, "err", err)
+		_ = conn.Close()
+		return
+	}
+	var opts *pipe.Options
+	if m := c.met; m != nil {
+		m.conns.Inc()
+		m.active.Inc()
+		defer m.active.Dec()
+		opts = &pipe.Options{OnCopy: func(dir pipe.Direction, n int) {
+			if dir == pipe.AToB {
+				m.bytesOut.Add(float64(n))
+			} else {
+				m.bytesIn.Add(float64(n))
+			}
+		}}
+	}
+	if _, err := pipe.Join(c.ctx, conn, ch, opts); err != nil && c.ctx.Err() == nil {
+		c.log.Debug("forwarded connection ended", "port", l.remote, "err", err)
+	}
+}

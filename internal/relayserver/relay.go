@@ -1,0 +1,304 @@
+package relayserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warrenhq/warren/internal/auth"
+	"github.com/warrenhq/warren/internal/auth/apikey"
+	"github.com/warrenhq/warren/internal/auth/token"
+	"github.com/warrenhq/warren/internal/buildinfo"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelapi"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
+	"github.com/warrenhq/warren/internal/devtunnels/webforward"
+	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/store"
+	"github.com/warrenhq/warren/internal/ticket"
+	"github.com/warrenhq/warren/internal/wing/winghub"
+	"github.com/warrenhq/warren/internal/wing/wingtoken"
+)
+
+// Config configures a relay Server.
+type Config struct {
+	// AdminKey authenticates the management API. Required.
+	AdminKey string
+	// Tickets configures the ticket byte relay; its Authorize is set by the
+	// Server. Ignored when TicketsDisabled.
+	Tickets ticket.Config
+	// TicketsDisabled answers 404 on every ticket route. Default false.
+	TicketsDisabled bool
+	// ShutdownTimeout bounds the drain when Serve's context ends. Default 10s.
+	ShutdownTimeout time.Duration
+	// Registry receives the relay's metrics and is served on /metrics.
+	// Default: a new registry from metrics.NewRegistry.
+	Registry *prometheus.Registry
+	// Store keeps API keys, signing keys and tunnels. Optional: without it
+	// only the admin key authenticates, and the key admin API is off.
+	// The caller opens and closes it.
+	Store store.Store
+	// PublicURL is the base URL clients reach this relay at; it is the
+	// issuer of tunnel tokens. Required with Store.
+	PublicURL string
+	// TokenTTL is the lifetime of tunnel access tokens handed out through
+	// tokenScopes. Default 1h.
+	TokenTTL time.Duration
+	// Node names this relay node on the endpoints it records. Default "local".
+	Node string
+	// WebDomain enables web forwarding by Host name,
+	// <tunnelId>-<port>.<WebDomain>, besides the path form
+	// /tunnels/<tunnelId>/ports/<port>/ that is always on with a Store.
+	// Default "" (path form only).
+	WebDomain string
+	// Expose publishes tunnel ports on listeners of their own, raw TCP
+	// with no token, for clients that cannot run tunnel-client. The
+	// caller opens the listeners; Serve closes them. Default none.
+	Expose []Exposure
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// Wings tunes the wing hub (/ws/wing, /ws/pty, /ws/relay,
+	// /api/app/wings, /health), served with a Store. Its token hooks are
+	// set by the Server.
+	Wings winghub.Config
+}
+
+// Server is a running relay: its handler tree and the services behind it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	tickets *ticket.Relay
+	authn   *auth.Authenticator
+	tokens  *token.Issuer      // nil without a Store
+	hosts   *tunnelrelay.Relay // host and client relay WebSockets; nil without a Store
+	web     *webforward.Forwarder
+	handler http.Handler      // mux behind web forwarding by Host
+	wings   *winghub.Hub      // wing hub; nil without a Store
+	wingTok *wingtoken.Issuer // wing and user tokens; nil without a Store
+	ready   atomic.Bool
+}
+
+// ErrNoAdminKey is returned by New when Config.AdminKey is empty.
+var ErrNoAdminKey = errors.New("relay: admin key is required")
+
+// New builds a Server. It does not listen; call Serve.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if cfg.AdminKey == "" {
+		return nil, ErrNoAdminKey
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = metrics.NewRegistry("relay-server")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+
+	s.authn = &auth.Authenticator{AdminKey: cfg.AdminKey}
+	if cfg.Store != nil {
+		if cfg.PublicURL == "" {
+			return nil, errors.New("relay: PublicURL is required with a Store")
+		}
+		ring, err := loadKeyring(context.Background(), cfg.Store, cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		s.tokens, err = token.New(token.Config{Keys: ring, Issuer: cfg.PublicURL, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		s.authn.Keys = cfg.Store
+		s.authn.Tokens = s.tokens
+		s.adminRoutes()
+		s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
+			logger.With("service", "tunnel-relay"))
+		if err != nil {
+			return nil, fmt.Errorf("tunnel relay: %w", err)
+		}
+		s.mux.HandleFunc("GET /relay/host/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+			s.hosts.ServeHost(w, r, r.PathValue("tunnelId"))
+		})
+		s.mux.HandleFunc("GET /relay/client/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+			s.hosts.ServeClient(w, r, r.PathValue("tunnelId"))
+		})
+		api, err := tunnelapi.New(tunnelapi.Config{
+			Store:     cfg.Store,
+			Tokens:    s.tokens,
+			Auth:      s.authn,
+			PublicURL: cfg.PublicURL,
+			TokenTTL:  cfg.TokenTTL,
+			Node:      cfg.Node,
+			Now:       cfg.Now,
+			// endpoints[] lists a host only while its session is live here.
+			HostConnected: s.hosts.HostConnected,
+			PortURIs:      s.portURIs,
+			PortURIFormat: s.portURIFormat,
+		}, logger.With("service", "tunnels"))
+		if err != nil {
+			return nil, fmt.Errorf("tunnel API: %w", err)
+		}
+		s.mux.Handle("/tunnels", api)
+		s.mux.Handle("/tunnels/", api)
+		s.mux.Handle("/clusters/", api)
+		s.web, err = webforward.New(webforward.Config{
+			Domain: cfg.WebDomain,
+			Dial:   s.hosts.DialPort,
+			Store:  cfg.Store,
+			Tokens: s.tokens,
+			Secure: strings.HasPrefix(cfg.PublicURL, "https:"),
+			Now:    cfg.Now,
+		}, logger.With("service", "web-forwarding"))
+		if err != nil {
+			return nil, err
+		}
+		// More specific than /tunnels/, so it wins; the management API
+		// has nothing below /tunnels/{id}/ports/{port}. The port record
+		// itself is named explicitly: {path...} would match it too.
+		s.mux.HandleFunc(webforward.PathPattern, s.web.ServePath)
+		s.mux.Handle("/tunnels/{tunnelId}/ports/{port}", api)
+		if err := s.mountWings(logger); err != nil {
+			return nil, err
+		}
+	} else if len(cfg.Expose) > 0 {
+		return nil, errors.New("relay: Expose needs a Store")
+	}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", metrics.Handler(cfg.Registry))
+	if !cfg.TicketsDisabled {
+		tc := cfg.Tickets
+		tc.Authorize = s.authorizeTickets
+		t, err := ticket.New(tc, logger.With("service", "tickets"), cfg.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("ticket relay: %w", err)
+		}
+		s.tickets = t
+		s.mux.Handle("/v1/tickets", t)
+		s.mux.Handle("/v1/relay/", t)
+	}
+	s.handler = s.mux
+	if s.web != nil {
+		s.handler = s.web.Wrap(s.mux)
+	}
+	return s, nil
+}
+
+// Handler is the relay's full handler tree.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves HTTP on ln until ctx ends, then stops accepting, drains for
+// up to ShutdownTimeout, aborts what is left and returns nil. ln is closed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler: s.handler,
+		// No ReadTimeout/WriteTimeout: a ticket transfer may stream for hours;
+		// the ticket relay's own idle timeout is the control there.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	exposed := s.serveExposures(ctx)
+	defer exposed()
+	s.ready.Store(true)
+
+	select {
+	case err := <-errc:
+		s.ready.Store(false)
+		s.closeServices()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if s.wings != nil {
+		// relay.restart to every wing and user, wings closed going-away,
+		// before HTTP shuts down (wing.md §2.3).
+		s.wings.Shutdown(drainCtx)
+	}
+	if s.tickets != nil {
+		// Sides still waiting for a partner would hold the drain until their
+		// TTL; tell them now. Paired transfers get the drain time to finish.
+		s.tickets.Drain()
+	}
+	err := srv.Shutdown(drainCtx)
+	s.closeServices()
+	if err != nil {
+		srv.Close()
+		s.log.Warn("drain timed out; aborted the remaining connections", "timeout", s.cfg.ShutdownTimeout)
+	}
+	return nil
+}
+
+func (s *Server) closeServices() {
+	if s.tickets != nil {
+		s.tickets.Close()
+	}
+	if s.wings != nil {
+		s.wings.Close()
+	}
+	if s.hosts != nil {
+		// Hijacked WebSockets are not drained by http.Server.Shutdown.
+		s.hosts.Close()
+	}
+}
+
+// Close releases the services of a Server that was never served.
+func (s *Server) Close() error {
+	s.closeServices()
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	info := buildinfo.Get()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": info.Version, "commit": info.Commit})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+// authorizeTickets lets the admin key, and API keys with the tickets scope,
+// mint in any workspace.
+func (s *Server) authorizeTickets(r *http.Request, workspace string) error {
+	p, err := s.authn.Authenticate(r)
+	if errors.Is(err, auth.ErrNoCredentials) {
+		return fmt.Errorf("%w: missing Authorization: Bearer <key>", ticket.ErrUnauthenticated)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: unknown or revoked key", ticket.ErrUnauthenticated)
+	}
+	if !p.Operator(apikey.ScopeTickets) {
+		return fmt.Errorf("%w: key lacks the %s scope", ticket.ErrForbidden, apikey.ScopeTickets)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

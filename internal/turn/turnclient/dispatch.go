@@ -1,0 +1,151 @@
+package turnclient
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"github.com/warrenhq/warren/internal/transport/pipe"
+	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/overlaymetrics"
+)
+
+const readBuf = 1600
+
+// readLocal dispatches local datagrams to workers (udp ingress).
+func (c *Client) readLocal(ctx context.Context) error {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := c.local.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return overlay.Errorf(overlay.StageForwardingLoop, "read local udp: %v", err)
+		}
+		w := c.router.pick(from)
+		if w == nil {
+			c.m.Drop(overlaymetrics.LocalToRelay)
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		select {
+		case w.out <- pkt:
+		default:
+			c.m.Drop(overlaymetrics.LocalToRelay)
+		}
+	}
+}
+
+// sendLoop writes w's queued datagrams to its live session.
+func (c *Client) sendLoop(ctx context.Context, w *worker) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pkt := <-w.out:
+			s := w.cur.Load()
+			if s == nil {
+				c.m.Drop(overlaymetrics.LocalToRelay)
+				continue
+			}
+			if _, err := s.dtls.Write(pkt); err != nil {
+				c.m.Drop(overlaymetrics.LocalToRelay)
+				s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls write: %v", err))
+				continue
+			}
+			c.m.Forwarded(overlaymetrics.LocalToRelay, len(pkt))
+		}
+	}
+}
+
+// receiveLoop hands datagrams from s to the local peer that owns w.
+func (c *Client) receiveLoop(w *worker, s *session) {
+	buf := make([]byte, readBuf)
+	for {
+		n, err := s.dtls.Read(buf)
+		if err != nil {
+			s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls read: %v", err))
+			return
+		}
+		to := c.router.ownerOf(w)
+		if to == nil {
+			c.m.Drop(overlaymetrics.RelayToLocal)
+			continue
+		}
+		if _, err := c.local.WriteTo(buf[:n], to); err != nil {
+			c.m.Drop(overlaymetrics.RelayToLocal)
+			continue
+		}
+		c.m.Forwarded(overlaymetrics.RelayToLocal, n)
+	}
+}
+
+func (c *Client) expireLoop(ctx context.Context) {
+	every := min(max(c.cfg.PeerIdle/4, 10*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := c.router.expire(); n > 0 {
+				c.log.Debug("idle local peers expired", "peers", n)
+			}
+		}
+	}
+}
+
+// acceptLocal spreads local TCP connections over live smux sessions.
+func (c *Client) acceptLocal(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+	c.log.Info("local listener open", "event", "runtime_startup", "stage", overlay.StageLocalBind, "result", "ready", "addr", ln.Addr().String())
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return overlay.Errorf(overlay.StageForwardingLoop, "accept local tcp: %v", err)
+		}
+		go c.serveLocal(ctx, conn)
+	}
+}
+
+func (c *Client) serveLocal(ctx context.Context, conn net.Conn) {
+	c.poolMu.Lock()
+	var live []*session
+	for _, s := range c.pool {
+		if !s.mux.IsClosed() {
+			live = append(live, s)
+		}
+	}
+	c.poolMu.Unlock()
+	if len(live) == 0 {
+		c.m.Drop(overlaymetrics.LocalToRelay)
+		conn.Close()
+		return
+	}
+	s := live[c.poolRR.Add(1)%uint64(len(live))]
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		c.m.Drop(overlaymetrics.LocalToRelay)
+		conn.Close()
+		return
+	}
+	pipe.Join(ctx, conn, st, &pipe.Options{OnCopy: func(d pipe.Direction, n int) {
+		if d == pipe.AToB {
+			c.m.Forwarded(overlaymetrics.LocalToRelay, n)
+		} else {
+			c.m.Forwarded(overlaymetrics.RelayToLocal, n)
+		}
+	}})
+}

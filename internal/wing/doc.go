@@ -1,9 +1,0 @@
-// Package wing is the machine agent of the wing protocol
-// (shared/protocols/wing.md): it dials the relay's /ws/wing, registers,
-// heartbeats, reconnects with backoff, and runs PTY sessions on real
-// pseudo-terminals. Every byte of PTY output and input crosses the relay
-// encrypted with a key derived from the wing's long-term X25519 identity
-// and the user's public key; a session without a user key is refused.
-// Sessions outlive relay connections and are reattached with a replay of
-// their recent output.
-package wing
