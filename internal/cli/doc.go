@@ -14,7 +14,7 @@
 //   - `version` / --version, shell completion, --log-level, --log-format;
 //   - SIGINT/SIGTERM graceful stop under --shutdown-timeout, a second signal
 //     stops at once, SIGHUP reloads;
-//   - errors mapped to exit codes in one place (see ExitCode).
+//   - errors mapped to exit codes in one place (exitCode, errors.go).
 //
 // A config struct is described with struct tags:
 //

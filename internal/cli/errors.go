@@ -6,7 +6,7 @@ import (
 )
 
 // Exit codes of the daemons and tools. probe maps onto Nagios codes instead
-// (see App.exitCode).
+// (see exitCode).
 const (
 	ExitOK      = 0
 	ExitFailure = 1

@@ -13,7 +13,7 @@ import (
 )
 
 // probe's TURN side with the built binaries: `probe providers`, `probe
-// resolve` (spec turn-overlay §3.6, §6.12-13) and `probe run` with the
+// resolve` (docs/protocols/turn-overlay.md §3.6, §6.12-13) and `probe run` with the
 // turn_allocate, dtls_handshake and overlay_echo kinds against the
 // in-process pion TURN lab and a real tunnel-server binary.
 
@@ -39,7 +39,7 @@ func TestProbeProviders(t *testing.T) {
 	}
 }
 
-// resolveArtifact is the §3.6 schema, decoded strictly.
+// resolveArtifact is the docs/protocols/turn-overlay.md §3.6 schema, decoded strictly.
 type resolveArtifact struct {
 	Provider         string `json:"provider"`
 	ResolutionMethod string `json:"resolution_method"`
@@ -166,7 +166,7 @@ func TestProbeResolve(t *testing.T) {
 		assertNoSecrets(t, "turn-rest output", r.stdout+r.stderr, secrets)
 	}
 
-	// The secret has no flag of its own (§6.15): only --turn-rest-secret-file.
+	// The secret has no flag of its own (docs/protocols/turn-overlay.md §6.15): only --turn-rest-secret-file.
 	r = run(t, dir, cleanEnv(t), "probe", "resolve", "--provider", "turn-rest", "--link", restLink, "--turn-rest-secret", restSecret)
 	r.wantCode(t, 3, "probe resolve --turn-rest-secret VALUE")
 	if !strings.Contains(r.stderr, "unknown flag: --turn-rest-secret") {

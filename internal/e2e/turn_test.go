@@ -290,7 +290,7 @@ func TestTurnFailures(t *testing.T) {
 	t.Run("compat server warns and serves a prototype-profile client", func(t *testing.T) {
 		srv, peer := startTunnelServer(t, cleanEnv(t), lab.EchoUDP, "--compat-unauthenticated")
 		srv.stderr.wait(t, regexpOf(`compat_unauthenticated is on`), 10*time.Second)
-		// The client's compat profile is exactly the prototype's (§2.2): the
+		// The client's compat profile is exactly the prototype's (docs/protocols/turn-overlay.md §2.2): the
 		// stand-in for a vk-turn-proxy client.
 		cli := start(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_TURN_LINK="+link), "tunnel-client", "turn", "--provider", "generic-turn",
 			"--peer", peer, "--listen", "127.0.0.1:0", "--compat-unauthenticated")
@@ -328,7 +328,7 @@ func TestTurnFailures(t *testing.T) {
 	})
 }
 
-// coturn, when installed (CI installs it): spec §5's command lines on free ports.
+// coturn, when installed (CI installs it): docs/protocols/turn-overlay.md §5's command lines on free ports.
 
 func startCoturn(t *testing.T, auth ...string) string {
 	t.Helper()

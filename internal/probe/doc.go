@@ -9,9 +9,9 @@
 // A Check does one thing end to end and returns a Result (status, message,
 // stage durations). A Kind names a type of check ("relay_health",
 // "tunnel", ...) and builds Checks from a YAML mapping of its parameters.
-// Kinds live in a Registry; Default holds the built-in ones. A later kind
-// (TURN allocation, wing presence) is added with Registry.Register and
-// needs nothing else from this package: the runner, thresholds, output,
+// Kinds live in a Registry; Default holds the built-in ones. A new kind is
+// added with Registry.Register (package checks registers the built-in
+// ones) and needs nothing else from this package: the runner, thresholds, output,
 // metrics and artifacts are kind-agnostic.
 //
 // # Secrets

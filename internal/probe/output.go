@@ -98,7 +98,7 @@ func secs(d time.Duration) string {
 
 // ArtifactFile is the file name of every artifact, in a directory per
 // subject: <dir>/<check>/probe-artifact.json, as `probe resolve` writes
-// <dir>/<provider>/probe-artifact.json (turn-overlay.md §3.6).
+// <dir>/<provider>/probe-artifact.json (docs/protocols/turn-overlay.md §3.6).
 const ArtifactFile = "probe-artifact.json"
 
 // Artifact is what is kept of a failed check: enough to see what was

@@ -11,7 +11,7 @@ import (
 
 // WriteProviderArtifact writes a provider resolution's sanitized artifact
 // to dir/<provider>/probe-artifact.json (dirs 0755, file 0644, 2-space
-// indent, trailing newline; spec turn-overlay §3.6) and returns its path.
+// indent, trailing newline; docs/protocols/turn-overlay.md §3.6) and returns its path.
 // The artifact holds placeholders only (turnprovider builds it so); it is
 // not passed through a Redactor, which would mangle the JSON keys when a
 // username is a short common string.

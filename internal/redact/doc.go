@@ -1,4 +1,4 @@
 // Package redact removes secrets from text that is about to be logged or
 // written to an artifact: the userinfo of TURN links, secret query
-// parameters and secret JSON fields (turn-overlay spec §3.5).
+// parameters and secret JSON fields (docs/protocols/turn-overlay.md §3.5).
 package redact

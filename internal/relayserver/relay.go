@@ -230,7 +230,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if s.wings != nil {
 		// relay.restart to every wing and user, wings closed going-away,
-		// before HTTP shuts down (wing.md §2.3).
+		// before HTTP shuts down (docs/protocols/wing.md §2.3).
 		s.wings.Shutdown(drainCtx)
 	}
 	if s.tickets != nil {

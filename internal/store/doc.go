@@ -1,6 +1,6 @@
 // Package store is relay-server's persistent state: tunnels and their ports,
-// the host endpoints registered on them, operator API keys and token signing
-// keys.
+// the host endpoints registered on them, operator API keys, token signing
+// keys and wing owners.
 //
 // [Store] is the contract every backend implements. It speaks plain Go types
 // and sentinel errors, never SQL, so callers are written once and a backend

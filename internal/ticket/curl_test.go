@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestHappyPath: §6.1 and §6.2. Both orders, each size, with a file upload
+// TestHappyPath: docs/protocols/ticket-relay.md §6.1 and §6.2. Both orders, each size, with a file upload
 // (Content-Length passed through) and a pipe upload (chunked, digest trailer).
 func TestHappyPath(t *testing.T) {
 	needCurl(t)

@@ -5,7 +5,7 @@
 // two requests, in either order, and streams the upload into the download
 // through a single 32 KiB buffer: nothing is stored, so memory per transfer is
 // bounded whatever the size. The wire contract, including where warren
-// deliberately differs from upstream, is shared/protocols/ticket-relay.md.
+// deliberately differs from upstream, is docs/protocols/ticket-relay.md.
 //
 // # Mounting
 //

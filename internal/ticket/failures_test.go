@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestPairingTimeout: §6.3. The side that waits past the TTL gets 408 (the
+// TestPairingTimeout: docs/protocols/ticket-relay.md §6.3. The side that waits past the TTL gets 408 (the
 // GET too: upstream answered it 200 with an empty body), and the ticket is
 // gone afterwards.
 func TestPairingTimeout(t *testing.T) {
@@ -64,7 +64,7 @@ func TestExpiryWithFakeClock(t *testing.T) {
 	wantError(t, status, rb, 410, "ticket not found or expired")
 }
 
-// TestUploadDiesMidStream: §6.4. The downloader must see a broken transfer,
+// TestUploadDiesMidStream: docs/protocols/ticket-relay.md §6.4. The downloader must see a broken transfer,
 // never a clean end: curl exits 18 on HTTP/1.1.
 func TestUploadDiesMidStream(t *testing.T) {
 	needCurl(t)
@@ -124,7 +124,7 @@ func TestUploadDiesMidStream(t *testing.T) {
 	})
 }
 
-// TestMaxBytesDeclared: §6.5. Content-Length over max_bytes is refused at
+// TestMaxBytesDeclared: docs/protocols/ticket-relay.md §6.5. Content-Length over max_bytes is refused at
 // once, the waiting GET learns why, and the ticket is consumed.
 func TestMaxBytesDeclared(t *testing.T) {
 	needCurl(t)
@@ -160,7 +160,7 @@ func TestMaxBytesDeclared(t *testing.T) {
 	})
 }
 
-// TestMaxBytesStreamed: §6.6. At most max_bytes reach the GET; the byte after
+// TestMaxBytesStreamed: docs/protocols/ticket-relay.md §6.6. At most max_bytes reach the GET; the byte after
 // is not forwarded, the PUT gets 413 and the GET is aborted.
 func TestMaxBytesStreamed(t *testing.T) {
 	needCurl(t)
@@ -220,7 +220,7 @@ func TestMaxBytesStreamed(t *testing.T) {
 	})
 }
 
-// TestSingleUse: §6.7. A second claim during a transfer gets 423; after the
+// TestSingleUse: docs/protocols/ticket-relay.md §6.7. A second claim during a transfer gets 423; after the
 // transfer every request gets 410.
 func TestSingleUse(t *testing.T) {
 	needCurl(t)
@@ -273,7 +273,7 @@ func TestDoubleClaimWhileWaiting(t *testing.T) {
 	_ = put.conn.Close()
 }
 
-// TestRelayAuth: §6.8 (relay side) and §6.9.
+// TestRelayAuth: docs/protocols/ticket-relay.md §6.8 (relay side) and §6.9.
 func TestRelayAuth(t *testing.T) {
 	needCurl(t)
 	e := newEnv(t)
@@ -302,7 +302,7 @@ func TestRelayAuth(t *testing.T) {
 	wantError(t, status, body, 410, "ticket not found or expired")
 }
 
-// TestIdleTimeout: §6.11. Pair, move 1 KiB, stall: the PUT gets 504 with the
+// TestIdleTimeout: docs/protocols/ticket-relay.md §6.11. Pair, move 1 KiB, stall: the PUT gets 504 with the
 // bytes so far and the GET is aborted.
 func TestIdleTimeout(t *testing.T) {
 	needCurl(t)
@@ -369,7 +369,7 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
-// TestDownloadClientGone: §6.13. Kill the GET mid-stream: the PUT gets 502
+// TestDownloadClientGone: docs/protocols/ticket-relay.md §6.13. Kill the GET mid-stream: the PUT gets 502
 // with the bytes so far and the ticket is gone.
 func TestDownloadClientGone(t *testing.T) {
 	needCurl(t)

@@ -320,7 +320,7 @@ func TestHTTP2(t *testing.T) {
 	}
 }
 
-// TestBoundedMemory: §6.12 scaled to the test budget. While 50 MiB stream
+// TestBoundedMemory: docs/protocols/ticket-relay.md §6.12 scaled to the test budget. While 50 MiB stream
 // through (curl on both sides, so the only Go heap is the relay's), the heap
 // never grows by anything near the payload: nothing is buffered beyond the
 // copy buffer.

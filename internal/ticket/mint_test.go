@@ -124,7 +124,7 @@ func TestMintValidation(t *testing.T) {
 	}
 }
 
-// TestMintAuth: §6.8 (mint side) with curl, plus the key store failing.
+// TestMintAuth: docs/protocols/ticket-relay.md §6.8 (mint side) with curl, plus the key store failing.
 func TestMintAuth(t *testing.T) {
 	needCurl(t)
 	e := newEnv(t)
@@ -182,7 +182,7 @@ func TestMethodsAndRoutes(t *testing.T) {
 	}
 }
 
-// TestWorkspaceCap: §6.10.
+// TestWorkspaceCap: docs/protocols/ticket-relay.md §6.10.
 func TestWorkspaceCap(t *testing.T) {
 	needCurl(t)
 	e := newEnv(t)

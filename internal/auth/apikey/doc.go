@@ -2,7 +2,7 @@
 //
 // An operator API key is what a person or script presents as
 // "Authorization: Bearer <key>" to bootstrap the relay: create the first
-// tunnel and its tokens (scope "tunnels", devtunnels.md §2.1), mint tickets
+// tunnel and its tokens (scope "tunnels", docs/protocols/devtunnels.md §2.1), mint tickets
 // ("tickets") or manage wings ("wings"). Tunnel access tokens, which the
 // relay itself issues, are package token.
 //

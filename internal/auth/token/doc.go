@@ -3,7 +3,7 @@
 //
 // A tunnel access token is what the Dev Tunnels SDKs send as
 // "Authorization: Tunnel <jwt>" on management calls and relay WebSocket
-// upgrades (shared/protocols/devtunnels.md §2.1, §2.2). The real service
+// upgrades (docs/protocols/devtunnels.md §2.1, §2.2). The real service
 // issues them from its own identity system; warren's relay-server mints its
 // own: three-part JWTs signed with HS256 under a relay secret, carrying
 //

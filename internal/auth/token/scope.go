@@ -2,7 +2,7 @@ package token
 
 import "github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 
-// Token scopes (devtunnels.md §2.2). A host gets ScopeHost, a client
+// Token scopes (docs/protocols/devtunnels.md §2.2). A host gets ScopeHost, a client
 // ScopeConnect.
 // They are the wire names of package devtunnels, repeated here so callers
 // of token need not import the protocol package.

@@ -1,5 +1,5 @@
 // Package tunnelclient is the command line of tunnel-client, the consuming
-// side of port tunnels (`connect`) and, later, of the TURN overlay.
+// side of port tunnels (`connect`) and of the TURN overlay (`turn`).
 package tunnelclient
 
 import (

@@ -13,7 +13,7 @@ import (
 	"github.com/warrenhq/warren/internal/store"
 )
 
-// Token scopes each operation accepts (devtunnels.md §2.1). A nil set means
+// Token scopes each operation accepts (docs/protocols/devtunnels.md §2.1). A nil set means
 // any scope of a token for the tunnel.
 var (
 	scopesRead       = []string{token.ScopeManage, token.ScopeManagePorts, token.ScopeHost, token.ScopeConnect}

@@ -1,7 +1,7 @@
 // Package tunnelapi is relay-server's Dev Tunnels management API: the subset
 // of the Microsoft Dev Tunnels REST API that the official SDKs (Go v0.1.28
 // first) use to create tunnels and ports, register a host endpoint and mint
-// tunnel access tokens. See /work/shared/protocols/devtunnels.md §2.1–§2.2.
+// tunnel access tokens. See docs/protocols/devtunnels.md §2.1–§2.2.
 //
 // [API] is an [http.Handler]. relay-server mounts it on "/tunnels",
 // "/tunnels/" and "/clusters/": the SDKs overwrite the URL path, so the

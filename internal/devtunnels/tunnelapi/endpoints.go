@@ -43,7 +43,7 @@ func (a *API) putEndpoint(c *call, ref, id string) error {
 	}
 	hostID := e.hostID
 	if hostID == "" {
-		// Endpoint ids are "<hostId>-relay" (devtunnels.md §2.1).
+		// Endpoint ids are "<hostId>-relay" (docs/protocols/devtunnels.md §2.1).
 		hostID = strings.TrimSuffix(id, "-relay")
 	}
 	se := &store.Endpoint{

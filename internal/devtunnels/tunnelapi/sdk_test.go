@@ -14,7 +14,7 @@ import (
 )
 
 // The official Go SDK v0.1.28 against the API over real HTTP. Gotchas
-// (devtunnels.md §4): request options must never be nil, the client logger
+// (docs/protocols/devtunnels.md §4): request options must never be nil, the client logger
 // must be non-nil, errors are unexported and carry the status in the text.
 
 const sdkAPIVersion = "2023-09-27-preview"

@@ -1,7 +1,7 @@
 // Package tunnelclient is the engine of `tunnel-client connect`: a Dev
 // Tunnels client that connects to a tunnel on a warren relay-server and
 // exposes every forwarded port of the tunnel's host as a local TCP listener
-// (shared/protocols/devtunnels.md §2.3–2.6, §3, §4).
+// (docs/protocols/devtunnels.md §2.3–2.6, §3, §4).
 //
 // # Lifecycle
 //

@@ -108,7 +108,7 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 	addr := "relay"
 	if v2 {
 		// The relay is the SSH server; its key is not verified: the
-		// WebSocket URL and TLS identify it (§2.4).
+		// WebSocket URL and TLS identify it (docs/protocols/devtunnels.md §2.4).
 		cfg.HostKeyCallback = ssh.InsecureIgnoreHostKey()
 	} else {
 		addr = "host"

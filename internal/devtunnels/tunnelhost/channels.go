@@ -12,7 +12,7 @@ import (
 	"github.com/warrenhq/warren/internal/transport/pipe"
 )
 
-// handleChannel dispatches a channel the relay opened (§2.6 table).
+// handleChannel dispatches a channel the relay opened (docs/protocols/devtunnels.md §2.6 table).
 func (h *Host) handleChannel(ctx context.Context, nc ssh.NewChannel, wg *sync.WaitGroup) {
 	switch nc.ChannelType() {
 	case tunnelproto.ChannelForwardedTCPIP:
@@ -67,7 +67,7 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel) {
 }
 
 // nested runs the end-to-end SSH server of a V1 client inside a
-// client-ssh-session-stream channel (§2.5).
+// client-ssh-session-stream channel (docs/protocols/devtunnels.md §2.5).
 func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 	ch, chReqs, err := nc.Accept()
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package tunnelhost is the engine of tunnel-host: a Dev Tunnels host that
 // registers an endpoint on a warren relay-server, keeps a relay session up
 // and serves forwarded TCP ports on the local machine
-// (shared/protocols/devtunnels.md §2.4–2.6, §3.1, §3.2, §4).
+// (docs/protocols/devtunnels.md §2.4–2.6, §3.1, §3.2, §4).
 //
 // # Lifecycle
 //

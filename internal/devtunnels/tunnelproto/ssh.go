@@ -5,7 +5,7 @@ import (
 	"errors"
 )
 
-// Relay WebSocket subprotocols (shared/protocols/devtunnels.md §2.3).
+// Relay WebSocket subprotocols (docs/protocols/devtunnels.md §2.3).
 const (
 	SubprotocolHostV1   = "tunnel-relay-host"
 	SubprotocolHostV2   = "tunnel-relay-host-v2-dev"
@@ -14,7 +14,7 @@ const (
 )
 
 // SSH channel types and global request names of the relay sessions
-// (§2.4–2.6).
+// (docs/protocols/devtunnels.md §2.4–2.6).
 const (
 	// ChannelClientSSHSessionStream is what the relay opens on the host
 	// session for every V1 client; it carries the client's nested SSH.
@@ -87,7 +87,7 @@ func ParsePortForwardSuccess(p []byte) (uint32, error) {
 }
 
 // PortRelayRequest is the payload of the V2 host's tcpip-forward and
-// cancel-tcpip-forward global requests (§2.6): the standard fields plus the
+// cancel-tcpip-forward global requests (docs/protocols/devtunnels.md §2.6): the standard fields plus the
 // host's access token.
 type PortRelayRequest struct {
 	AddressToBind string
@@ -122,7 +122,7 @@ func ParsePortRelayRequest(p []byte) (PortRelayRequest, error) {
 }
 
 // PortRelayConnectRequest is the extra data of a V2 forwarded-tcpip channel
-// open (§2.6), client → relay and relay → host: the four standard fields
+// open (docs/protocols/devtunnels.md §2.6), client → relay and relay → host: the four standard fields
 // (RFC 4254 §7.2) plus an access token and the E2EE flag.
 type PortRelayConnectRequest struct {
 	Host                     string

@@ -116,7 +116,7 @@ func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID s
 	case offersV1:
 		proto = tunnelproto.SubprotocolClientV1
 	default:
-		// warren's choice (§2.3): a V2-only client cannot use a V1 host.
+		// warren's choice (docs/protocols/devtunnels.md §2.3): a V2-only client cannot use a V1 host.
 		r.m.upgrade(roleClient, upgradeBadRequest)
 		http.Error(w, "host does not support "+tunnelproto.SubprotocolClientV2, http.StatusBadRequest)
 		return
@@ -151,7 +151,7 @@ func (r *Relay) ServeClient(w http.ResponseWriter, req *http.Request, tunnelID s
 
 // serveClientV1 splices the client's raw bytes onto a
 // client-ssh-session-stream channel of the host; the client and host speak
-// SSH end to end inside it (§2.5 step 3).
+// SSH end to end inside it (docs/protocols/devtunnels.md §2.5 step 3).
 func (r *Relay) serveClientV1(h *hostSession, c *clientSession, log *slog.Logger) {
 	ch, reqs, err := h.sc.OpenChannel(tunnelproto.ChannelClientSSHSessionStream, nil)
 	if err != nil {
@@ -166,7 +166,7 @@ func (r *Relay) serveClientV1(h *hostSession, c *clientSession, log *slog.Logger
 }
 
 // serveClientV2 terminates SSH with the client and bridges its
-// forwarded-tcpip channels to the host (§2.6).
+// forwarded-tcpip channels to the host (docs/protocols/devtunnels.md §2.6).
 func (r *Relay) serveClientV2(h *hostSession, c *clientSession, log *slog.Logger) {
 	sc, chans, reqs, err := r.serverHandshake(c.conn)
 	if err != nil {

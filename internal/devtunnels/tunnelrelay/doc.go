@@ -1,7 +1,7 @@
 // Package tunnelrelay serves relay-server's Dev Tunnels relay WebSockets:
 // the host socket (GET /relay/host/{tunnelId}) and the client socket (GET
 // /relay/client/{tunnelId}), as specified in
-// shared/protocols/devtunnels.md §2.3–2.6 and §3.3.
+// docs/protocols/devtunnels.md §2.3–2.6 and §3.3.
 //
 // A Relay keeps at most one host session per tunnel. The relay is the SSH
 // server of every host (x/crypto/ssh, no client auth: the tunnel access

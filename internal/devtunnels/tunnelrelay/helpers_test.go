@@ -234,7 +234,7 @@ func dialAndPipe(nc ssh.NewChannel, port uint32) {
 	pipe.Join(context.Background(), ch, tc, nil)
 }
 
-// nested runs the V1 host's SSH server inside a client stream (§2.5 step 4).
+// nested runs the V1 host's SSH server inside a client stream (docs/protocols/devtunnels.md §2.5 step 4).
 func (h *testHost) nested(ch ssh.Channel) {
 	cfg := &ssh.ServerConfig{NoClientAuth: true}
 	cfg.AddHostKey(h.key)

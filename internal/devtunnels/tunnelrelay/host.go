@@ -93,7 +93,7 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 	log.Info("host connected", "tunnel_id", h.tunnelID)
 
 	go func() {
-		// Hosts open no channels towards the relay (§2.4–2.6).
+		// Hosts open no channels towards the relay (docs/protocols/devtunnels.md §2.4–2.6).
 		for nc := range chans {
 			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 		}
@@ -203,7 +203,7 @@ func (h *hostSession) setPort(p uint32, add bool) bool {
 	return true
 }
 
-// handleRequests answers the host's global requests (§2.4–2.6).
+// handleRequests answers the host's global requests (docs/protocols/devtunnels.md §2.4–2.6).
 func (h *hostSession) handleRequests(reqs <-chan *ssh.Request) {
 	log := h.r.log.With("role", "host", "tunnel_id", h.tunnelID)
 	for req := range reqs {
@@ -238,7 +238,7 @@ func (h *hostSession) handleRequests(reqs <-chan *ssh.Request) {
 			}
 			_ = req.Reply(h.setPort(pr.Port, false), nil)
 		default:
-			// keepalive@openssh.com included: any reply counts (§2.4).
+			// keepalive@openssh.com included: any reply counts (docs/protocols/devtunnels.md §2.4).
 			_ = req.Reply(false, nil)
 		}
 	}

@@ -46,7 +46,7 @@ type Config struct {
 	// Required.
 	Store store.Store
 	// HostKey is the relay's SSH host key on host and V2 client sessions.
-	// nil: New generates an ed25519 key (peers do not verify it, §2.4).
+	// nil: New generates an ed25519 key (peers do not verify it, docs/protocols/devtunnels.md §2.4).
 	HostKey ssh.Signer
 	// Now is the clock for session bookkeeping. Default time.Now.
 	Now func() time.Time
@@ -99,7 +99,7 @@ func New(cfg Config, logger *slog.Logger) (*Relay, error) {
 		}
 	}
 	// Hosts and V2 clients authenticate with the token on the WebSocket
-	// upgrade; the SSH layer has nothing left to check (§2.4).
+	// upgrade; the SSH layer has nothing left to check (docs/protocols/devtunnels.md §2.4).
 	sshCfg := &ssh.ServerConfig{NoClientAuth: true}
 	sshCfg.AddHostKey(cfg.HostKey)
 	m, err := newMetrics(cfg.Registerer)
@@ -195,7 +195,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// authorize applies the pre-upgrade checks shared by both roles (§2.3):
+// authorize applies the pre-upgrade checks shared by both roles (docs/protocols/devtunnels.md §2.3):
 // 401 for a missing, bad or expired token, 404 for an unknown tunnel, 403
 // for a token of another tunnel or without scope. On failure it has written
 // the response and counted the upgrade outcome for role.

@@ -19,7 +19,7 @@ import (
 )
 
 // The TURN overlay kinds (turn_allocate, dtls_handshake, overlay_echo)
-// reuse the overlay's stage names (spec §3.4), so a failing check names
+// reuse the overlay's stage names (docs/protocols/turn-overlay.md §3.4), so a failing check names
 // the same stage tunnel-client would log.
 
 // turnTarget is the TURN leg shared by turn_allocate and overlay_echo:
@@ -140,7 +140,7 @@ func (a *allocation) close() {
 }
 
 // allocate dials the TURN server over transport (stage turn_dial) and
-// allocates a relay (stage turn_allocate), as tunnel-client does (§2.1).
+// allocates a relay (stage turn_allocate), as tunnel-client does (docs/protocols/turn-overlay.md §2.1).
 func allocate(ctx context.Context, cr *turnprovider.Resolution, transport string, res *probe.Result) (*allocation, string, error) {
 	a := &allocation{}
 	end := res.Begin(overlay.StageTURNDial)
@@ -196,7 +196,7 @@ func allocateError(addr string, err error) error {
 }
 
 // dialTURN opens the TURN leg: an unconnected UDP socket, or a TCP
-// connection framed as STUN (§2.1).
+// connection framed as STUN (docs/protocols/turn-overlay.md §2.1).
 func dialTURN(ctx context.Context, addr, transport string) (net.PacketConn, error) {
 	if transport == "tcp" {
 		d := net.Dialer{Timeout: 5 * time.Second}

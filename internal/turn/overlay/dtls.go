@@ -27,7 +27,7 @@ var ErrUnknownIdentity = errors.New("unknown PSK identity")
 type ServerProfile struct {
 	// Keys maps PSK identity → key. Empty means no PSK clients.
 	Keys map[string][]byte
-	// Compat also accepts the unauthenticated prototype profile (§2.2).
+	// Compat also accepts the unauthenticated prototype profile (docs/protocols/turn-overlay.md §2.2).
 	Compat bool
 }
 
@@ -65,7 +65,7 @@ func ServerOptions(p ServerProfile) ([]dtls.ServerOption, error) {
 	return append(opts, dtls.WithCipherSuites(suites...)), nil
 }
 
-// ClientPSKOptions is the authenticated client profile (§2.3).
+// ClientPSKOptions is the authenticated client profile (docs/protocols/turn-overlay.md §2.3).
 func ClientPSKOptions(identity string, key []byte) []dtls.ClientOption {
 	return []dtls.ClientOption{
 		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
@@ -77,7 +77,7 @@ func ClientPSKOptions(identity string, key []byte) []dtls.ClientOption {
 }
 
 // ClientCompatOptions is the prototype's unauthenticated client profile
-// (§2.2): a throwaway self-signed certificate, no verification.
+// (docs/protocols/turn-overlay.md §2.2): a throwaway self-signed certificate, no verification.
 func ClientCompatOptions() ([]dtls.ClientOption, error) {
 	cert, err := selfsign.GenerateSelfSigned()
 	if err != nil {

@@ -8,13 +8,13 @@ import (
 	"github.com/xtaci/smux"
 )
 
-// KCP parameters of the tcp overlay (§2.5), identical to the prototype's -vless.
+// KCP parameters of the tcp overlay (docs/protocols/turn-overlay.md §2.5), identical to the prototype's -vless.
 const (
 	KCPMtu    = 1200
 	KCPWindow = 256
 )
 
-// TuneKCP applies the §2.5 settings to a KCP session.
+// TuneKCP applies the docs/protocols/turn-overlay.md §2.5 settings to a KCP session.
 func TuneKCP(s *kcp.UDPSession) {
 	s.SetNoDelay(1, 20, 2, 1)
 	s.SetWindowSize(KCPWindow, KCPWindow)
@@ -22,7 +22,7 @@ func TuneKCP(s *kcp.UDPSession) {
 	s.SetACKNoDelay(true)
 }
 
-// SmuxConfig is the §2.5 smux configuration.
+// SmuxConfig is the docs/protocols/turn-overlay.md §2.5 smux configuration.
 func SmuxConfig() *smux.Config {
 	c := smux.DefaultConfig()
 	c.MaxReceiveBuffer = 4 << 20

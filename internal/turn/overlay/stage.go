@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Stage names (spec §3.4). Client and server stages share one namespace.
+// Stage names (docs/protocols/turn-overlay.md §3.4). Client and server stages share one namespace.
 const (
 	StagePolicyValidate     = "policy_validate"
 	StageProviderResolve    = "provider_resolve"

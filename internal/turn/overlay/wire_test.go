@@ -174,7 +174,7 @@ const (
 	extCID = 54
 )
 
-// TestProfilesOnTheWire checks spec §6.4: the suites, EMS and the 8-byte
+// TestProfilesOnTheWire checks docs/protocols/turn-overlay.md §6.4: the suites, EMS and the 8-byte
 // CID that the server assigns and the client puts on every record; and §6.5:
 // after the client's source address changes (a replaced TURN allocation),
 // the server keeps the session, with no second accept.

@@ -240,7 +240,7 @@ func (c *Client) markReady(w *worker) {
 	}
 }
 
-// supervise runs w, restarting it after failures per spec §3.2.
+// supervise runs w, restarting it after failures per docs/protocols/turn-overlay.md §3.2.
 func (c *Client) supervise(ctx context.Context, w *worker) error {
 	budget := c.cfg.RestartBudget
 	backoff := c.cfg.BackoffInitial
@@ -628,7 +628,7 @@ func isTURNErrorResponse(err error) bool {
 	return errors.As(err, &p) || errors.As(err, &v)
 }
 
-// dialTURN opens the TURN leg's socket (§2.1).
+// dialTURN opens the TURN leg's socket (docs/protocols/turn-overlay.md §2.1).
 func (c *Client) dialTURN(ctx context.Context, addr string) (net.PacketConn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -481,7 +481,7 @@ func gatherValue(t *testing.T, reg *prometheus.Registry, name, direction string)
 }
 
 // TestReplyRoutingExpiry: two local peers share 4 workers exclusively;
-// after A idles past the expiry, B's traffic takes A's workers (spec §6.8,
+// after A idles past the expiry, B's traffic takes A's workers (docs/protocols/turn-overlay.md §6.8,
 // with a short expiry).
 func TestReplyRoutingExpiry(t *testing.T) {
 	lab := startLab(t, turnlab.Config{})
@@ -516,7 +516,7 @@ func TestReplyRoutingExpiry(t *testing.T) {
 
 // TestTCPSessionKilled: killing one worker's TURN connection closes the
 // streams of its smux session only; the others keep working, and new
-// streams work (spec §3.1 tcp overlay, §6.7).
+// streams work (docs/protocols/turn-overlay.md §3.1 tcp overlay, §6.7).
 func TestTCPSessionKilled(t *testing.T) {
 	lab := startLab(t, turnlab.Config{})
 	peer := startServer(t, turnserver.Config{Connect: lab.EchoTCP, Egress: "tcp", Keys: map[string][]byte{"default": testKey}})

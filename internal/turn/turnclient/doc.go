@@ -3,7 +3,7 @@
 // TURN allocation plus one DTLS session to tunnel-server through the relay)
 // and dispatches local traffic over them: UDP datagrams with exclusive
 // worker→peer reply bindings (udp ingress), or TCP connections as smux
-// streams over KCP over DTLS (tcp ingress). See turn-overlay spec §3.1–3.2.
+// streams over KCP over DTLS (tcp ingress). See docs/protocols/turn-overlay.md §3.1–3.2.
 //
 // Each worker also checks its allocation every Config.AllocationCheck with
 // a CreatePermission for the peer: pion only logs a failed refresh, so over

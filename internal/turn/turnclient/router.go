@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// router implements the exclusive worker→local-peer bindings of spec §3.1.
+// router implements the exclusive worker→local-peer bindings of docs/protocols/turn-overlay.md §3.1.
 // A worker serves at most one local peer, so tunnel-server's one upstream
 // socket per session maps back to exactly one local sender.
 type router struct {

@@ -125,7 +125,7 @@ func TestSoakAllocationRefresh(t *testing.T) {
 }
 
 // TestSoakRESTRotation: turn-rest credentials with ttl=1m rotate at about
-// 48 s, make-before-break, and the echo keeps working (spec §6.10).
+// 48 s, make-before-break, and the echo keeps working (docs/protocols/turn-overlay.md §6.10).
 func TestSoakRESTRotation(t *testing.T) {
 	d := soakDuration(t, 3*time.Minute)
 	lab := startLab(t, turnlab.Config{RESTSecret: "soak-secret", DisableStaticUser: true})

@@ -7,7 +7,7 @@ import (
 	"github.com/warrenhq/warren/internal/redact"
 )
 
-// Artifact is the sanitized record of one resolution (spec §3.6). It never
+// Artifact is the sanitized record of one resolution (docs/protocols/turn-overlay.md §3.6). It never
 // holds a username, password or secret.
 type Artifact struct {
 	Provider         string  `json:"provider"`

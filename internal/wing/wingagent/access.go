@@ -25,7 +25,7 @@ type AllowEntry struct {
 	Passkeys []Passkey
 }
 
-// Access is the wing's lock state and allow list (wing.md §2.7, §2.8).
+// Access is the wing's lock state and allow list (docs/protocols/wing.md §2.7, §2.8).
 type Access struct {
 	// Locked serves only the owner and the users on Allow.
 	Locked bool

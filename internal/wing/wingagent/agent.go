@@ -23,7 +23,7 @@ import (
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
-// State is the wing's connection state (wing.md §3.1).
+// State is the wing's connection state (docs/protocols/wing.md §3.1).
 type State string
 
 // States.
@@ -366,7 +366,7 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 		a.setState(StateConnected)
 		a.log.Info("registered with the relay", "wing", a.cfg.WingID, "conn", m.WingID, "owner", a.ownerID())
 		go func() {
-			// Surviving sessions wait for the user's pty.attach (§3.1).
+			// Surviving sessions wait for the user's pty.attach (docs/protocols/wing.md §3.1).
 			select {
 			case <-ctx.Done():
 			case <-time.After(500 * time.Millisecond):
@@ -442,7 +442,7 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 			}
 		}
 	case wp.TypePTYMigrate:
-		// WebRTC migration is out of scope; ignored (§2.4).
+		// WebRTC migration is out of scope; ignored (docs/protocols/wing.md §2.4).
 	default:
 		a.log.Debug("unknown frame from relay", "type", typ)
 	}

@@ -1,5 +1,5 @@
 // Package wingagent is the machine agent of the wing protocol
-// (shared/protocols/wing.md): it dials the relay's /ws/wing, registers,
+// (docs/protocols/wing.md): it dials the relay's /ws/wing, registers,
 // heartbeats, reconnects with backoff, and runs PTY sessions on real
 // pseudo-terminals. Every byte of PTY output and input crosses the relay
 // encrypted with a key derived from the wing's long-term X25519 identity

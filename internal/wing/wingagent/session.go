@@ -19,7 +19,7 @@ import (
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
-// inputQueue is the per-session input queue length (wing.md §2.6).
+// inputQueue is the per-session input queue length (docs/protocols/wing.md §2.6).
 const inputQueue = 64
 
 // attentionCooldown spaces session.attention events.
@@ -253,7 +253,7 @@ func (a *Agent) remove(s *session) {
 }
 
 // passkeyGate sends passkey.challenge for a session and verifies the
-// passkey.response (wing.md §2.7); it returns a fresh auth token.
+// passkey.response (docs/protocols/wing.md §2.7); it returns a fresh auth token.
 func (a *Agent) passkeyGate(ctx context.Context, sid string, id identity) (string, error) {
 	ch := make([]byte, 32)
 	rand.Read(ch)

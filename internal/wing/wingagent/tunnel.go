@@ -16,7 +16,7 @@ import (
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
-// tunnelRequest is the decrypted inner request (wing.md §2.8).
+// tunnelRequest is the decrypted inner request (docs/protocols/wing.md §2.8).
 type tunnelRequest struct {
 	Type      string `json:"type"`
 	AuthToken string `json:"auth_token"`
@@ -37,7 +37,7 @@ type tunnelMessage struct {
 	SenderOrgRole string `json:"sender_org_role"`
 }
 
-// cipherCache keeps one wt-tunnel key per sender_pub (wing.md §2.8),
+// cipherCache keeps one wt-tunnel key per sender_pub (docs/protocols/wing.md §2.8),
 // bounded: a full cache is emptied rather than grown.
 type cipherCache struct {
 	mu sync.Mutex
@@ -104,7 +104,7 @@ func (a *Agent) reply(ctx context.Context, c *wp.Cipher, rid string, v any) {
 	a.send(ctx, wp.TunnelRes{Type: wp.TypeTunnelRes, RequestID: rid, Payload: c.Seal(b)})
 }
 
-// gateTunnel applies the lock and the passkey gate (wing.md §2.8); nil
+// gateTunnel applies the lock and the passkey gate (docs/protocols/wing.md §2.8); nil
 // lets the request through.
 func (a *Agent) gateTunnel(id identity, req tunnelRequest) any {
 	if !a.guard.allowed(id) {

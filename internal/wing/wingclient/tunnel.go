@@ -19,7 +19,7 @@ import (
 // ErrTunnelTimeout is returned when a tunnel request gets no reply in time.
 var ErrTunnelTimeout = errors.New("the wing did not answer the request in time")
 
-// Tunnel sends encrypted requests to one wing over /ws/relay (wing.md §2.8).
+// Tunnel sends encrypted requests to one wing over /ws/relay (docs/protocols/wing.md §2.8).
 // Requests on one Tunnel run one at a time.
 type Tunnel struct {
 	c      *Client

@@ -7,7 +7,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Bandwidth limits what each user receives of PTY output (wing.md §3.2).
+// Bandwidth limits what each user receives of PTY output (docs/protocols/wing.md §3.2).
 // Zero values turn a limit off; the zero Bandwidth meters nothing.
 type Bandwidth struct {
 	// Rate is the sustained bytes per second per user: frames beyond it

@@ -1,5 +1,5 @@
 // Package winghub is the relay side of the wing protocol
-// (shared/protocols/wing.md): it accepts wings on /ws/wing and users on
+// (docs/protocols/wing.md): it accepts wings on /ws/wing and users on
 // /ws/pty and /ws/relay, assigns session ids, and routes frames between
 // them by session id, viewer id and request id. It injects the
 // authenticated identity into frames it forwards and never decrypts: PTY

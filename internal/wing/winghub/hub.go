@@ -505,7 +505,7 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 }
 
 // enqueue hands a frame to b's writer without waiting for the network: a
-// slow user socket must not hold up the wing's read loop (wing.md §3.2).
+// slow user socket must not hold up the wing's read loop (docs/protocols/wing.md §3.2).
 func (h *Hub) enqueue(b *browserConn, data []byte, at time.Time) {
 	if _, overflowed := b.q.push(data, at); overflowed {
 		h.m.slowUsers.Inc()
@@ -583,7 +583,7 @@ func (h *Hub) browserGone(b *browserConn) {
 // canReach: the owner reaches their wings. Other users reach only a locked
 // wing with a non-empty allow list: the hub knows the list's length, not its
 // entries (the wing sends allowed_count only), so the wing checks every
-// frame against the list itself (warren has no orgs; wing.md §4 #10).
+// frame against the list itself (warren has no orgs; docs/protocols/wing.md §4 #10).
 func canReach(wc *wingConn, u UserIdentity) bool {
 	return wc.owner == u.UserID || (wc.locked && wc.allowedCount > 0)
 }

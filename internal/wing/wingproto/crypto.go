@@ -12,7 +12,7 @@ import (
 	"fmt"
 )
 
-// HKDF info strings (wing.md §2.5).
+// HKDF info strings (docs/protocols/wing.md §2.5).
 const (
 	InfoPTY    = "wt-pty"
 	InfoTunnel = "wt-tunnel"

@@ -1,5 +1,5 @@
 // Package wingproto holds the wire format of the wing protocol
-// (shared/protocols/wing.md), wire-compatible with wingthing: the JSON
+// (docs/protocols/wing.md), wire-compatible with wingthing: the JSON
 // messages exchanged between relay-server, wings and browsers, the
 // end-to-end crypto (X25519, HKDF-SHA256, AES-256-GCM) that keeps PTY and
 // tunnel payloads opaque to the relay, and the replay chunk encoding.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Message types (wing.md §2.4).
+// Message types (docs/protocols/wing.md §2.4).
 const (
 	TypeWingRegister   = "wing.register"
 	TypeRegistered     = "registered"
@@ -40,7 +40,7 @@ const (
 	TypeTunnelStream   = "tunnel.stream"
 )
 
-// Limits (wing.md §2.1, §2.5).
+// Limits (docs/protocols/wing.md §2.1, §2.5).
 const (
 	// MaxFrame is the read limit on every wing and browser socket.
 	MaxFrame = 512 << 10
@@ -80,7 +80,7 @@ func Decode(b []byte, v any) error {
 func Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Envelope is the generic form the relay forwards: every field kept, so
-// fields it does not know survive (wing.md §3.2).
+// fields it does not know survive (docs/protocols/wing.md §3.2).
 type Envelope map[string]json.RawMessage
 
 // DecodeEnvelope parses a frame into an Envelope and returns its type.

@@ -45,7 +45,7 @@ func decodeB64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(s)
 }
 
-// VerifyPasskey checks an assertion against challenge (wing.md §2.7):
+// VerifyPasskey checks an assertion against challenge (docs/protocols/wing.md §2.7):
 // clientDataJSON.type is "webauthn.get", its challenge decodes to
 // challenge, and the DER signature over authenticatorData ‖
 // SHA-256(clientDataJSON) verifies with one of keys (raw 64-byte X‖Y

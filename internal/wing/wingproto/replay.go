@@ -12,7 +12,7 @@ import (
 var ErrChunkTooLarge = errors.New("wingproto: replay chunk inflates past 128 KiB")
 
 // CompressChunks splits replay bytes into ChunkSize pieces and gzips each
-// as a complete, independent stream (wing.md §2.5).
+// as a complete, independent stream (docs/protocols/wing.md §2.5).
 func CompressChunks(data []byte) [][]byte {
 	var out [][]byte
 	for len(data) > 0 {

@@ -14,7 +14,7 @@ import (
 	xhkdf "golang.org/x/crypto/hkdf"
 )
 
-// browserSeal is an independent implementation of the §2.5 crypto (x/crypto
+// browserSeal is an independent implementation of the docs/protocols/wing.md §2.5 crypto (x/crypto
 // curve25519 and hkdf), standing in for the browser's WebCrypto code.
 func browserKey(t *testing.T, priv []byte, peerPub string, info string) cipher.AEAD {
 	t.Helper()

@@ -9,7 +9,7 @@
 //	sub   the user id (for a wing token: the wing's owner)
 //	wing  optional, wing tokens only: the machine wing_id the token is bound to
 //	pub   optional, wing tokens only: the wing's X25519 public key; it wins
-//	      over the key a wing announces (wing.md §2.2)
+//	      over the key a wing announces (docs/protocols/wing.md §2.2)
 //	aud   "warren-wing", so a tunnel token never passes here and these never
 //	      pass as tunnel tokens (which require tunnelId and scp)
 //	iss, iat, nbf, exp

@@ -18,7 +18,7 @@ const (
 // Audience marks wing and user tokens.
 const Audience = "warren-wing"
 
-// MaxTTL is the longest lifetime Issue grants (wing.md §2.2: 365 days).
+// MaxTTL is the longest lifetime Issue grants (docs/protocols/wing.md §2.2: 365 days).
 const MaxTTL = 365 * 24 * time.Hour
 
 // ErrInvalid is wrapped by every Verify failure.
