@@ -17,7 +17,7 @@ func TestPairingTimeout(t *testing.T) {
 	e := newEnv(t)
 	t.Run("GET", func(t *testing.T) {
 		t.Parallel()
-		tk := e.mint(MintRequest{TTL: 2 * time.Second}) // §6.3: ttl_seconds 2
+		tk := e.mint(MintRequest{TTL: 2 * time.Second}) // ticket-relay.md §6.3: ttl_seconds 2
 		status, body := e.curlStatus("GET", e.url(tk), tk, nil)
 		wantError(t, status, body, 408, "timed out waiting for PUT side")
 		status, body = e.curlStatus("GET", e.url(tk), tk, nil)
@@ -25,7 +25,7 @@ func TestPairingTimeout(t *testing.T) {
 	})
 	t.Run("PUT", func(t *testing.T) {
 		t.Parallel()
-		tk := e.mint(MintRequest{TTL: 2 * time.Second}) // §6.3: ttl_seconds 2
+		tk := e.mint(MintRequest{TTL: 2 * time.Second}) // ticket-relay.md §6.3: ttl_seconds 2
 		in, _ := writeRandomFile(t, e.dir, 100)
 		put, bodyFile := e.curlPut(tk, in, nil)
 		status, pb := putResult(t, put, bodyFile)

@@ -471,7 +471,7 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 			return
 		}
 		var to []*browserConn
-		metered := false // only controller PTY output counts (wing.md §3.2)
+		metered := false // only controller PTY output counts (docs/protocols/wing.md §3.2)
 		switch {
 		case vid != "":
 			if v := rt.viewers[vid]; v != nil {
