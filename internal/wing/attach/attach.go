@@ -62,8 +62,11 @@ type Options struct {
 
 // Run attaches and returns when the remote program exits (nil, or
 // *ExitError with its code), when the user detaches (nil), or on an error:
-// ErrNoWing, *AmbiguousWingError, *NoShellError, *RemoteError, or what
-// the relay connection failed with (wingclient.ErrUnauthorized among them).
+// ErrNoWing, *AmbiguousWingError, *NoShellError, *RemoteError (the
+// session ended with the relay's or wing's error message), or what opening
+// the session failed with, unwrapped: wingclient.ErrUnauthorized, a
+// *wingclient.RemoteError (a --command for a wing the relay does not
+// list), a dial error.
 func Run(ctx context.Context, o Options) error {
 	if o.Client == nil || o.In == nil || o.Out == nil {
 		return errors.New("attach: Client, In and Out are required")
