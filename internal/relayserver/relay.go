@@ -41,12 +41,11 @@ type Config struct {
 	// Registry receives the relay's metrics and is served on /metrics.
 	// Default: a new registry from metrics.NewRegistry.
 	Registry *prometheus.Registry
-	// Store keeps API keys, signing keys and tunnels. Optional: without it
-	// only the admin key authenticates, and the key admin API is off.
-	// The caller opens and closes it.
+	// Store keeps API keys, signing keys, tunnels and wing owners.
+	// Required. The caller opens and closes it.
 	Store store.Store
 	// PublicURL is the base URL clients reach this relay at; it is the
-	// issuer of tunnel tokens. Required with Store.
+	// issuer of tunnel tokens. Required.
 	PublicURL string
 	// TokenTTL is the lifetime of tunnel access tokens handed out through
 	// tokenScopes. Default 1h.
@@ -55,7 +54,7 @@ type Config struct {
 	Node string
 	// WebDomain enables web forwarding by Host name,
 	// <tunnelId>-<port>.<WebDomain>, besides the path form
-	// /tunnels/<tunnelId>/ports/<port>/ that is always on with a Store.
+	// /tunnels/<tunnelId>/ports/<port>/ that is always on.
 	// Default "" (path form only).
 	WebDomain string
 	// Expose publishes tunnel ports on listeners of their own, raw TCP
@@ -65,7 +64,7 @@ type Config struct {
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Wings tunes the wing hub (/ws/wing, /ws/pty, /ws/relay,
-	// /api/app/wings, /health), served with a Store. Its token hooks are
+	// /api/app/wings, /health). Its token hooks are
 	// set by the Server.
 	Wings winghub.Config
 }
@@ -77,22 +76,31 @@ type Server struct {
 	mux     *http.ServeMux
 	tickets *ticket.Relay
 	authn   *auth.Authenticator
-	tokens  *token.Issuer      // nil without a Store
-	hosts   *tunnelrelay.Relay // host and client relay WebSockets; nil without a Store
+	tokens  *token.Issuer
+	hosts   *tunnelrelay.Relay // host and client relay WebSockets
 	web     *webforward.Forwarder
 	handler http.Handler      // mux behind web forwarding by Host
-	wings   *winghub.Hub      // wing hub; nil without a Store
-	wingTok *wingtoken.Issuer // wing and user tokens; nil without a Store
+	wings   *winghub.Hub      // wing hub
+	wingTok *wingtoken.Issuer // wing and user tokens
 	ready   atomic.Bool
 }
 
 // ErrNoAdminKey is returned by New when Config.AdminKey is empty.
 var ErrNoAdminKey = errors.New("relay: admin key is required")
 
+// ErrNoStore is returned by New when Config.Store is nil.
+var ErrNoStore = errors.New("relay: Store is required")
+
 // New builds a Server. It does not listen; call Serve.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.AdminKey == "" {
 		return nil, ErrNoAdminKey
+	}
+	if cfg.Store == nil {
+		return nil, ErrNoStore
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("relay: PublicURL is required")
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
@@ -109,72 +117,65 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
 
 	s.authn = &auth.Authenticator{AdminKey: cfg.AdminKey}
-	if cfg.Store != nil {
-		if cfg.PublicURL == "" {
-			return nil, errors.New("relay: PublicURL is required with a Store")
-		}
-		ring, err := loadKeyring(context.Background(), cfg.Store, cfg.Now())
-		if err != nil {
-			return nil, err
-		}
-		s.tokens, err = token.New(token.Config{Keys: ring, Issuer: cfg.PublicURL, Now: cfg.Now})
-		if err != nil {
-			return nil, err
-		}
-		s.authn.Keys = cfg.Store
-		s.authn.Tokens = s.tokens
-		s.adminRoutes()
-		s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
-			logger.With("service", "tunnel-relay"))
-		if err != nil {
-			return nil, fmt.Errorf("tunnel relay: %w", err)
-		}
-		s.mux.HandleFunc("GET /relay/host/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
-			s.hosts.ServeHost(w, r, r.PathValue("tunnelId"))
-		})
-		s.mux.HandleFunc("GET /relay/client/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
-			s.hosts.ServeClient(w, r, r.PathValue("tunnelId"))
-		})
-		api, err := tunnelapi.New(tunnelapi.Config{
-			Store:     cfg.Store,
-			Tokens:    s.tokens,
-			Auth:      s.authn,
-			PublicURL: cfg.PublicURL,
-			TokenTTL:  cfg.TokenTTL,
-			Node:      cfg.Node,
-			Now:       cfg.Now,
-			// endpoints[] lists a host only while its session is live here.
-			HostConnected: s.hosts.HostConnected,
-			PortURIs:      s.portURIs,
-			PortURIFormat: s.portURIFormat,
-		}, logger.With("service", "tunnels"))
-		if err != nil {
-			return nil, fmt.Errorf("tunnel API: %w", err)
-		}
-		s.mux.Handle("/tunnels", api)
-		s.mux.Handle("/tunnels/", api)
-		s.mux.Handle("/clusters/", api)
-		s.web, err = webforward.New(webforward.Config{
-			Domain: cfg.WebDomain,
-			Dial:   s.hosts.DialPort,
-			Store:  cfg.Store,
-			Tokens: s.tokens,
-			Secure: strings.HasPrefix(cfg.PublicURL, "https:"),
-			Now:    cfg.Now,
-		}, logger.With("service", "web-forwarding"))
-		if err != nil {
-			return nil, err
-		}
-		// More specific than /tunnels/, so it wins; the management API
-		// has nothing below /tunnels/{id}/ports/{port}. The port record
-		// itself is named explicitly: {path...} would match it too.
-		s.mux.HandleFunc(webforward.PathPattern, s.web.ServePath)
-		s.mux.Handle("/tunnels/{tunnelId}/ports/{port}", api)
-		if err := s.mountWings(logger); err != nil {
-			return nil, err
-		}
-	} else if len(cfg.Expose) > 0 {
-		return nil, errors.New("relay: Expose needs a Store")
+	ring, err := loadKeyring(context.Background(), cfg.Store, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.tokens, err = token.New(token.Config{Keys: ring, Issuer: cfg.PublicURL, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	s.authn.Keys = cfg.Store
+	s.authn.Tokens = s.tokens
+	s.adminRoutes()
+	s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
+		logger.With("service", "tunnel-relay"))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel relay: %w", err)
+	}
+	s.mux.HandleFunc("GET /relay/host/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+		s.hosts.ServeHost(w, r, r.PathValue("tunnelId"))
+	})
+	s.mux.HandleFunc("GET /relay/client/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
+		s.hosts.ServeClient(w, r, r.PathValue("tunnelId"))
+	})
+	api, err := tunnelapi.New(tunnelapi.Config{
+		Store:     cfg.Store,
+		Tokens:    s.tokens,
+		Auth:      s.authn,
+		PublicURL: cfg.PublicURL,
+		TokenTTL:  cfg.TokenTTL,
+		Node:      cfg.Node,
+		Now:       cfg.Now,
+		// endpoints[] lists a host only while its session is live here.
+		HostConnected: s.hosts.HostConnected,
+		PortURIs:      s.portURIs,
+		PortURIFormat: s.portURIFormat,
+	}, logger.With("service", "tunnels"))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel API: %w", err)
+	}
+	s.mux.Handle("/tunnels", api)
+	s.mux.Handle("/tunnels/", api)
+	s.mux.Handle("/clusters/", api)
+	s.web, err = webforward.New(webforward.Config{
+		Domain: cfg.WebDomain,
+		Dial:   s.hosts.DialPort,
+		Store:  cfg.Store,
+		Tokens: s.tokens,
+		Secure: strings.HasPrefix(cfg.PublicURL, "https:"),
+		Now:    cfg.Now,
+	}, logger.With("service", "web-forwarding"))
+	if err != nil {
+		return nil, err
+	}
+	// More specific than /tunnels/, so it wins; the management API
+	// has nothing below /tunnels/{id}/ports/{port}. The port record
+	// itself is named explicitly: {path...} would match it too.
+	s.mux.HandleFunc(webforward.PathPattern, s.web.ServePath)
+	s.mux.Handle("/tunnels/{tunnelId}/ports/{port}", api)
+	if err := s.mountWings(logger); err != nil {
+		return nil, err
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -190,10 +191,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.mux.Handle("/v1/tickets", t)
 		s.mux.Handle("/v1/relay/", t)
 	}
-	s.handler = s.mux
-	if s.web != nil {
-		s.handler = s.web.Wrap(s.mux)
-	}
+	s.handler = s.web.Wrap(s.mux)
 	return s, nil
 }
 
@@ -228,11 +226,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.ready.Store(false)
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if s.wings != nil {
-		// relay.restart to every wing and user, wings closed going-away,
-		// before HTTP shuts down (docs/protocols/wing.md §2.3).
-		s.wings.Shutdown(drainCtx)
-	}
+	// relay.restart to every wing and user, wings closed going-away,
+	// before HTTP shuts down (docs/protocols/wing.md §2.3).
+	s.wings.Shutdown(drainCtx)
 	if s.tickets != nil {
 		// Sides still waiting for a partner would hold the drain until their
 		// TTL; tell them now. Paired transfers get the drain time to finish.
@@ -251,13 +247,9 @@ func (s *Server) closeServices() {
 	if s.tickets != nil {
 		s.tickets.Close()
 	}
-	if s.wings != nil {
-		s.wings.Close()
-	}
-	if s.hosts != nil {
-		// Hijacked WebSockets are not drained by http.Server.Shutdown.
-		s.hosts.Close()
-	}
+	s.wings.Close()
+	// Hijacked WebSockets are not drained by http.Server.Shutdown.
+	s.hosts.Close()
 }
 
 // Close releases the services of a Server that was never served.

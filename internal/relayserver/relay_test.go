@@ -3,15 +3,26 @@ package relayserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/warrenhq/warren/internal/ticket"
 )
+
+// storeConfig is a Config with adminKey and a SQLite store in a temporary
+// directory, closed when the test ends.
+func storeConfig(t *testing.T, adminKey string) Config {
+	t.Helper()
+	db := openStore(t, filepath.Join(t.TempDir(), "relay.db"))
+	t.Cleanup(func() { db.Close() })
+	return Config{AdminKey: adminKey, Store: db, PublicURL: "http://relay.test"}
+}
 
 // serve runs a relay on a loopback port and returns its base URL and a stop
 // function that cancels Serve and waits for it.
@@ -89,7 +100,7 @@ func get(t *testing.T, url string, hdr ...string) (int, string) {
 }
 
 func TestHealthReadyMetrics(t *testing.T) {
-	url, _ := serve(t, Config{AdminKey: "k"})
+	url, _ := serve(t, storeConfig(t, "k"))
 	code, body := get(t, url+"/healthz")
 	var h map[string]string
 	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || h["status"] != "ok" || h["version"] == "" {
@@ -107,7 +118,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 }
 
 func TestMintNeedsAdminKey(t *testing.T) {
-	url, _ := serve(t, Config{AdminKey: "right"})
+	url, _ := serve(t, storeConfig(t, "right"))
 	mint := func(auth string) int {
 		req, _ := http.NewRequest(http.MethodPost, url+"/v1/tickets", strings.NewReader(`{"workspace_id":"w","source_id":"a","dest_id":"b"}`))
 		if auth != "" {
@@ -128,7 +139,9 @@ func TestMintNeedsAdminKey(t *testing.T) {
 }
 
 func TestTicketsDisabled(t *testing.T) {
-	url, _ := serve(t, Config{AdminKey: "k", TicketsDisabled: true})
+	cfg := storeConfig(t, "k")
+	cfg.TicketsDisabled = true
+	url, _ := serve(t, cfg)
 	if code, _ := get(t, url+"/v1/relay/rly_x", "Authorization", "Bearer rly_x"); code != 404 {
 		t.Fatalf("relay route with tickets disabled: %d, want 404", code)
 	}
@@ -137,8 +150,10 @@ func TestTicketsDisabled(t *testing.T) {
 // TestDrainThenStop: after Serve's context ends, a waiting ticket side is
 // told 503 at once instead of holding the drain until its TTL.
 func TestDrainThenStop(t *testing.T) {
-	url, stop := serve(t, Config{AdminKey: "k", ShutdownTimeout: 5 * time.Second,
-		Tickets: ticket.Config{DefaultTTL: time.Hour}})
+	cfg := storeConfig(t, "k")
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Tickets = ticket.Config{DefaultTTL: time.Hour}
+	url, stop := serve(t, cfg)
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/tickets", strings.NewReader(`{"workspace_id":"w","source_id":"a","dest_id":"b"}`))
 	req.Header.Set("Authorization", "Bearer k")
 	resp, err := http.DefaultClient.Do(req)
@@ -171,5 +186,11 @@ func TestDrainThenStop(t *testing.T) {
 func TestNewNeedsAdminKey(t *testing.T) {
 	if _, err := New(Config{}, nil); err != ErrNoAdminKey {
 		t.Fatalf("New without key: %v", err)
+	}
+}
+
+func TestNewNeedsStore(t *testing.T) {
+	if _, err := New(Config{AdminKey: "k", PublicURL: "http://relay.test"}, nil); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("New without a store: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	wattach "github.com/warrenhq/warren/internal/wing/attach"
 	"github.com/warrenhq/warren/internal/wing/wingagent"
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
@@ -98,34 +99,13 @@ func (c *Config) Validate() error {
 	if c.Serve.PasskeyTTL < time.Second {
 		return cli.FieldErrorf("serve.passkey_ttl", "must be at least 1s, got %s", c.Serve.PasskeyTTL)
 	}
-	if _, err := parseDetachKey(c.Attach.DetachKey); err != nil {
+	if _, err := wattach.ParseDetachKey(c.Attach.DetachKey); err != nil {
 		return cli.FieldErrorf("attach.detach_key", "%v", err)
 	}
 	if c.Attach.Reconnect < 0 {
 		return cli.FieldErrorf("attach.reconnect", "must not be negative")
 	}
 	return nil
-}
-
-// parseDetachKey turns "ctrl-]" (or "ctrl-a" ..., or "none") into a byte;
-// 0 means no detach key.
-func parseDetachKey(s string) (byte, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "none" || s == "" {
-		return 0, nil
-	}
-	k, ok := strings.CutPrefix(s, "ctrl-")
-	if !ok || len(k) != 1 {
-		return 0, fmt.Errorf("expected ctrl-X (such as ctrl-] or ctrl-q) or none, got %q", s)
-	}
-	c := k[0]
-	switch {
-	case c >= 'a' && c <= 'z':
-		return c - 'a' + 1, nil
-	case c >= '[' && c <= '_':
-		return c - '[' + 0x1b, nil
-	}
-	return 0, fmt.Errorf("no control key for %q", s)
 }
 
 var spec = cli.Spec{

@@ -7,25 +7,34 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
 	"github.com/warrenhq/warren/internal/relayserver"
+	"github.com/warrenhq/warren/internal/store/sqlite"
 	"go.yaml.in/yaml/v3"
 )
 
-// startRelay serves a real relay (no store: the admin key is the only
-// credential; tickets on) on loopback.
+// startRelay serves a real relay (a SQLite store in a temporary
+// directory; the admin key is the credential; tickets on) on loopback.
 func startRelay(t *testing.T) string {
 	t.Helper()
-	s, err := relayserver.New(relayserver.Config{AdminKey: "adm-key-0123", ShutdownTimeout: time.Second}, nil)
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "relay.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := relayserver.New(relayserver.Config{AdminKey: "adm-key-0123", Store: db, PublicURL: "http://" + ln.Addr().String(),
+		ShutdownTimeout: time.Second}, nil)
+	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
