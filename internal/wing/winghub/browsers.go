@@ -54,7 +54,7 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopWriter(); <-b.q.done }()
-	go b.q.run(wctx, ws, forwardTimeout, func(n int) { h.m.bytes.WithLabelValues("to_user").Add(float64(n)) })
+	go b.q.run(wctx, ws, h.cfg.WriteTimeout, func(n int) { h.m.bytes.WithLabelValues("to_user").Add(float64(n)) })
 	for {
 		_, data, err := ws.Read(ctx)
 		if err != nil {

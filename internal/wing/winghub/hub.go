@@ -47,6 +47,9 @@ type Config struct {
 	Bandwidth Bandwidth
 	// RelayPubKey is sent in registered.relay_pub_key. Default "".
 	RelayPubKey string
+	// WriteTimeout bounds one write to a wing or user socket; a socket
+	// that takes no frame for this long is closed. Default 5s.
+	WriteTimeout time.Duration
 	// BrowserQueueBytes bounds the frames waiting to be written to one
 	// user socket; a socket that falls this far behind is closed (it
 	// reattaches and gets a replay). Default DefaultBrowserQueueBytes
@@ -88,12 +91,16 @@ func (c *conn) send(ctx context.Context, b []byte, timeout time.Duration) error 
 	return c.ws.Write(ctx, websocket.MessageText, b)
 }
 
-const forwardTimeout = 5 * time.Second
+// defaultWriteTimeout is Config.WriteTimeout's default.
+const defaultWriteTimeout = 5 * time.Second
 
 // New returns a Hub. Call Close (or Shutdown) when done.
 func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if cfg.VerifyWing == nil || cfg.VerifyUser == nil {
 		return nil, errors.New("winghub: VerifyWing and VerifyUser are required")
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
 	}
 	if cfg.HeartbeatTimeout <= 0 {
 		cfg.HeartbeatTimeout = 90 * time.Second

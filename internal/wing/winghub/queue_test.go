@@ -55,7 +55,9 @@ func startVia(t *testing.T, ws *websocket.Conn, w *peer) string {
 // the slow socket, once it reads again, gets its whole stream in order:
 // its frames waited in its own queue, nobody else's.
 func TestSlowBrowserDoesNotStallOtherSessions(t *testing.T) {
-	_, url := testHub(t, Config{BrowserQueueBytes: 64 << 20})
+	// The stalled socket must outlive the write timeout however slowly
+	// this machine runs the frames below.
+	_, url := testHub(t, Config{BrowserQueueBytes: 64 << 20, WriteTimeout: 5 * time.Minute})
 	w := registerWing(t, url, "alice", "box")
 	slow := dialStalled(t, url, "user:alice")
 	sid1 := startVia(t, slow, w)

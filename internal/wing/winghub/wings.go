@@ -121,7 +121,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
 	}
 	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey, UserID: wc.owner})
-	if err := wc.send(ctx, b, forwardTimeout); err != nil {
+	if err := wc.send(ctx, b, h.cfg.WriteTimeout); err != nil {
 		h.wingGone(wc)
 		return
 	}
@@ -146,7 +146,7 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) sendError(ctx context.Context, c *conn, msg string) {
 	b, _ := wp.Encode(wp.Error{Type: wp.TypeError, Message: msg})
-	c.send(ctx, b, forwardTimeout)
+	c.send(ctx, b, h.cfg.WriteTimeout)
 }
 
 // wingGone unregisters wc (if still current) and tells the users on its
@@ -185,7 +185,7 @@ func (h *Hub) wingGone(wc *wingConn) {
 }
 
 func (h *Hub) toWing(ctx context.Context, wc *wingConn, data []byte) {
-	if err := wc.send(ctx, data, forwardTimeout); err != nil {
+	if err := wc.send(ctx, data, h.cfg.WriteTimeout); err != nil {
 		wc.ws.CloseNow()
 		return
 	}
