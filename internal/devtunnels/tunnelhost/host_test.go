@@ -50,6 +50,11 @@ func TestSDKClient(t *testing.T) {
 			if got := metricValue(h.met.conns); got < 1 {
 				t.Errorf("forwarded_connections_total = %v", got)
 			}
+			// The pipe counts a buffer just after writing it, so the echo can
+			// come back before the counter moves: wait for it, bounded.
+			for metricValue(h.met.bytesIn) < float64(len("hello from the Go SDK")) && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if got := metricValue(h.met.bytesIn); got < float64(len("hello from the Go SDK")) {
 				t.Errorf("bytes in = %v", got)
 			}
