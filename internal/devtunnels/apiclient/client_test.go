@@ -215,7 +215,7 @@ func TestAccessToken(t *testing.T) {
 		{map[string]string{"host connect": "hc"}, "host", "hc"},
 		{map[string]string{"manage  host": "mh"}, "host", "mh"},
 		{map[string]string{"host connect": "hc", "connect": "c"}, "connect", "c"}, // exact key first
-		{map[string]string{"manage:ports": "m"}, "manage", ""},                     // no prefix match
+		{map[string]string{"manage:ports": "m"}, "manage", ""},                    // no prefix match
 		{map[string]string{"hostile": "x"}, "host", ""},
 		{nil, "connect", ""},
 	}
