@@ -90,12 +90,12 @@ const (
 
 // Client is a tunnel client. Run it once.
 type Client struct {
-	cfg   Config
-	log   *slog.Logger
-	api   *apiclient.Client
-	wsc   *http.Client
-	met   *metrics
-	ran   atomic.Bool
+	cfg Config
+	log *slog.Logger
+	api *apiclient.Client
+	wsc *http.Client
+	met *metrics
+	ran atomic.Bool
 
 	ctx    context.Context
 	events chan<- Event
