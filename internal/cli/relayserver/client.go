@@ -1,24 +1,24 @@
 package relayserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 )
 
 // apiClient is how admin subcommands talk to a running relay-server: over
-// its HTTP API, never to the database behind its back.
+// its HTTP API (through apiclient), never to the database behind its back.
+// It adds the per-call --timeout and says what failures mean for an
+// operator.
 type apiClient struct {
+	api     *apiclient.Client
 	base    string
-	key     string
 	timeout time.Duration
 }
 
@@ -37,7 +37,8 @@ func (f *clientFlags) client(cfg *Config) (*apiClient, error) {
 	if cfg.AdminKey == "" {
 		return nil, &cli.ConfigError{Key: "admin_key", Err: errors.New("no admin key: set WARREN_RELAY_SERVER_ADMIN_KEY or admin_key_file")}
 	}
-	return &apiClient{base: serverURL(f.server, cfg), key: cfg.AdminKey, timeout: f.timeout}, nil
+	base := serverURL(f.server, cfg)
+	return &apiClient{api: apiclient.New(apiclient.Config{BaseURL: base, Key: cfg.AdminKey}), base: base, timeout: f.timeout}, nil
 }
 
 // apiError is a refusal by the relay, with its status.
@@ -46,6 +47,7 @@ type apiError struct {
 	base   string
 	status int
 	msg    string
+	err    *apiclient.StatusError
 }
 
 func (e *apiError) Error() string {
@@ -57,66 +59,32 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s at %s: %d %s%s", e.op, e.base, e.status, e.msg, hint)
 }
 
+func (e *apiError) Unwrap() error { return e.err }
+
 // do sends a JSON request and decodes a JSON answer into out (may be nil).
-// want is the success status.
-func (c *apiClient) do(ctx context.Context, op, method, path string, in any, want int, out any, header ...string) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return cli.Usagef("--server %q: %v", c.base, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: cannot reach relay at %s (is relay-server running? see --server): %w", op, c.base, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != want {
-		var e struct {
-			Error  string `json:"error"`
-			Title  string `json:"title"`
-			Detail string `json:"detail"`
-		}
-		json.Unmarshal(data, &e)
-		msg := e.Error
-		if msg == "" {
-			msg = e.Title
-			if e.Detail != "" {
-				msg += ": " + e.Detail
-			}
-		}
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		return &apiError{op: op, base: c.base, status: resp.StatusCode, msg: msg}
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s at %s: unexpected answer %q", op, c.base, truncate(data))
-		}
-	}
-	return nil
+func (c *apiClient) do(ctx context.Context, op, method, path string, in, out any) error {
+	return c.call(ctx, op, func(ctx context.Context) error { return c.api.Do(ctx, op, method, path, in, out) })
 }
 
-func truncate(b []byte) string {
-	if len(b) > 200 {
-		return string(b[:200]) + "..."
+// call runs one API call within --timeout and explains its failure.
+func (c *apiClient) call(ctx context.Context, op string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := f(ctx)
+	var se *apiclient.StatusError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, apiclient.ErrInvalidURL):
+		return cli.Usagef("--server %q: %v", c.base, err)
+	case errors.As(err, &se):
+		msg := se.Message
+		if msg == "" {
+			msg = http.StatusText(se.Status)
+		}
+		return &apiError{op: op, base: c.base, status: se.Status, msg: msg, err: se}
+	case errors.Is(err, apiclient.ErrBadResponse):
+		return fmt.Errorf("%s at %s: unexpected answer: %w", op, c.base, err)
 	}
-	return string(b)
+	return fmt.Errorf("%s: cannot reach relay at %s (is relay-server running? see --server): %w", op, c.base, err)
 }

@@ -38,7 +38,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 			return err
 		}
 		var k relayserver.KeyInfo
-		if err := c.do(cmd.Context(), "create key", "POST", "/api/v1/keys", map[string]any{"name": name, "scopes": scopes}, 201, &k); err != nil {
+		if err := c.do(cmd.Context(), "create key", "POST", "/api/v1/keys", map[string]any{"name": name, "scopes": scopes}, &k); err != nil {
 			return err
 		}
 		if createOut.JSON() {
@@ -59,7 +59,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 		var res struct {
 			Keys []relayserver.KeyInfo `json:"keys"`
 		}
-		if err := c.do(cmd.Context(), "list keys", "GET", "/api/v1/keys", nil, 200, &res); err != nil {
+		if err := c.do(cmd.Context(), "list keys", "GET", "/api/v1/keys", nil, &res); err != nil {
 			return err
 		}
 		if listOut.JSON() {
@@ -85,7 +85,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 			return err
 		}
 		var k relayserver.KeyInfo
-		if err := c.do(cmd.Context(), "revoke key", "DELETE", "/api/v1/keys/"+args[0], nil, 200, &k); err != nil {
+		if err := c.do(cmd.Context(), "revoke key", "DELETE", "/api/v1/keys/"+args[0], nil, &k); err != nil {
 			return err
 		}
 		if revokeOut.JSON() {
@@ -107,7 +107,7 @@ func keysCmd(app *cli.App, cfg *Config) *cobra.Command {
 			return err
 		}
 		var res map[string]any
-		if err := c.do(cmd.Context(), "rotate signing key", "POST", "/api/v1/signing-keys/rotate", nil, 200, &res); err != nil {
+		if err := c.do(cmd.Context(), "rotate signing key", "POST", "/api/v1/signing-keys/rotate", nil, &res); err != nil {
 			return err
 		}
 		if rotateOut.JSON() {

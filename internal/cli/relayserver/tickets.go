@@ -79,7 +79,7 @@ func runMint(ctx context.Context, app *cli.App, cfg *Config, o *mintOptions) err
 		req["max_bytes"] = int64(o.maxBytes)
 	}
 	var res mintResult
-	if err := c.do(ctx, "mint ticket", "POST", "/v1/tickets", req, 201, &res); err != nil {
+	if err := c.do(ctx, "mint ticket", "POST", "/v1/tickets", req, &res); err != nil {
 		if ae, ok := err.(*apiError); ok && ae.status == 404 {
 			ae.msg += " (is the ticket relay enabled on this relay? tickets.enabled)"
 		}

@@ -1,11 +1,11 @@
 package relayserver
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,20 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 )
-
-// tunnelPath builds a management API path with the api-version every call needs.
-func tunnelPath(q url.Values, parts ...string) string {
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	if q == nil {
-		q = url.Values{}
-	}
-	q.Set("api-version", tunnelproto.APIVersion)
-	return "/tunnels/" + strings.Join(parts, "/") + "?" + q.Encode()
-}
 
 func newTunnelID() string {
 	b := make([]byte, 10)
@@ -68,12 +57,15 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if len(args) == 1 {
 			id = args[0]
 		}
-		var t tunnelproto.Tunnel
+		var t *tunnelproto.Tunnel
 		body := tunnelproto.Tunnel{TunnelID: id, Name: id, Description: desc, Labels: labels}
-		if err := c.do(cmd.Context(), "create tunnel", "PUT", tunnelPath(nil, id), body, 200, &t, "If-Not-Match", "*"); err != nil {
+		if err := c.call(cmd.Context(), "create tunnel", func(ctx context.Context) (err error) {
+			t, err = c.api.PutTunnel(ctx, &body, apiclient.CreateOnly)
+			return err
+		}); err != nil {
 			return err
 		}
-		return printTunnel(app, createOut, &t)
+		return printTunnel(app, createOut, t)
 	}
 
 	list := &cobra.Command{Use: "list", Short: "List tunnels", Args: cobra.NoArgs}
@@ -83,9 +75,11 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var res tunnelproto.TunnelListByRegionResponse
-		q := url.Values{"api-version": {tunnelproto.APIVersion}}
-		if err := c.do(cmd.Context(), "list tunnels", "GET", "/tunnels?"+q.Encode(), nil, 200, &res); err != nil {
+		var res *tunnelproto.TunnelListByRegionResponse
+		if err := c.call(cmd.Context(), "list tunnels", func(ctx context.Context) (err error) {
+			res, err = c.api.ListTunnels(ctx)
+			return err
+		}); err != nil {
 			return err
 		}
 		if listOut.JSON() {
@@ -108,11 +102,14 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var t tunnelproto.Tunnel
-		if err := c.do(cmd.Context(), "show tunnel", "GET", tunnelPath(url.Values{"includePorts": {"true"}}, args[0]), nil, 200, &t); err != nil {
+		var t *tunnelproto.Tunnel
+		if err := c.call(cmd.Context(), "show tunnel", func(ctx context.Context) (err error) {
+			t, err = c.api.GetTunnel(ctx, args[0], apiclient.GetOptions{IncludePorts: true})
+			return err
+		}); err != nil {
 			return err
 		}
-		return printTunnel(app, showOut, &t)
+		return printTunnel(app, showOut, t)
 	}
 
 	del := &cobra.Command{Use: "delete ID", Short: "Delete a tunnel with its ports", Args: cobra.ExactArgs(1)}
@@ -121,7 +118,9 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := c.do(cmd.Context(), "delete tunnel", "DELETE", tunnelPath(nil, args[0]), nil, 200, nil); err != nil {
+		if err := c.call(cmd.Context(), "delete tunnel", func(ctx context.Context) error {
+			return c.api.DeleteTunnel(ctx, args[0])
+		}); err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(app.Stdout, "deleted tunnel %s\n", args[0])
@@ -142,19 +141,22 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var t tunnelproto.Tunnel
-		if err := c.do(cmd.Context(), "issue token", "GET", tunnelPath(url.Values{"tokenScopes": scopes}, args[0]), nil, 200, &t); err != nil {
+		var t *tunnelproto.Tunnel
+		if err := c.call(cmd.Context(), "issue token", func(ctx context.Context) (err error) {
+			t, err = c.api.GetTunnel(ctx, args[0], apiclient.GetOptions{TokenScopes: scopes})
+			return err
+		}); err != nil {
 			return err
 		}
 		if tokOut.JSON() {
 			return cli.WriteJSON(app.Stdout, map[string]any{"tunnelId": t.TunnelID, "accessTokens": t.AccessTokens})
 		}
 		if len(scopes) == 1 {
-			_, err = fmt.Fprintln(app.Stdout, t.AccessTokens[scopes[0]])
+			_, err = fmt.Fprintln(app.Stdout, apiclient.AccessToken(t, scopes[0]))
 			return err
 		}
 		for _, s := range scopes {
-			fmt.Fprintf(app.Stdout, "%s %s\n", s, t.AccessTokens[s])
+			fmt.Fprintf(app.Stdout, "%s %s\n", s, apiclient.AccessToken(t, s))
 		}
 		return nil
 	}
@@ -182,12 +184,15 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var p tunnelproto.TunnelPort
+		var p *tunnelproto.TunnelPort
 		body := tunnelproto.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
 		if anonymous {
 			body.AccessControl = tunnelproto.AnonymousConnectDocument()
 		}
-		if err := c.do(cmd.Context(), "add port", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, &p, "If-Not-Match", "*"); err != nil {
+		if err := c.call(cmd.Context(), "add port", func(ctx context.Context) (err error) {
+			p, err = c.api.PutPort(ctx, args[0], &body, apiclient.CreateOnly)
+			return err
+		}); err != nil {
 			return err
 		}
 		if addOut.JSON() {
@@ -199,14 +204,17 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 
 	remove := &cobra.Command{Use: "remove TUNNEL PORT", Short: "Remove a port from a tunnel", Args: cobra.ExactArgs(2)}
 	remove.RunE = func(cmd *cobra.Command, args []string) error {
-		if _, err := parsePort(args[1]); err != nil {
+		n, err := parsePort(args[1])
+		if err != nil {
 			return err
 		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		if err := c.do(cmd.Context(), "remove port", "DELETE", tunnelPath(nil, args[0], "ports", args[1]), nil, 200, nil); err != nil {
+		if err := c.call(cmd.Context(), "remove port", func(ctx context.Context) error {
+			return c.api.DeletePort(ctx, args[0], n)
+		}); err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(app.Stdout, "removed port %s from tunnel %s\n", args[1], args[0])
@@ -235,7 +243,10 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 			doc = tunnelproto.AnonymousConnectDocument()
 		}
 		body := tunnelproto.TunnelPort{PortNumber: n, AccessControl: doc}
-		if err := c.do(cmd.Context(), "set port access", "PUT", tunnelPath(nil, args[0], "ports", args[1]), body, 200, nil, "If-Match", "*"); err != nil {
+		if err := c.call(cmd.Context(), "set port access", func(ctx context.Context) error {
+			_, err := c.api.PutPort(ctx, args[0], &body, apiclient.UpdateOnly)
+			return err
+		}); err != nil {
 			return err
 		}
 		state := "needs a connect token"
@@ -253,8 +264,11 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var res tunnelproto.TunnelPortList
-		if err := c.do(cmd.Context(), "list ports", "GET", tunnelPath(nil, args[0], "ports"), nil, 200, &res); err != nil {
+		var res *tunnelproto.TunnelPortList
+		if err := c.call(cmd.Context(), "list ports", func(ctx context.Context) (err error) {
+			res, err = c.api.ListPorts(ctx, args[0])
+			return err
+		}); err != nil {
 			return err
 		}
 		if listOut.JSON() {

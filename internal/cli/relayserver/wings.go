@@ -80,7 +80,7 @@ func runWingToken(ctx context.Context, app *cli.App, cfg *Config, o *wingTokenOp
 		req["ttl_seconds"] = int64(o.ttl / time.Second)
 	}
 	var res wingTokenResult
-	if err := c.do(ctx, "mint wing token", "POST", "/api/v1/wings/tokens", req, 201, &res); err != nil {
+	if err := c.do(ctx, "mint wing token", "POST", "/api/v1/wings/tokens", req, &res); err != nil {
 		return err
 	}
 	if res.Token == "" {

@@ -2,14 +2,10 @@ package tunnelclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/transport/backoff"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
@@ -83,22 +80,6 @@ var (
 	ErrBadConfig = errors.New("tunnelclient: bad configuration")
 )
 
-// StatusError is an unexpected HTTP status from the management API or the
-// relay upgrade.
-type StatusError struct {
-	Op     string
-	Status int
-	Body   string
-}
-
-func (e *StatusError) Error() string {
-	s := fmt.Sprintf("tunnelclient: %s: HTTP %d %s", e.Op, e.Status, http.StatusText(e.Status))
-	if e.Body != "" {
-		s += ": " + e.Body
-	}
-	return s
-}
-
 const (
 	wsHandshakeTimeout  = 45 * time.Second
 	sshHandshakeTimeout = 10 * time.Second
@@ -109,12 +90,12 @@ const (
 
 // Client is a tunnel client. Run it once.
 type Client struct {
-	cfg   Config
-	log   *slog.Logger
-	httpc *http.Client
-	wsc   *http.Client
-	met   *metrics
-	ran   atomic.Bool
+	cfg Config
+	log *slog.Logger
+	api *apiclient.Client
+	wsc *http.Client
+	met *metrics
+	ran atomic.Bool
 
 	ctx    context.Context
 	events chan<- Event
@@ -159,10 +140,11 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		changed:   make(chan struct{}),
 		listeners: make(map[uint16]*listener),
 	}
-	c.httpc = cfg.HTTPClient
-	if c.httpc == nil {
-		c.httpc = &http.Client{Timeout: 30 * time.Second}
+	httpc := cfg.HTTPClient
+	if httpc == nil {
+		httpc = &http.Client{Timeout: 30 * time.Second}
 	}
+	c.api = apiclient.New(apiclient.Config{BaseURL: cfg.RelayURL, Key: cfg.APIKey, Token: c.currentToken, HTTPClient: httpc})
 	if cfg.HTTPClient != nil {
 		hc := *cfg.HTTPClient
 		hc.Timeout = 0 // coder/websocket rejects a client timeout
@@ -240,7 +222,7 @@ func (c *Client) Run(ctx context.Context, events chan<- Event) error {
 		}
 		c.log.Warn("relay connection failed; retrying", "err", err)
 		d := c.cfg.Backoff.Next()
-		var se *StatusError
+		var se *apiclient.StatusError
 		if errors.As(err, &se) && (se.Status == 429 || se.Status == 502 || se.Status == 503) {
 			d = max(d, throttleMinDelay)
 		}
@@ -264,63 +246,35 @@ func (c *Client) emit(ev Event) {
 	}
 }
 
-func (c *Client) apiAuth() string {
-	if c.cfg.APIKey != "" {
-		return "Bearer " + c.cfg.APIKey
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return "Tunnel " + c.token
-}
-
 // getTunnel reads the tunnel with its ports and a connect token, and keeps
-// the token.
+// the token. The API authenticates with the API key, else the current
+// connect token.
 func (c *Client) getTunnel(ctx context.Context) (*tunnelproto.Tunnel, error) {
-	q := url.Values{}
-	q.Set("api-version", tunnelproto.APIVersion)
-	q.Set("includePorts", "true")
-	q.Set("tokenScopes", tunnelproto.ScopeConnect)
-	u := strings.TrimRight(c.cfg.RelayURL, "/") + "/tunnels/" + url.PathEscape(c.cfg.TunnelID) + "?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fatal(err)
-	}
-	req.Header.Set("Authorization", c.apiAuth())
-	resp, err := c.httpc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("tunnelclient: GET tunnel: %w", err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	t, err := c.api.GetTunnel(ctx, c.cfg.TunnelID, apiclient.GetOptions{
+		IncludePorts: true, TokenScopes: []string{tunnelproto.ScopeConnect},
+	})
+	var se *apiclient.StatusError
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound:
+	case err == nil:
+	case errors.Is(err, apiclient.ErrInvalidURL):
+		return nil, fatal(err)
+	case errors.Is(err, apiclient.ErrNotFound):
 		return nil, fatal(ErrTunnelNotFound)
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fatal(fmt.Errorf("%w: %v", ErrRefused, statusErr("GET tunnel", resp.StatusCode, data)))
-	case resp.StatusCode == 429 || resp.StatusCode >= 500:
-		return nil, statusErr("GET tunnel", resp.StatusCode, data)
-	default:
-		return nil, fatal(statusErr("GET tunnel", resp.StatusCode, data))
+	case errors.Is(err, apiclient.ErrUnauthorized), errors.Is(err, apiclient.ErrForbidden):
+		return nil, fatal(fmt.Errorf("%w: tunnelclient: %v", ErrRefused, err))
+	case errors.As(err, &se) && (se.Status == 429 || se.Status >= 500):
+		return nil, fmt.Errorf("tunnelclient: %w", err)
+	case se != nil:
+		return nil, fatal(fmt.Errorf("tunnelclient: %w", err))
+	default: // transport or a malformed answer: retried
+		return nil, fmt.Errorf("tunnelclient: %w", err)
 	}
-	var t tunnelproto.Tunnel
-	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, fmt.Errorf("tunnelclient: GET tunnel: %w", err)
-	}
-	if tok := t.AccessTokens[tunnelproto.ScopeConnect]; tok != "" {
+	if tok := apiclient.AccessToken(t, tunnelproto.ScopeConnect); tok != "" {
 		c.mu.Lock()
 		c.token = tok
 		c.mu.Unlock()
 	}
-	return &t, nil
-}
-
-func statusErr(op string, code int, body []byte) *StatusError {
-	b := strings.TrimSpace(string(body))
-	if len(b) > 200 {
-		b = b[:200]
-	}
-	return &StatusError{Op: op, Status: code, Body: b}
+	return t, nil
 }
 
 func (c *Client) currentToken() string {
@@ -383,7 +337,7 @@ func (c *Client) runOnce(ctx context.Context, first bool) (connected bool, err e
 		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 			return false, fmt.Errorf("tunnelclient: relay upgrade: %w", err)
 		}
-		se := &StatusError{Op: "relay upgrade", Status: resp.StatusCode}
+		se := fmt.Errorf("tunnelclient: %w", &apiclient.StatusError{Op: "relay upgrade", Status: resp.StatusCode})
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
 			if refreshed || c.cfg.APIKey == "" {

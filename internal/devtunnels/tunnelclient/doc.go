@@ -57,8 +57,9 @@
 // upgrade; a 401 on the upgrade that a fresh token read through the API key
 // does not cure, or any 401 without an API key), ErrNoHost (no host
 // connected on the very first connect: no endpoint, or 404 on the upgrade;
-// later host losses are retried), and other unexpected statuses such as 400
-// (*StatusError). When ctx ends, Run closes everything and returns nil.
+// later host losses are retried), and other unexpected statuses such as
+// 400 (*apiclient.StatusError). When ctx ends, Run closes everything and
+// returns nil.
 //
 // Events are sent on the channel given to Run; sends block (until ctx ends),
 // so the channel must be drained promptly, or be nil.

@@ -42,9 +42,9 @@
 // set with the API.
 //
 // Fatal (Run returns): 400, 403, 404 and other unexpected statuses
-// (*StatusError); a relay replacement (ErrReplaced: WebSocket close code
-// 4011 or "reason 11:" in the error — the endpoint is not deleted and Run
-// does not reconnect); a 401 on the relay upgrade that a fresh host token
+// (*apiclient.StatusError); a relay replacement (ErrReplaced: WebSocket
+// close code 4011, tunnelrelay.CloseStatusReplaced — the endpoint is not
+// deleted and Run does not reconnect); a 401 on the relay upgrade that a fresh host token
 // does not cure (ErrUnauthorized). On the first 401 the status becomes
 // refreshingTunnelAccessToken, a new host token is read once through the
 // API key and the upgrade is retried at once. Without an API key nothing can

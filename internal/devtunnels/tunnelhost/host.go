@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/backoff"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
@@ -96,7 +98,6 @@ const (
 	wsHandshakeTimeout  = 45 * time.Second
 	sshHandshakeTimeout = 10 * time.Second
 	throttleMinDelay    = 6400 * time.Millisecond
-	replacedCloseStatus = 4011
 )
 
 // Host is a tunnel host: it registers an endpoint, keeps a relay session up
@@ -104,7 +105,7 @@ const (
 type Host struct {
 	cfg       Config
 	log       *slog.Logger
-	httpc     *http.Client
+	api       *apiclient.Client
 	wsc       *http.Client
 	hostID    string
 	signer    ssh.Signer
@@ -164,10 +165,11 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 	if h.hostID == "" {
 		h.hostID = newUUID()
 	}
-	h.httpc = cfg.HTTPClient
-	if h.httpc == nil {
-		h.httpc = &http.Client{Timeout: 30 * time.Second}
+	httpc := cfg.HTTPClient
+	if httpc == nil {
+		httpc = &http.Client{Timeout: 30 * time.Second}
 	}
+	h.api = apiclient.New(apiclient.Config{BaseURL: cfg.RelayURL, Key: cfg.APIKey, Token: h.token, HTTPClient: httpc})
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		c.Timeout = 0 // coder/websocket rejects a client timeout
@@ -296,7 +298,7 @@ func (h *Host) RelayAttempts() int64 { return h.relayConns.Load() }
 
 // Run keeps the host connected until ctx ends (then it closes the session,
 // deletes the endpoint and returns nil) or a fatal error: ErrReplaced,
-// ErrUnauthorized, a *StatusError for 400/403/404 and other unexpected
+// ErrUnauthorized, an *apiclient.StatusError for 400/403/404 and other unexpected
 // statuses, or an SSH protocol error. Run may be called once.
 func (h *Host) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
@@ -375,12 +377,12 @@ func (h *Host) Run(ctx context.Context) error {
 }
 
 func isStatus(err error, code int) bool {
-	var se *StatusError
+	var se *apiclient.StatusError
 	return errors.As(err, &se) && se.Status == code
 }
 
 func throttled(err error) bool {
-	var se *StatusError
+	var se *apiclient.StatusError
 	if !errors.As(err, &se) {
 		return false
 	}
@@ -397,7 +399,7 @@ func fatal(err error) bool {
 	if err == nil {
 		return false
 	}
-	var se *StatusError
+	var se *apiclient.StatusError
 	if errors.As(err, &se) {
 		switch se.Status {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
@@ -520,7 +522,7 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return false, &StatusError{Op: "relay upgrade", Status: resp.StatusCode}
+			return false, apiErr(&apiclient.StatusError{Op: "relay upgrade", Status: resp.StatusCode})
 		}
 		return false, fmt.Errorf("tunnelhost: relay upgrade: %w", err)
 	}
@@ -600,11 +602,13 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 	}
 }
 
+// replaced: the relay closed the host's WebSocket with the replacement
+// close code (see tunnelrelay's package documentation). x/crypto keeps the
+// websocket error in the chain that ssh.Conn.Wait returns; a real
+// SSH_MSG_DISCONNECT is not checked for because x/crypto's disconnect error
+// is unexported and warren's relay never sends one.
 func replaced(err error) bool {
-	if err == nil {
-		return false
-	}
-	return websocket.CloseStatus(err) == replacedCloseStatus || strings.Contains(err.Error(), "reason 11:")
+	return websocket.CloseStatus(err) == tunnelrelay.CloseStatusReplaced
 }
 
 // refreshPorts re-reads the tunnel's ports from the API and updates the

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
@@ -517,7 +518,7 @@ func TestFatalNotFound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := h.Run(ctx)
-	var se *StatusError
+	var se *apiclient.StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusNotFound {
 		t.Fatalf("Run = %v, want a 404 StatusError", err)
 	}

@@ -33,8 +33,8 @@ const HandshakeTimeout = 10 * time.Second
 const CloseStatusReplaced websocket.StatusCode = 4000 + tunnelproto.DisconnectTooManyConnections
 
 // ReplacedReason is the close reason sent with CloseStatusReplaced. It is
-// worded like x/crypto's disconnect error so that a Go host matching
-// "reason 11:" in the error from ssh.Conn.Wait recognises it.
+// worded like x/crypto's disconnect error for people reading logs and for
+// hosts that match the text; warren's tunnel-host checks only the close code.
 const ReplacedReason = "ssh: disconnect, reason 11: replaced by another host"
 
 // Config configures a Relay.

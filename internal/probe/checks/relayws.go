@@ -2,7 +2,7 @@ package checks
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
 )
@@ -85,12 +86,12 @@ func (c *relayWS) Run(ctx context.Context) probe.Result {
 	wsURL := c.base + "/relay/client/" + url.PathEscape(c.p.Tunnel)
 	if c.p.APIKey.IsSet() {
 		end := res.Begin("token")
-		t, err := getTunnel(ctx, c.hc, c.base, c.p.Tunnel, c.p.APIKey.Value)
+		t, err := getTunnel(ctx, apiclient.Config{BaseURL: c.base, Key: c.p.APIKey.Value, HTTPClient: c.hc}, c.p.Tunnel)
 		end()
 		if err != nil {
 			return res.Fail(stageOf(err, "token"), err)
 		}
-		tok := t.AccessTokens[tunnelproto.ScopeConnect]
+		tok := apiclient.AccessToken(t, tunnelproto.ScopeConnect)
 		if tok == "" {
 			return res.Failf("token", "the relay returned no connect token for tunnel %s", c.p.Tunnel)
 		}
@@ -141,34 +142,24 @@ func upgradeError(code int, body []byte) error {
 	return fmt.Errorf("relay refused the WebSocket upgrade: %s%s", statusText(code, body), hint)
 }
 
-// getTunnel reads a tunnel with a connect token through the management API.
-func getTunnel(ctx context.Context, hc *http.Client, base, tunnel, apiKey string) (*tunnelproto.Tunnel, error) {
-	return getTunnelAuth(ctx, hc, base, tunnel, "Bearer "+apiKey)
-}
-
-// getTunnelAuth reads a tunnel with a connect token, authorised by auth
-// ("Bearer <api key>" or "Tunnel <token>").
-func getTunnelAuth(ctx context.Context, hc *http.Client, base, tunnel, auth string) (*tunnelproto.Tunnel, error) {
-	q := url.Values{}
-	q.Set("api-version", tunnelproto.APIVersion)
-	q.Set("tokenScopes", tunnelproto.ScopeConnect)
-	code, _, body, err := httpGet(ctx, hc, base+"/tunnels/"+url.PathEscape(tunnel)+"?"+q.Encode(),
-		http.Header{"Authorization": {auth}})
-	if err != nil {
-		return nil, err
+// getTunnel reads a tunnel with a connect token through the management
+// API, authorised by cfg's API key or tunnel token, and says what a refusal
+// means for an operator.
+func getTunnel(ctx context.Context, cfg apiclient.Config, tunnel string) (*tunnelproto.Tunnel, error) {
+	t, err := apiclient.New(cfg).GetTunnel(ctx, tunnel, apiclient.GetOptions{TokenScopes: []string{tunnelproto.ScopeConnect}})
+	var se *apiclient.StatusError
+	switch {
+	case err == nil:
+		return t, nil
+	case !errors.As(err, &se):
+		if errors.Is(err, apiclient.ErrBadResponse) {
+			return nil, fmt.Errorf("GET tunnel %s: %w", tunnel, err)
+		}
+		return nil, unwrapURLError(err)
+	case errors.Is(err, apiclient.ErrUnauthorized), errors.Is(err, apiclient.ErrForbidden):
+		return nil, fmt.Errorf("GET tunnel %s: credentials refused (wrong, revoked or expired API key or token?): %s", tunnel, statusText(se.Status, []byte(se.Body)))
+	case errors.Is(err, apiclient.ErrNotFound):
+		return nil, fmt.Errorf("GET tunnel %s: no such tunnel: %s", tunnel, statusText(se.Status, []byte(se.Body)))
 	}
-	switch code {
-	case http.StatusOK:
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("GET tunnel %s: credentials refused (wrong, revoked or expired API key or token?): %s", tunnel, statusText(code, body))
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("GET tunnel %s: no such tunnel: %s", tunnel, statusText(code, body))
-	default:
-		return nil, fmt.Errorf("GET tunnel %s: %s", tunnel, statusText(code, body))
-	}
-	var t tunnelproto.Tunnel
-	if err := json.Unmarshal(body, &t); err != nil {
-		return nil, fmt.Errorf("GET tunnel %s: %w", tunnel, err)
-	}
-	return &t, nil
+	return nil, fmt.Errorf("GET tunnel %s: %s", tunnel, statusText(se.Status, []byte(se.Body)))
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
@@ -292,10 +293,14 @@ func explainClientErr(err error, tunnel string) error {
 
 // lookup reads the tunnel with the configured credential.
 func (c *tunnelCheck) lookup(ctx context.Context) (*tunnelproto.Tunnel, error) {
+	cfg := apiclient.Config{BaseURL: c.base, HTTPClient: c.hc}
 	if c.p.APIKey.IsSet() {
-		return getTunnelAuth(ctx, c.hc, c.base, c.p.Tunnel, "Bearer "+c.p.APIKey.Value)
+		cfg.Key = c.p.APIKey.Value
+	} else {
+		tok := c.p.Token.Value
+		cfg.Token = func() string { return tok }
 	}
-	return getTunnelAuth(ctx, c.hc, c.base, c.p.Tunnel, "Tunnel "+c.p.Token.Value)
+	return getTunnel(ctx, cfg, c.p.Tunnel)
 }
 
 func hasHost(t *tunnelproto.Tunnel) bool {
