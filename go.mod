@@ -10,7 +10,7 @@ require (
 	github.com/microsoft/dev-tunnels v0.1.28
 	github.com/pion/dtls/v3 v3.1.15
 	github.com/pion/logging v0.2.4
-	github.com/pion/stun/v3 v3.0.1
+	github.com/pion/stun/v3 v3.1.1
 	github.com/pion/turn/v4 v4.1.4
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
@@ -42,7 +42,6 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
-	github.com/pion/transport/v3 v3.0.8 // indirect
 	github.com/pion/transport/v4 v4.0.1 // indirect
 	github.com/pion/transport/v5 v5.0.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect

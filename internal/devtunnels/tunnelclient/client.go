@@ -131,7 +131,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		cfg.Bind = "127.0.0.1"
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 12800 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
+		cfg.Backoff = backoff.Reconnect()
 	}
 	c := &Client{
 		cfg:       cfg,

@@ -150,7 +150,7 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 		cfg.RefreshInterval = 30 * time.Second
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 12800 * time.Millisecond, Multiplier: 2, Jitter: 0.5}
+		cfg.Backoff = backoff.Reconnect()
 	}
 	cfg.LocalHost = strings.TrimSuffix(strings.TrimPrefix(cfg.LocalHost, "["), "]")
 	h := &Host{

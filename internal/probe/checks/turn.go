@@ -11,9 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
-	"github.com/pion/turn/v4"
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
@@ -60,7 +59,7 @@ func (t *turnTarget) validate() error {
 			return probe.ParamErrorf("provider", "missing: one of %s", strings.Join(turnprovider.Names(), ", "))
 		}
 		if _, err := turnprovider.Lookup(t.Provider); err != nil {
-			return probe.ParamErrorf("provider", "%v", err)
+			return probe.ParamErrorf("provider", "%w", err)
 		}
 		if !t.Link.IsSet() {
 			return probe.ParamErrorf("link", "missing: the provider link, e.g. generic-turn://USER:PASS@HOST:PORT (link_env or link_file keep it out of the config)")
@@ -113,121 +112,23 @@ func (t *turnTarget) resolve(ctx context.Context, red *probe.Redactor, res *prob
 	return r, nil
 }
 
-// quietPion keeps pion's own loggers silent; errors come back as values.
-var quietPion = func() logging.LoggerFactory {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
-	return lf
-}()
-
-// allocation is one TURN allocation; close releases it.
-type allocation struct {
-	conn   net.PacketConn // the TURN leg
-	client *turn.Client
-	relay  net.PacketConn
-}
-
-func (a *allocation) close() {
-	if a.relay != nil {
-		a.relay.Close()
-	}
-	if a.client != nil {
-		a.client.Close()
-	}
-	if a.conn != nil {
-		a.conn.Close()
-	}
-}
-
 // allocate dials the TURN server over transport (stage turn_dial) and
 // allocates a relay (stage turn_allocate), as tunnel-client does (docs/protocols/turn-overlay.md §2.1).
-func allocate(ctx context.Context, cr *turnprovider.Resolution, transport string, res *probe.Result) (*allocation, string, error) {
-	a := &allocation{}
+func allocate(ctx context.Context, cr *turnprovider.Resolution, transport string, res *probe.Result) (*turndial.Allocation, string, error) {
+	cfg := turndial.Config{Address: cr.Address, Username: cr.Username, Password: cr.Password, Transport: transport}
 	end := res.Begin(overlay.StageTURNDial)
-	conn, err := dialTURN(ctx, cr.Address, transport)
+	conn, err := turndial.Dial(ctx, cfg)
 	end()
 	if err != nil {
 		return nil, overlay.StageTURNDial, err
 	}
-	a.conn = conn
 	end = res.Begin(overlay.StageTURNAllocate)
 	defer end()
-	a.client, err = turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: cr.Address, TURNServerAddr: cr.Address,
-		Conn: conn, Username: cr.Username, Password: cr.Password, LoggerFactory: quietPion,
-	})
+	a, err := turndial.Allocate(ctx, conn, cfg)
 	if err != nil {
-		a.close()
-		return nil, overlay.StageTURNAllocate, fmt.Errorf("turn client: %w", err)
+		return nil, overlay.StageTURNAllocate, err
 	}
-	if err := a.client.Listen(); err != nil {
-		a.close()
-		return nil, overlay.StageTURNAllocate, fmt.Errorf("turn listen: %w", err)
-	}
-	// Allocate takes no context: closing the client unblocks it.
-	stop := context.AfterFunc(ctx, func() { a.client.Close(); conn.Close() })
-	relay, err := a.client.Allocate()
-	stopped := stop()
-	if err != nil {
-		a.close()
-		if !stopped && ctx.Err() != nil {
-			err = fmt.Errorf("no answer from %s over %s: %w", cr.Address, transport, ctx.Err())
-		}
-		return nil, overlay.StageTURNAllocate, allocateError(cr.Address, err)
-	}
-	a.relay = relay
 	return a, "", nil
-}
-
-// allocateError says what a refusal means; pion reports the STUN error
-// code only in the text. coturn answers wrong credentials with 401;
-// pion/turn servers with 400 once the nonce round is done.
-func allocateError(addr string, err error) error {
-	why := ""
-	switch msg := err.Error(); {
-	case strings.Contains(msg, "error 401"):
-		why = "401 Unauthorized"
-	case strings.Contains(msg, "error 400"):
-		why = "400 Bad Request, which pion/turn servers send for an unknown user or a wrong password"
-	default:
-		return fmt.Errorf("allocate on %s: %w", addr, err)
-	}
-	return fmt.Errorf("allocate on %s: the TURN server refused the credentials (%s; check the username and password, or the turn-rest secret and the server's clock): %w", addr, why, err)
-}
-
-// dialTURN opens the TURN leg: an unconnected UDP socket, or a TCP
-// connection framed as STUN (docs/protocols/turn-overlay.md §2.1).
-func dialTURN(ctx context.Context, addr, transport string) (net.PacketConn, error) {
-	if transport == "tcp" {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("dial TURN server %s over tcp: %w", addr, err)
-		}
-		return turn.NewSTUNConn(c), nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("TURN address %q: %w", addr, err)
-	}
-	network := "udp4"
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		network = "udp6"
-	} else if ip == nil {
-		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("resolve TURN host: %w", err)
-		}
-		if len(ips) > 0 && ips[0].IP.To4() == nil {
-			network = "udp6"
-		}
-	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, network, ":0")
-	if err != nil {
-		return nil, fmt.Errorf("open udp socket for TURN: %w", err)
-	}
-	return pc, nil
 }
 
 // failResolve maps a provider error onto the check's result.
@@ -294,8 +195,8 @@ func (c *turnAllocate) Run(ctx context.Context) probe.Result {
 	if err != nil {
 		return res.Fail(stage, err)
 	}
-	defer a.close()
-	relayed := a.relay.LocalAddr().String()
+	defer a.Close()
+	relayed := a.RelayAddr()
 	res.Detail("relayed_addr", relayed)
 	res.Message = fmt.Sprintf("relay %s allocated on %s over %s (provider %s) in %s",
 		relayed, cr.Address, c.t.Transport, cr.Provider, ms(total(res.Stages)))
@@ -319,40 +220,39 @@ func (t *peerTarget) options() ([]dtls.ClientOption, string, error) {
 	if _, _, err := net.SplitHostPort(t.Peer); err != nil {
 		return nil, "", probe.ParamErrorf("peer", "expected tunnel-server's host:port, got %q", t.Peer)
 	}
+	var p turndial.ClientProfile
 	switch {
 	case t.PSK.IsSet() && t.Compat:
 		return nil, "", probe.ParamErrorf("compat_unauthenticated", "set either psk or compat_unauthenticated, not both")
 	case t.Compat:
-		opts, err := overlay.ClientCompatOptions()
-		if err != nil {
-			return nil, "", err
-		}
-		return opts, "compat", nil
+		p.Compat = true
 	case !t.PSK.IsSet():
 		return nil, "", probe.ParamErrorf("psk", "missing: tunnel-server's pre-shared key (psk_file or psk_env), or compat_unauthenticated: true")
+	default:
+		id, key, err := overlay.ParseClientKey(t.PSK.Value)
+		if err != nil {
+			return nil, "", probe.ParamErrorf("psk", "%w", err)
+		}
+		if id == "" {
+			id = t.PSKIdentity
+		}
+		if id == "" {
+			id = overlay.DefaultIdentity
+		}
+		t.PSKIdentity = id
+		p.Identity, p.Key = id, key
 	}
-	id, key, err := overlay.ParseClientKey(t.PSK.Value)
+	opts, err := turndial.ClientOptions(p)
 	if err != nil {
-		return nil, "", probe.ParamErrorf("psk", "%v", err)
+		return nil, "", err
 	}
-	if id == "" {
-		id = t.PSKIdentity
-	}
-	if id == "" {
-		id = overlay.DefaultIdentity
-	}
-	t.PSKIdentity = id
-	return overlay.ClientPSKOptions(id, key), "psk", nil
+	return opts, p.Name(), nil
 }
 
 // handshake runs the DTLS client over pc to peer (stage dtls_handshake).
 func handshake(ctx context.Context, pc net.PacketConn, peer net.Addr, opts []dtls.ClientOption, profile, identity string) (*dtls.Conn, error) {
-	dc, err := dtls.ClientWithOptions(pc, peer, opts...)
+	dc, err := turndial.Handshake(ctx, pc, peer, opts)
 	if err != nil {
-		return nil, fmt.Errorf("dtls client: %w", err)
-	}
-	if err := dc.HandshakeContext(ctx); err != nil {
-		dc.Close()
 		hint := "is tunnel-server running there, reachable, and "
 		if profile == "psk" {
 			hint += fmt.Sprintf("does it know identity %q with this key?", identity)
@@ -525,12 +425,12 @@ func (c *overlayEcho) Run(ctx context.Context) probe.Result {
 	if err != nil {
 		return res.Fail(stage, err)
 	}
-	defer a.close()
-	relayed := a.relay.LocalAddr().String()
+	defer a.Close()
+	relayed := a.RelayAddr()
 	res.Detail("relayed_addr", relayed)
 
 	end := res.Begin(overlay.StageDTLSHandshake)
-	dc, err := handshake(ctx, a.relay, peer, c.opts, c.profile, c.peer.PSKIdentity)
+	dc, err := handshake(ctx, a.Relay, peer, c.opts, c.profile, c.peer.PSKIdentity)
 	end()
 	if err != nil {
 		return res.Fail(overlay.StageDTLSHandshake, fmt.Errorf("via relay %s: %w", relayed, err))

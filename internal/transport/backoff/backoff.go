@@ -52,6 +52,20 @@ type Backoff struct {
 	cur time.Duration
 }
 
+// Exponential returns a Backoff that starts at initial, doubles up to
+// maxDelay, and shortens each delay by up to the fraction jitter (see
+// Backoff.Jitter): every delay lies in [(1-jitter)·d, d] with d ≤ maxDelay.
+func Exponential(initial, maxDelay time.Duration, jitter float64) *Backoff {
+	return &Backoff{Initial: initial, Max: maxDelay, Multiplier: DefaultMultiplier, Jitter: jitter}
+}
+
+// Reconnect returns the policy of tunnel-host and tunnel-client connect
+// when they lose the relay: 100ms doubling to 12.8s, each delay drawn
+// from [d/2, d] ("equal jitter").
+func Reconnect() *Backoff {
+	return Exponential(DefaultInitial, DefaultMax, 0.5)
+}
+
 // Next returns the next delay and advances the sequence.
 func (b *Backoff) Next() time.Duration {
 	maxD := b.Max

@@ -207,3 +207,48 @@ func TestWaitDoneContextDoesNotAdvance(t *testing.T) {
 		t.Errorf("Next = %v, want %v", got, backoff.DefaultInitial)
 	}
 }
+
+// Property: whatever the policy and the random draws, no delay exceeds
+// Max, none is shorter than the jitter allows, and none is zero. Policies
+// and draws come from a seeded source, so a failure reproduces.
+func TestNoDelayAboveMax(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(14, 14))
+	policies := []*backoff.Backoff{backoff.Reconnect(), backoff.Exponential(200*ms, 30*time.Second, 0.2)}
+	for range 200 {
+		initial := time.Duration(1 + rng.Int64N(int64(time.Second)))
+		maxDelay := time.Duration(1 + rng.Int64N(int64(time.Minute)))
+		policies = append(policies, backoff.Exponential(initial, maxDelay, rng.Float64()))
+	}
+	for i, b := range policies {
+		b.Rand = rng.Float64
+		nominal := *b
+		nominal.Jitter = -1
+		for n := range 100 {
+			if n%37 == 36 {
+				b.Reset()
+				nominal.Reset()
+			}
+			d, got := nominal.Next(), b.Next()
+			lo := d - time.Duration(b.Jitter*float64(d))
+			if got > b.Max || got > d || got < lo || got <= 0 {
+				t.Fatalf("policy %d (initial %v, max %v, jitter %v), delay %d = %v, want within [%v, %v] and at most max",
+					i, b.Initial, b.Max, b.Jitter, n, got, lo, d)
+			}
+		}
+	}
+}
+
+// Reconnect is the policy tunnel-host and tunnel-client connect had
+// written out: 100ms doubling to 12.8s, delays in [d/2, d].
+func TestReconnectPolicy(t *testing.T) {
+	t.Parallel()
+	b := backoff.Reconnect()
+	b.Rand = constRand(1)
+	want := []time.Duration{50 * ms, 100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 6400 * ms, 6400 * ms}
+	for i, w := range want {
+		if got := b.Next(); got != w {
+			t.Fatalf("delay %d = %v, want %v", i, got, w)
+		}
+	}
+}

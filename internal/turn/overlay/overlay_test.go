@@ -65,12 +65,6 @@ func TestStageError(t *testing.T) {
 	}
 }
 
-func TestServerOptionsNeedsSomething(t *testing.T) {
-	if _, err := ServerOptions(ServerProfile{}); err == nil {
-		t.Fatal("no keys and no compat accepted")
-	}
-}
-
 func FuzzParseKeyFile(f *testing.F) {
 	for _, s := range []string{"a " + key32, "#x\n", "a b", "a " + key32 + "\nb " + key32 + " # c", "\x00 \xff"} {
 		f.Add(s)

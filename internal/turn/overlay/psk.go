@@ -10,11 +10,14 @@ import (
 // MinKeyLen is the shortest PSK accepted, in bytes. Generated keys are 32.
 const MinKeyLen = 16
 
+// DefaultIdentity is the PSK identity used when only one key is configured.
+const DefaultIdentity = "default"
+
 // ParseKey decodes one std-base64 key.
 func ParseKey(s string) ([]byte, error) {
 	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		return nil, fmt.Errorf("key is not std base64: %v", err)
+		return nil, fmt.Errorf("key is not std base64: %w", err)
 	}
 	if len(k) < MinKeyLen {
 		return nil, fmt.Errorf("key is %d bytes, want at least %d (generate one with: head -c 32 /dev/urandom | base64)", len(k), MinKeyLen)
@@ -46,7 +49,7 @@ func ParseKeyFile(data string) (map[string][]byte, error) {
 		}
 		k, err := ParseKey(fields[1])
 		if err != nil {
-			return nil, fmt.Errorf("line %d (identity %q): %v", n, fields[0], err)
+			return nil, fmt.Errorf("line %d (identity %q): %w", n, fields[0], err)
 		}
 		keys[fields[0]] = k
 	}

@@ -2,13 +2,10 @@ package turnclient
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/pion/stun/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/turnlab"
@@ -107,19 +104,5 @@ func TestWorkerRestartAfterTURNServerRestart(t *testing.T) {
 				t.Fatalf("%d allocations on the restarted server, want 1", lab.Allocations())
 			}
 		})
-	}
-}
-
-// The check reports an error response as the allocation being gone
-// (turn_allocate), whatever pion wraps it in.
-func TestIsTURNErrorResponse(t *testing.T) {
-	te := &stun.TurnError{ErrorCodeAttr: stun.ErrorCodeAttribute{Code: stun.CodeAllocMismatch}}
-	for _, err := range []error{te, *te, fmt.Errorf("refresh: %w", te)} {
-		if !isTURNErrorResponse(err) {
-			t.Errorf("%v: not seen as an error response", err)
-		}
-	}
-	if isTURNErrorResponse(errors.New("all retransmissions failed")) {
-		t.Error("a timeout seen as an error response")
 	}
 }

@@ -7,16 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
-	"github.com/pion/stun/v3"
-	"github.com/pion/turn/v4"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/overlaymetrics"
 	"github.com/warrenhq/warren/internal/turn/turnprovider"
@@ -70,15 +67,11 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	c.log = log.With("runtime", "client", "session_id", c.sessionID)
 	c.m = overlaymetrics.New(cfg.Registry, overlaymetrics.Labels{Runtime: "client", Provider: cfg.Provider, TURNMode: cfg.turnMode(), PeerMode: "dtls"})
 	c.m.Touch(overlaymetrics.LocalToRelay, overlaymetrics.RelayToLocal)
-	if cfg.Compat {
-		opts, err := overlay.ClientCompatOptions()
-		if err != nil {
-			return nil, overlay.Wrap(overlay.StagePeerSetup, err)
-		}
-		c.dtlsOpts = opts
-	} else {
-		c.dtlsOpts = overlay.ClientPSKOptions(cfg.PSKIdentity, cfg.PSK)
+	opts, err := turndial.ClientOptions(cfg.profile())
+	if err != nil {
+		return nil, overlay.Wrap(overlay.StagePeerSetup, err)
 	}
+	c.dtlsOpts = opts
 	return c, nil
 }
 
@@ -120,7 +113,7 @@ func (c *Client) run(ctx context.Context, dispatch func(context.Context) error) 
 	c.m.SessionStarts.Inc()
 	c.log.Info("starting", "event", "runtime_startup", "stage", overlay.StagePolicyValidate, "result", "started",
 		"provider", c.cfg.Provider, "turn_mode", c.cfg.turnMode(), "ingress", c.cfg.Ingress, "connections", c.cfg.Connections,
-		"profile", map[bool]string{true: "compat", false: "psk"}[c.cfg.Compat])
+		"profile", c.cfg.profile().Name())
 	defer func() {
 		if err != nil {
 			stage := overlay.StageOf(err)
@@ -137,7 +130,7 @@ func (c *Client) run(ctx context.Context, dispatch func(context.Context) error) 
 	peer, err := net.ResolveUDPAddr("udp", c.cfg.Peer)
 	if err != nil {
 		c.m.StartupFailures.WithLabelValues(overlay.StagePeerSetup).Inc()
-		return overlay.Errorf(overlay.StagePeerSetup, "resolve peer %s: %v", c.cfg.Peer, err)
+		return overlay.Errorf(overlay.StagePeerSetup, "resolve peer %s: %w", c.cfg.Peer, err)
 	}
 	c.peer = peer
 
@@ -243,7 +236,7 @@ func (c *Client) markReady(w *worker) {
 // supervise runs w, restarting it after failures per docs/protocols/turn-overlay.md §3.2.
 func (c *Client) supervise(ctx context.Context, w *worker) error {
 	budget := c.cfg.RestartBudget
-	backoff := c.cfg.BackoffInitial
+	delays := c.cfg.restartBackoff()
 	everReady := false
 	for {
 		readyAt, err := c.runWorker(ctx, w)
@@ -258,7 +251,8 @@ func (c *Client) supervise(ctx context.Context, w *worker) error {
 		if !readyAt.IsZero() {
 			everReady = true
 			if time.Since(readyAt) >= c.cfg.BudgetRefill {
-				budget, backoff = c.cfg.RestartBudget, c.cfg.BackoffInitial
+				budget = c.cfg.RestartBudget
+				delays.Reset()
 			}
 		}
 		if err == nil {
@@ -269,22 +263,19 @@ func (c *Client) supervise(ctx context.Context, w *worker) error {
 			c.m.TransportFailure.WithLabelValues(stage).Inc()
 		}
 		if budget <= 0 {
-			return overlay.Errorf(overlay.StageSessionSupervision, "worker %d: restart budget of %d exhausted, last error: %v", w.id, c.cfg.RestartBudget, err)
+			// Built by hand, not with overlay.Errorf: the last error keeps
+			// its own stage inside, but the session failed at supervision.
+			return &overlay.StageError{Stage: overlay.StageSessionSupervision,
+				Err: fmt.Errorf("worker %d: restart budget of %d exhausted, last error: %w", w.id, c.cfg.RestartBudget, err)}
 		}
 		budget--
-		d := jitter(backoff)
-		backoff = min(backoff*2, c.cfg.BackoffMax)
+		d := delays.Next()
 		c.log.Warn("worker restart scheduled", "event", "worker_restart_scheduled", "stage", stage, "result", "retrying",
 			"worker", w.id, "delay", d.Round(time.Millisecond), "budget_left", budget, "err", err)
 		if !sleepCtx(ctx, d) {
 			return nil
 		}
 	}
-}
-
-// jitter draws uniformly from [0.8 d, 1.2 d].
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -420,9 +411,7 @@ type worker struct {
 // ingress, KCP+smux on top).
 type session struct {
 	res       *turnprovider.Resolution
-	turnConn  net.PacketConn
-	turn      *turn.Client
-	relay     net.PacketConn
+	alloc     *turndial.Allocation
 	relayAddr string
 	dtls      *dtls.Conn
 	mux       *smux.Session
@@ -461,14 +450,8 @@ func (s *session) close() {
 		if s.dtls != nil {
 			s.dtls.Close()
 		}
-		if s.relay != nil {
-			s.relay.Close()
-		}
-		if s.turn != nil {
-			s.turn.Close()
-		}
-		if s.turnConn != nil {
-			s.turnConn.Close()
+		if s.alloc != nil {
+			s.alloc.Close()
 		}
 	})
 }
@@ -483,16 +466,10 @@ type watchedConn struct {
 func (w *watchedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, a, err := w.PacketConn.ReadFrom(b)
 	if err != nil {
-		w.s.fail(overlay.Errorf(overlay.StageForwardingLoop, "TURN connection lost: %v", err))
+		w.s.fail(overlay.Errorf(overlay.StageForwardingLoop, "TURN connection lost: %w", err))
 	}
 	return n, a, err
 }
-
-var quietPion = func() logging.LoggerFactory {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
-	return lf
-}()
 
 // connect builds one session: TURN dial → allocate → DTLS handshake (→ KCP+smux).
 func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error) {
@@ -506,58 +483,40 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 			s.close()
 		}
 	}()
-	conn, err := c.dialTURN(ctx, res.Address)
+	tcfg := c.cfg.turnConfig(res)
+	conn, err := turndial.Dial(ctx, tcfg)
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageTURNDial, err)
 	}
-	s.turnConn = &watchedConn{PacketConn: conn, s: s}
-	tc, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: res.Address, TURNServerAddr: res.Address,
-		Conn: s.turnConn, Username: res.Username, Password: res.Password,
-		LoggerFactory: quietPion,
-	})
+	alloc, err := turndial.Allocate(ctx, &watchedConn{PacketConn: conn, s: s}, tcfg)
 	if err != nil {
-		return nil, overlay.Errorf(overlay.StageTURNAllocate, "turn client: %v", err)
+		return nil, overlay.Wrap(overlay.StageTURNAllocate, err)
 	}
-	s.turn = tc
-	if err := tc.Listen(); err != nil {
-		return nil, overlay.Errorf(overlay.StageTURNAllocate, "turn listen: %v", err)
-	}
-	// Allocate takes no context: closing the client unblocks it.
-	stop := context.AfterFunc(ctx, func() { s.close() })
-	relay, err := tc.Allocate()
-	stop()
-	if err != nil {
-		return nil, overlay.Errorf(overlay.StageTURNAllocate, "allocate on %s: %v", res.Address, err)
-	}
-	s.relay = relay
-	s.relayAddr = relay.LocalAddr().String()
+	s.alloc = alloc
+	s.relayAddr = alloc.RelayAddr()
 
 	select {
 	case c.hs <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	dc, err := dtls.ClientWithOptions(relay, c.peer, c.dtlsOpts...)
-	if err == nil {
-		s.dtls = dc
-		hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
-		err = dc.HandshakeContext(hctx)
-		cancel()
-	}
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+	dc, err := turndial.Handshake(hctx, alloc.Relay, c.peer, c.dtlsOpts)
+	cancel()
 	<-c.hs
 	if err != nil {
-		return nil, overlay.Errorf(overlay.StageDTLSHandshake, "handshake with %s via relay %s: %v", c.cfg.Peer, s.relayAddr, err)
+		return nil, overlay.Errorf(overlay.StageDTLSHandshake, "handshake with %s via relay %s: %w", c.cfg.Peer, s.relayAddr, err)
 	}
+	s.dtls = dc
 	if c.cfg.Ingress == "tcp" {
 		k, err := overlay.DialKCP(dc)
 		if err != nil {
-			return nil, overlay.Errorf(overlay.StagePeerSetup, "kcp: %v", err)
+			return nil, overlay.Errorf(overlay.StagePeerSetup, "kcp: %w", err)
 		}
 		mux, err := smux.Client(k, overlay.SmuxConfig())
 		if err != nil {
 			k.Close()
-			return nil, overlay.Errorf(overlay.StagePeerSetup, "smux: %v", err)
+			return nil, overlay.Errorf(overlay.StagePeerSetup, "smux: %w", err)
 		}
 		s.mux = mux
 		go func() {
@@ -605,7 +564,7 @@ func (c *Client) watchAllocation(s *session) {
 func (c *Client) checkAllocation(s *session) error {
 	var err error
 	for range allocationProbeAttempts {
-		if err = s.turn.CreatePermission(c.peer); err == nil {
+		if err = s.alloc.CreatePermission(c.peer); err == nil {
 			return nil
 		}
 		select {
@@ -613,67 +572,10 @@ func (c *Client) checkAllocation(s *session) error {
 			return nil // closed under us: not a finding
 		default:
 		}
-		if isTURNErrorResponse(err) {
-			return overlay.Errorf(overlay.StageTURNAllocate, "TURN server %s no longer holds allocation %s: %v", s.res.Address, s.relayAddr, err)
+		var re *turndial.ResponseError
+		if errors.As(err, &re) {
+			return overlay.Errorf(overlay.StageTURNAllocate, "TURN server %s no longer holds allocation %s: %w", s.res.Address, s.relayAddr, err)
 		}
 	}
-	return overlay.Errorf(overlay.StageForwardingLoop, "TURN server %s does not answer the check of allocation %s: %v", s.res.Address, s.relayAddr, err)
-}
-
-// isTURNErrorResponse reports whether err is an error response from the
-// server, as opposed to a timeout or a stale nonce to retry.
-func isTURNErrorResponse(err error) bool {
-	var p *stun.TurnError
-	var v stun.TurnError
-	return errors.As(err, &p) || errors.As(err, &v)
-}
-
-// dialTURN opens the TURN leg's socket (docs/protocols/turn-overlay.md §2.1).
-func (c *Client) dialTURN(ctx context.Context, addr string) (net.PacketConn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("TURN address %q: %v", addr, err)
-	}
-	v6 := false
-	if ip := net.ParseIP(host); ip != nil {
-		v6 = ip.To4() == nil
-	} else {
-		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-		if err != nil || len(ips) == 0 {
-			return nil, fmt.Errorf("resolve TURN host %s: %v", host, err)
-		}
-		v6 = ips[0].IP.To4() == nil
-	}
-	var bind net.IP
-	if c.cfg.BindIP != "" {
-		bind = net.ParseIP(c.cfg.BindIP)
-		if (bind.To4() == nil) != v6 {
-			return nil, fmt.Errorf("bind_interface %s and TURN server %s are different address families", c.cfg.BindIP, addr)
-		}
-	}
-	fam := "4"
-	if v6 {
-		fam = "6"
-	}
-	if c.cfg.turnMode() == "tcp" {
-		d := net.Dialer{Timeout: c.cfg.TURNDialTimeout}
-		if bind != nil {
-			d.LocalAddr = &net.TCPAddr{IP: bind}
-		}
-		conn, err := d.DialContext(ctx, "tcp"+fam, addr)
-		if err != nil {
-			return nil, fmt.Errorf("dial TURN server over tcp: %v", err)
-		}
-		return turn.NewSTUNConn(conn), nil
-	}
-	var lc net.ListenConfig
-	local := ":0"
-	if bind != nil {
-		local = net.JoinHostPort(bind.String(), "0")
-	}
-	pc, err := lc.ListenPacket(ctx, "udp"+fam, local)
-	if err != nil {
-		return nil, fmt.Errorf("open udp socket for TURN: %v", err)
-	}
-	return pc, nil
+	return overlay.Errorf(overlay.StageForwardingLoop, "TURN server %s does not answer the check of allocation %s: %w", s.res.Address, s.relayAddr, err)
 }

@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warrenhq/warren/internal/transport/backoff"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/turnprovider"
 )
 
 // DefaultAllocationCheck is Config.AllocationCheck's default: the same
@@ -53,8 +56,9 @@ type Config struct {
 	QueueSize int
 	// PeerIdle expires a local peer's worker binding. Default 180s.
 	PeerIdle time.Duration
-	// BackoffInitial and BackoffMax bound restart delays (±20 % jitter).
-	// Defaults 200ms and 30s.
+	// BackoffInitial and BackoffMax bound restart delays: BackoffInitial
+	// doubling up to BackoffMax, each delay shortened by up to 20 % of
+	// jitter so that it never exceeds BackoffMax. Defaults 200ms and 30s.
 	BackoffInitial, BackoffMax time.Duration
 	// RestartBudget is restarts per worker. Default 5.
 	RestartBudget int
@@ -127,6 +131,29 @@ func (c *Config) setDefaults() {
 	if c.AllocationCheck <= 0 {
 		c.AllocationCheck = DefaultAllocationCheck
 	}
+}
+
+// restartBackoff is the delay sequence of one worker's restarts.
+func (c *Config) restartBackoff() *backoff.Backoff {
+	return backoff.Exponential(c.BackoffInitial, c.BackoffMax, RestartJitter)
+}
+
+// RestartJitter is the fraction by which a restart delay may be shortened.
+const RestartJitter = 0.2
+
+// profile is the DTLS client profile.
+func (c *Config) profile() turndial.ClientProfile {
+	return turndial.ClientProfile{Compat: c.Compat, Identity: c.PSKIdentity, Key: c.PSK}
+}
+
+// turnConfig is the TURN leg to res's server.
+func (c *Config) turnConfig(res *turnprovider.Resolution) turndial.Config {
+	t := turndial.Config{Address: res.Address, Username: res.Username, Password: res.Password,
+		Transport: c.turnMode(), DialTimeout: c.TURNDialTimeout}
+	if c.BindIP != "" {
+		t.BindIP = net.ParseIP(c.BindIP)
+	}
+	return t
 }
 
 // turnMode is the planned TURN transport (auto → udp).

@@ -26,7 +26,7 @@ func (c *Client) readLocal(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}
-			return overlay.Errorf(overlay.StageForwardingLoop, "read local udp: %v", err)
+			return overlay.Errorf(overlay.StageForwardingLoop, "read local udp: %w", err)
 		}
 		w := c.router.pick(from)
 		if w == nil {
@@ -56,7 +56,7 @@ func (c *Client) sendLoop(ctx context.Context, w *worker) {
 			}
 			if _, err := s.dtls.Write(pkt); err != nil {
 				c.m.Drop(overlaymetrics.LocalToRelay)
-				s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls write: %v", err))
+				s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls write: %w", err))
 				continue
 			}
 			c.m.Forwarded(overlaymetrics.LocalToRelay, len(pkt))
@@ -70,7 +70,7 @@ func (c *Client) receiveLoop(w *worker, s *session) {
 	for {
 		n, err := s.dtls.Read(buf)
 		if err != nil {
-			s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls read: %v", err))
+			s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls read: %w", err))
 			return
 		}
 		to := c.router.ownerOf(w)
@@ -114,7 +114,7 @@ func (c *Client) acceptLocal(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return overlay.Errorf(overlay.StageForwardingLoop, "accept local tcp: %v", err)
+			return overlay.Errorf(overlay.StageForwardingLoop, "accept local tcp: %w", err)
 		}
 		go c.serveLocal(ctx, conn)
 	}

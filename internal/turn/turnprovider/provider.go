@@ -88,7 +88,7 @@ func (r *Resolution) Override(host string, port int) error {
 	}
 	h, p, err := net.SplitHostPort(r.Address)
 	if err != nil {
-		return fmt.Errorf("provider address %q: %v", r.Address, err)
+		return fmt.Errorf("provider address %q: %w", r.Address, err)
 	}
 	if host != "" {
 		h = host

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warrenhq/warren/internal/transport/pipe"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/overlaymetrics"
 	"github.com/xtaci/kcp-go/v5"
@@ -79,7 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Egress != "udp" && cfg.Egress != "tcp" {
 		return nil, overlay.Errorf(overlay.StagePolicyValidate, "egress: expected udp or tcp, got %q", cfg.Egress)
 	}
-	opts, err := overlay.ServerOptions(overlay.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat})
+	opts, err := turndial.ServerOptions(turndial.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat})
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageServerInit, err)
 	}
@@ -95,11 +96,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 func (s *Server) Listen() (net.Addr, error) {
 	laddr, err := net.ResolveUDPAddr("udp", s.cfg.Listen)
 	if err != nil {
-		return nil, overlay.Errorf(overlay.StageListen, "listen address %q: %v", s.cfg.Listen, err)
+		return nil, overlay.Errorf(overlay.StageListen, "listen address %q: %w", s.cfg.Listen, err)
 	}
 	ln, err := dtls.ListenWithOptions("udp", laddr, s.opts...)
 	if err != nil {
-		return nil, overlay.Errorf(overlay.StageListen, "listen on %s: %v", s.cfg.Listen, err)
+		return nil, overlay.Errorf(overlay.StageListen, "listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.mu.Lock()
 	s.ln = ln
@@ -200,7 +201,7 @@ func (s *Server) serveUDP(ctx context.Context, c *dtls.Conn) error {
 	var d net.Dialer
 	up, err := d.DialContext(ctx, "udp", s.cfg.Connect)
 	if err != nil {
-		return overlay.Errorf(overlay.StageUpstreamDial, "dial upstream %s: %v", s.cfg.Connect, err)
+		return overlay.Errorf(overlay.StageUpstreamDial, "dial upstream %s: %w", s.cfg.Connect, err)
 	}
 	defer up.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
@@ -247,7 +248,7 @@ func (s *Server) serveUDP(ctx context.Context, c *dtls.Conn) error {
 func (s *Server) serveTCP(ctx context.Context, c *dtls.Conn, log *slog.Logger) error {
 	kl, err := kcp.ServeConn(overlay.NoneBlockCrypt(), 0, 0, overlay.NewPacketConn(c))
 	if err != nil {
-		return overlay.Errorf(overlay.StageServerInit, "kcp: %v", err)
+		return overlay.Errorf(overlay.StageServerInit, "kcp: %w", err)
 	}
 	defer kl.Close()
 	stop := context.AfterFunc(ctx, func() { kl.Close(); c.Close() })

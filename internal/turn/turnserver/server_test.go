@@ -11,6 +11,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/turnlab"
 )
@@ -56,7 +57,7 @@ func TestFailuresDoNotStopTheListener(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		dc, err := dtls.ClientWithOptions(c, addr, overlay.ClientPSKOptions("default", k)...)
+		dc, err := dtls.ClientWithOptions(c, addr, turndial.ClientPSKOptions("default", k)...)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +76,7 @@ func TestFailuresDoNotStopTheListener(t *testing.T) {
 	// A client that sends a ClientHello and then goes silent.
 	stall, _ := net.ListenPacket("udp4", "127.0.0.1:0")
 	defer stall.Close()
-	sc, _ := dtls.ClientWithOptions(stall, addr, overlay.ClientPSKOptions("default", key)...)
+	sc, _ := dtls.ClientWithOptions(stall, addr, turndial.ClientPSKOptions("default", key)...)
 	sctx, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	sc.HandshakeContext(sctx)
 	scancel()

@@ -1,9 +1,10 @@
-package overlay
+package turndial
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
@@ -16,18 +17,20 @@ const CIDSize = 8
 // ServerIdentityHint is the PSK identity hint the server sends.
 const ServerIdentityHint = "warren"
 
-// DefaultIdentity is the PSK identity used when only one key is configured.
-const DefaultIdentity = "default"
-
 // ErrUnknownIdentity is returned by the server's PSK callback for an identity
 // it has no key for; it aborts the handshake.
 var ErrUnknownIdentity = errors.New("unknown PSK identity")
+
+// ErrNoProfile is returned by ServerOptions when neither PSK keys nor the
+// compat profile are configured.
+var ErrNoProfile = errors.New("no PSK keys configured and compat mode off: nobody could connect")
 
 // ServerProfile says which clients a server accepts.
 type ServerProfile struct {
 	// Keys maps PSK identity → key. Empty means no PSK clients.
 	Keys map[string][]byte
 	// Compat also accepts the unauthenticated prototype profile (docs/protocols/turn-overlay.md §2.2).
+	// Default false.
 	Compat bool
 }
 
@@ -35,7 +38,7 @@ type ServerProfile struct {
 // set, both suites are offered and each client gets the one it asked for.
 func ServerOptions(p ServerProfile) ([]dtls.ServerOption, error) {
 	if len(p.Keys) == 0 && !p.Compat {
-		return nil, errors.New("no PSK keys configured and compat mode off: nobody could connect")
+		return nil, ErrNoProfile
 	}
 	opts := []dtls.ServerOption{
 		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
@@ -65,6 +68,34 @@ func ServerOptions(p ServerProfile) ([]dtls.ServerOption, error) {
 	return append(opts, dtls.WithCipherSuites(suites...)), nil
 }
 
+// ClientProfile says how a client authenticates to tunnel-server.
+type ClientProfile struct {
+	// Compat selects the prototype's unauthenticated profile; Identity and
+	// Key are then unused. Default false (PSK).
+	Compat bool
+	// Identity is the PSK identity. No default: callers fill in
+	// overlay.DefaultIdentity.
+	Identity string
+	// Key is the PSK.
+	Key []byte
+}
+
+// Name is "compat" or "psk", as logs and probe results name the profile.
+func (p ClientProfile) Name() string {
+	if p.Compat {
+		return "compat"
+	}
+	return "psk"
+}
+
+// ClientOptions returns the DTLS client options of p.
+func ClientOptions(p ClientProfile) ([]dtls.ClientOption, error) {
+	if p.Compat {
+		return ClientCompatOptions()
+	}
+	return ClientPSKOptions(p.Identity, p.Key), nil
+}
+
 // ClientPSKOptions is the authenticated client profile (docs/protocols/turn-overlay.md §2.3).
 func ClientPSKOptions(identity string, key []byte) []dtls.ClientOption {
 	return []dtls.ClientOption{
@@ -92,7 +123,17 @@ func ClientCompatOptions() ([]dtls.ClientOption, error) {
 	}, nil
 }
 
-// Handshake runs the (lazy, in dtls/v3) handshake with a deadline.
-func Handshake(ctx context.Context, c *dtls.Conn) error {
-	return c.HandshakeContext(ctx)
+// Handshake runs a DTLS client over pc to peer and completes the handshake
+// (lazy in dtls/v3) before ctx ends; callers bound it with a deadline on
+// ctx. On failure the conn is closed, and with it pc.
+func Handshake(ctx context.Context, pc net.PacketConn, peer net.Addr, opts []dtls.ClientOption) (*dtls.Conn, error) {
+	dc, err := dtls.ClientWithOptions(pc, peer, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dtls client: %w", err)
+	}
+	if err := dc.HandshakeContext(ctx); err != nil {
+		dc.Close()
+		return nil, err
+	}
+	return dc, nil
 }

@@ -1,4 +1,4 @@
-package overlay
+package turndial
 
 import (
 	"bytes"
