@@ -45,8 +45,18 @@ bench: build ## benchmarks, each reported against the direct path in the same ru
 demo: build ## run the demo of the whole toolkit on loopback
 	./scripts/demo.sh
 
-cover: ## test coverage report in coverage.html
-	$(GO) test -count=1 -coverprofile=coverage.out ./...
+# cover: the unit tests' profile plus the e2e runs' counters (binaries built
+# with -cover write to GOCOVERDIR, see internal/e2e), merged into one profile
+# so the CLI packages are covered too. `go tool cover` merges blocks that
+# appear in both. COVER_RUN narrows both runs to matching tests.
+COVER := $(CURDIR)/cover
+COVER_RUN ?= .
+cover: ## test coverage of unit and e2e tests in coverage.out and coverage.html
+	rm -rf $(COVER) && mkdir -p $(COVER)/e2e
+	$(GO) test -count=1 -timeout 20m -run '$(COVER_RUN)' -covermode=set -coverprofile=$(COVER)/unit.out $$($(GO) list ./... | grep -v /internal/e2e$$)
+	WARREN_E2E_COVERDIR=$(COVER)/e2e $(GO) test -count=1 -timeout 20m -run '$(COVER_RUN)' ./internal/e2e/
+	$(GO) tool covdata textfmt -i=$(COVER)/e2e -o $(COVER)/e2e.out
+	{ echo 'mode: set'; tail -q -n +2 $(COVER)/unit.out $(COVER)/e2e.out; } > coverage.out
 	$(GO) tool cover -func=coverage.out | tail -1
 	$(GO) tool cover -html=coverage.out -o coverage.html
 
@@ -57,7 +67,7 @@ release-check: $(GORELEASER) ## validate .goreleaser.yaml
 	$(GORELEASER) check
 
 clean: ## remove build output
-	rm -rf $(BIN) dist coverage.out coverage.html
+	rm -rf $(BIN) dist coverage.out coverage.html $(COVER)
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

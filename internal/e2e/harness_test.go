@@ -15,9 +15,25 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var binDir string
+
+// coverDir, from WARREN_E2E_COVERDIR (set by `make cover`), asks for the
+// binaries built with -cover; each run writes its counters there through
+// GOCOVERDIR, so the CLI packages' coverage comes from the e2e tests.
+var coverDir = os.Getenv("WARREN_E2E_COVERDIR")
+
+// coverEnv is the GOCOVERDIR entry every binary's environment carries
+// under coverDir, nothing otherwise.
+func coverEnv() []string {
+	if coverDir == "" {
+		return nil
+	}
+	return []string{"GOCOVERDIR=" + coverDir}
+}
 
 var binaries = []string{"relay-server", "tunnel-host", "tunnel-client", "tunnel-server", "wing", "probe"}
 
@@ -29,6 +45,15 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	args := []string{"build", "-race", "-o", dir + "/"}
+	if coverDir != "" {
+		// Coverage runs go without the race detector, as `make cover` does
+		// for the unit tests.
+		if err := os.MkdirAll(coverDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		args = []string{"build", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
+	}
 	for _, b := range binaries {
 		args = append(args, "github.com/warrenhq/warren/cmd/"+b)
 	}
@@ -41,6 +66,14 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		// goleak, as in every package's TestMain: the harness's own
+		// goroutines (output copiers, waiters) must end with their tests.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -49,6 +82,7 @@ func TestMain(m *testing.M) {
 func cleanEnv(t *testing.T, extra ...string) []string {
 	home := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "xdg")}
+	env = append(env, coverEnv()...)
 	return append(env, extra...)
 }
 

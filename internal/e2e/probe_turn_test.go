@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -395,9 +394,7 @@ func TestProbeRunTURN(t *testing.T) {
 // TestProbeTURNCoturn: a wrong password against coturn is a 401 at
 // turn_allocate; the right one allocates.
 func TestProbeTURNCoturn(t *testing.T) {
-	if _, err := exec.LookPath("turnserver"); err != nil {
-		t.Skip("coturn's turnserver is not on PATH (apt-get install coturn); skipping coturn checks")
-	}
+	needCoturn(t)
 	addr := startCoturn(t, "--lt-cred-mech", "-u", "alice:secretpw")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "probe.yaml")

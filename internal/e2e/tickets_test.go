@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/internal/needtool"
 )
 
 type mintOut struct {
@@ -80,16 +82,12 @@ func TestTicketsMintAndCurl(t *testing.T) {
 	}
 }
 
-// needCurl skips a test when curl is missing, except under CI=true: there a
-// missing curl is a broken runner, and skipping would hide the interop tests.
+// needCurl skips a test when curl is missing, except under CI=true or
+// WARREN_REQUIRE_TOOLS=1: there a missing curl is a broken runner, and
+// skipping would hide the interop tests.
 func needCurl(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl is not on PATH and CI=true: the CI image must provide curl")
-		}
-		t.Skip("curl not installed")
-	}
+	needtool.Path(t, "curl", "apt-get install curl")
 }
 
 // curlProc is a curl running in the background.

@@ -52,9 +52,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // TestHTTPSTicketTransfer serves HTTPS from tls.cert_file/key_file and moves
 // a streamed file over it with curl (HTTP/2 by ALPN), digest trailer included.
 func TestHTTPSTicketTransfer(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 	_, url := startRelay(t, "admin-k", "--tls-cert-file", cert, "--tls-key-file", key)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenhq/warren/internal/needtool"
 	"github.com/warrenhq/warren/internal/turn/turnlab"
 )
 
@@ -330,12 +331,16 @@ func TestTurnFailures(t *testing.T) {
 
 // coturn, when installed (CI installs it): docs/protocols/turn-overlay.md §5's command lines on free ports.
 
+// needCoturn returns coturn's turnserver, skipping the test without it
+// (failing under WARREN_REQUIRE_TOOLS=1, see needtool).
+func needCoturn(t *testing.T) string {
+	t.Helper()
+	return needtool.Path(t, "turnserver", "apt-get install coturn")
+}
+
 func startCoturn(t *testing.T, auth ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath("turnserver")
-	if err != nil {
-		t.Skip("coturn's turnserver is not on PATH (apt-get install coturn); skipping coturn interop")
-	}
+	bin := needCoturn(t)
 	port := freePort(t)
 	dir := t.TempDir()
 	minPort := 49152 + (port%100*100)%15000
@@ -373,9 +378,7 @@ func startCoturn(t *testing.T, auth ...string) string {
 }
 
 func TestTurnThroughCoturn(t *testing.T) {
-	if _, err := exec.LookPath("turnserver"); err != nil {
-		t.Skip("coturn's turnserver is not on PATH (apt-get install coturn); skipping coturn interop")
-	}
+	needCoturn(t)
 	echo := startTURNLab(t, turnlab.Config{}) // only for its echo upstream
 	key := newKey(t)
 	_, peer := startTunnelServer(t, cleanEnv(t, "WARREN_TUNNEL_SERVER_PSK="+key), echo.EchoUDP)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/warrenhq/warren/internal/needtool"
 )
 
 // cdp is a minimal Chrome DevTools Protocol client: calls by id over one
@@ -160,13 +162,12 @@ func (c *cdp) typeLine(t *testing.T, text string) {
 	c.call(t, "Input.dispatchKeyEvent", enter, nil)
 }
 
-func findChromium() string {
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
+// needChromium returns a headless-capable Chromium, skipping the test
+// without one (failing under WARREN_REQUIRE_TOOLS=1, see needtool).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	return needtool.Any(t, []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"},
+		"apt-get install chromium; the browser terminal tests need it")
 }
 
 var devtoolsRE = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
@@ -261,10 +262,7 @@ func artifactDir(t *testing.T) string {
 // reloads the page and reattaches the session, whose replay shows the
 // same output. The page does all E2E crypto with WebCrypto.
 func TestWebTerminalInChromium(t *testing.T) {
-	bin := findChromium()
-	if bin == "" {
-		t.Skip("chromium is not installed (apt-get install chromium); the browser terminal test needs it")
-	}
+	bin := needChromium(t)
 	e := startWingRelay(t)
 	e.startWing(t, e.url, "web1")
 
@@ -326,10 +324,7 @@ func TestWebTerminalInChromium(t *testing.T) {
 // wing verifies the assertion, and the session starts. The auth token the
 // wing returns then opens a second session with the authenticator gone.
 func TestWebTerminalPasskey(t *testing.T) {
-	bin := findChromium()
-	if bin == "" {
-		t.Skip("chromium is not installed (apt-get install chromium); the browser terminal test needs it")
-	}
+	bin := needChromium(t)
 	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

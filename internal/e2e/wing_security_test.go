@@ -55,8 +55,8 @@ func lockedCfg(t *testing.T) string {
 // persists between them.
 func userHome(t *testing.T, tok string) []string {
 	home := t.TempDir()
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "xdg"),
-		"WARREN_WING_USER_TOKEN=" + tok}
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "xdg"),
+		"WARREN_WING_USER_TOKEN=" + tok}, coverEnv()...)
 }
 
 var ownerRefusedRE = regexp.MustCompile(`relay error.*belongs to another user`)

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warrenhq/warren/internal/needtool"
 )
 
 // Test API keys understood by testAuthorize.
@@ -299,9 +301,7 @@ func fileSize(path string) int64 {
 
 func needCurl(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not in PATH")
-	}
+	needtool.Path(t, "curl", "apt-get install curl")
 }
 
 // curlProc is a running curl.

@@ -11,6 +11,7 @@ import (
 	"github.com/warrenhq/warren/internal/auth"
 	"github.com/warrenhq/warren/internal/auth/token"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/fakeclock"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 )
 
@@ -428,7 +429,8 @@ func TestPorts(t *testing.T) {
 }
 
 func TestEndpoints(t *testing.T) {
-	e := newEnv(t)
+	clock := fakeclock.Running()
+	e := newEnv(t, func(c *Config) { c.Now = clock.Now })
 	e.mkTunnel("t1", nil)
 	host := e.token("t1", "host")
 	base := "ws://" + e.srv.Listener.Addr().String()
@@ -454,7 +456,7 @@ func TestEndpoints(t *testing.T) {
 	}
 
 	// A second live host: the most recently registered one is reported.
-	time.Sleep(2 * time.Millisecond)
+	clock.Advance(time.Second)
 	e.do("PUT", "/tunnels/t1/endpoints/h2-relay", host, `{}`).want(t, 200) // hostId from the id, mode from the default
 	tj = e.do("GET", "/tunnels/t1", admin, nil).tunnel(t)
 	if len(tj.Endpoints) != 1 || tj.Endpoints[0].ID != "h2-relay" || tj.Endpoints[0].HostID != "h2" {

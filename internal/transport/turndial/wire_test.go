@@ -205,6 +205,19 @@ func TestProfilesOnTheWire(t *testing.T) {
 			}
 			defer ln.Close()
 			var accepts atomic.Int32
+			// The accepted session is closed here as well: the client's
+			// close_notify may not reach it through the swapped proxy, and
+			// closing the listener leaves accepted conns open.
+			var mu sync.Mutex
+			var accepted []net.Conn
+			defer func() {
+				ln.Close()
+				mu.Lock()
+				defer mu.Unlock()
+				for _, c := range accepted {
+					c.Close()
+				}
+			}()
 			go func() {
 				for {
 					c, err := ln.Accept()
@@ -212,6 +225,9 @@ func TestProfilesOnTheWire(t *testing.T) {
 						return
 					}
 					accepts.Add(1)
+					mu.Lock()
+					accepted = append(accepted, c)
+					mu.Unlock()
 					go func() {
 						defer c.Close()
 						buf := make([]byte, 1600)

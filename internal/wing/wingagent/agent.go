@@ -75,6 +75,9 @@ type Config struct {
 	PasskeyTTL time.Duration
 	// PasskeyTimeout bounds the wait for passkey.response. Default 60s.
 	PasskeyTimeout time.Duration
+	// Now is the clock for passkey token and challenge expiry. Default
+	// time.Now.
+	Now func() time.Time
 	// OnState is called on every state change. Optional.
 	OnState func(State)
 	// HTTPClient dials the relay. Default http.DefaultClient.
@@ -154,11 +157,14 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{},
-		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: time.Now},
+		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: cfg.Now},
 		pending: map[string]pendingPasskey{}, tunnelChallenges: map[string]pendingChallenge{},
 		owner: tokenSubject(cfg.Token)}
 	a.guard.set(cfg.Access)

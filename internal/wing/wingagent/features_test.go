@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/warrenhq/warren/internal/fakeclock"
 	"github.com/warrenhq/warren/internal/wing/wingclient"
 	"github.com/warrenhq/warren/internal/wing/winghub"
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
@@ -515,9 +516,11 @@ func (p *testPasskey) assert(t *testing.T, challenge string) wp.PasskeyResponse 
 func TestPasskeyGate(t *testing.T) {
 	url, _ := testHub(t, nil)
 	pk := newTestPasskey(t)
+	clock := fakeclock.Running()
 	a := startAgent(t, url, func(c *Config) {
 		c.Access = Access{Allow: []AllowEntry{{User: "alice", Passkeys: []Passkey{{CredentialID: "Y3JlZC0x", PublicKey: pk.public()}}}}}
-		c.PasskeyTTL = 2 * time.Second
+		c.PasskeyTTL = time.Hour
+		c.Now = clock.Now
 	})
 
 	start := func(u *rawUser, extra func(*wp.Start)) {
@@ -592,8 +595,8 @@ func TestPasskeyGate(t *testing.T) {
 		"client_data_json": good.ClientDataJSON, "signature": good.Signature}, &auth)
 	tn.AuthToken = auth.AuthToken
 	mustRequest(t, tn, map[string]any{"type": "wing.info"}, nil)
-	// The token expires (TTL 2s); then the gate is back.
-	time.Sleep(2100 * time.Millisecond)
+	// The token expires (TTL 1h); then the gate is back.
+	clock.Advance(time.Hour + time.Second)
 	if err := request(t, tn, map[string]any{"type": "wing.info"}, nil); err == nil || err.Error() != "passkey_required" {
 		t.Fatalf("wing.info with an expired token: %v", err)
 	}

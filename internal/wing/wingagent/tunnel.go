@@ -181,7 +181,7 @@ func (a *Agent) answer(ctx context.Context, id identity, req tunnelRequest) any 
 		ch := make([]byte, 32)
 		rand.Read(ch)
 		a.pkMu.Lock()
-		a.tunnelChallenges[id.user] = pendingChallenge{ch, time.Now().Add(a.cfg.PasskeyTimeout)}
+		a.tunnelChallenges[id.user] = pendingChallenge{ch, a.cfg.Now().Add(a.cfg.PasskeyTimeout)}
 		a.pkMu.Unlock()
 		return map[string]string{"challenge": base64.RawURLEncoding.EncodeToString(ch)}
 	case "passkey.auth":
@@ -189,7 +189,7 @@ func (a *Agent) answer(ctx context.Context, id identity, req tunnelRequest) any 
 		pc, ok := a.tunnelChallenges[id.user]
 		delete(a.tunnelChallenges, id.user)
 		a.pkMu.Unlock()
-		if !ok || time.Now().After(pc.exp) {
+		if !ok || a.cfg.Now().After(pc.exp) {
 			return errorf("no passkey challenge outstanding (ask passkey.challenge first)")
 		}
 		if err := a.verifyPasskey(id, pc.challenge, req.PasskeyResponse); err != nil {

@@ -155,10 +155,12 @@ func TestAuthBeforeUpgrade(t *testing.T) {
 	resp, _ := http.Get(url + "/health")
 	var h map[string]bool
 	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
 	if resp.StatusCode != 200 || !h["ok"] {
 		t.Fatal("health")
 	}
 	resp, _ = http.Get(url + "/api/app/wings")
+	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatal("wings list without a token")
 	}
@@ -174,6 +176,7 @@ func TestRoutingAndInjection(t *testing.T) {
 	resp, _ := http.DefaultClient.Do(req)
 	var list []wp.WingInfo
 	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
 	if len(list) != 1 || list[0].WingID != "box" || list[0].PublicKey != "pk-box" {
 		t.Fatalf("wings: %+v", list)
 	}
