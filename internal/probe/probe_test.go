@@ -67,7 +67,9 @@ func TestRunnerConcurrentTimeoutPanicAndRedaction(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	started := make(chan struct{}, 3)
-	r := &Runner{Redactor: red, Grace: 50 * time.Millisecond, Checks: []*Configured{
+	// Grace must cover "slow" returning after its context ends however
+	// loaded the machine is; "stuck" then costs the whole grace.
+	r := &Runner{Redactor: red, Grace: 3 * time.Second, Checks: []*Configured{
 		configured("ok", time.Second, 0, 0, func(ctx context.Context) Result {
 			started <- struct{}{}
 			return Result{Message: "fine"}
