@@ -325,9 +325,6 @@ func TestConfigShowHidesURLPasswords(t *testing.T) {
 	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "postgres://app:<redacted>@db.example/warren") {
 		t.Fatalf("config show: code %d\n%s", code, out)
 	}
-	if s, ok := redactURLPassword("https://relay.example/x"); ok {
-		t.Fatalf("a URL without a password was changed: %q", s)
-	}
 }
 
 // With LocalRootFlags, untagged keys are flags of the root and config

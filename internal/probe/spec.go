@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/warrenhq/warren/internal/redact"
 	"github.com/warrenhq/warren/internal/suggest"
 )
 
@@ -199,7 +200,7 @@ func (sp Spec) display() *yaml.Node {
 		for j := 0; j+1 < len(sp.Params.Content); j += 2 {
 			k, v := sp.Params.Content[j], sp.Params.Content[j+1]
 			if secrets[k.Value] {
-				v = str(Placeholder(k.Value))
+				v = str(redact.Named(k.Value))
 			}
 			add(k.Value, v)
 		}
@@ -287,7 +288,7 @@ type SecretSource struct {
 
 // decodeParams fills dst (a pointer to a parameter struct) from the
 // mapping n, refusing unknown keys and resolving secrets.
-func decodeParams(n *yaml.Node, dst any, src SecretSource, red *Redactor) error {
+func decodeParams(n *yaml.Node, dst any, src SecretSource, red *redact.Redactor) error {
 	rv := reflect.ValueOf(dst).Elem()
 	fields := paramFields(rv.Type())
 	byKey := map[string]paramField{}

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 type relayWSParams struct {
@@ -76,7 +77,7 @@ type relayWS struct {
 	base   string
 	hc     *http.Client
 	protos []string
-	red    *probe.Redactor
+	red    *redact.Redactor
 }
 
 func (c *relayWS) Run(ctx context.Context) probe.Result {
