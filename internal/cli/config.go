@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/warrenhq/warren/internal/secret"
 )
 
 // loader reads one binary's configuration: defaults, file, env, flags.
@@ -212,15 +214,11 @@ func (res *loaded) readSecretFiles(v *viper.Viper, rv reflect.Value) error {
 			return &ConfigError{Key: f.fileOf, Err: fmt.Errorf("set either %s (%s) or %s (%s), not both",
 				f.fileOf, res.source(f.fileOf), f.key, res.source(f.key))}
 		}
-		data, err := os.ReadFile(path.String())
+		value, err := secret.FromFile(os.ReadFile, path.String())
 		if err != nil {
 			return &ConfigError{Where: res.source(f.key), Key: f.key, Err: err}
 		}
-		secret := strings.TrimRight(string(data), "\r\n")
-		if secret == "" {
-			return &ConfigError{Where: res.source(f.key), Key: f.key, Err: fmt.Errorf("file %s is empty", path)}
-		}
-		val, err := convert(secret, target.typ)
+		val, err := convert(value, target.typ)
 		if err != nil {
 			return &ConfigError{Where: res.source(f.key), Key: f.fileOf, Err: err}
 		}

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/warrenhq/warren/internal/redact"
+	"github.com/warrenhq/warren/internal/secret"
 	"github.com/warrenhq/warren/internal/suggest"
 )
 
@@ -353,24 +354,12 @@ func resolveSecret(how, s string, src SecretSource) (string, error) {
 		if src.ReadFile == nil {
 			return "", errors.New("secret files are not available here")
 		}
-		b, err := src.ReadFile(s)
-		if err != nil {
-			return "", err
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("file %s is empty", s)
-		}
-		return v, nil
+		return secret.FromFile(src.ReadFile, s)
 	case "env":
 		if src.LookupEnv == nil {
 			return "", errors.New("secret env variables are not available here")
 		}
-		v, ok := src.LookupEnv(s)
-		if !ok || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set or empty", s)
-		}
-		return v, nil
+		return secret.FromEnv(src.LookupEnv, s)
 	}
 	if s == "" {
 		return "", errors.New("empty")
