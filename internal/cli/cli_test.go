@@ -265,7 +265,7 @@ func TestByteSize(t *testing.T) {
 	}
 }
 
-func FuzzCheckYAML(f *testing.F) {
+func FuzzReadYAML(f *testing.F) {
 	f.Add([]byte("listen: :1\nserver:\n  retries: 2\n"))
 	f.Add([]byte("server:\n  ports:\n    - port: 1\n"))
 	f.Add([]byte("[1, 2]"))
@@ -274,7 +274,7 @@ func FuzzCheckYAML(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = checkYAML("f.yaml", data, s, map[string]int{})
+		_, _ = readYAML("f.yaml", data, s, map[string]int{})
 	})
 }
 
@@ -324,9 +324,6 @@ func TestConfigShowHidesURLPasswords(t *testing.T) {
 	code, out, _, _ := runTest(t, "", "--listen", "postgres://app:hunter2@db.example/warren", "config", "show")
 	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "postgres://app:<redacted>@db.example/warren") {
 		t.Fatalf("config show: code %d\n%s", code, out)
-	}
-	if s, ok := redactURLPassword("https://relay.example/x"); ok {
-		t.Fatalf("a URL without a password was changed: %q", s)
 	}
 }
 

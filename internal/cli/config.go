@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,9 +9,12 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/warrenhq/warren/internal/secret"
 )
 
 // loader reads one binary's configuration: defaults, file, env, flags.
@@ -105,13 +107,23 @@ func (l *loader) findFile(explicit, explicitFrom string) (string, error) {
 
 // load fills cfg (a pointer to the config struct, already holding defaults)
 // from file, env and flags, then reads <key>_file secrets and validates.
+//
+// viper carries precedence (flag > env > file > default), binds
+// WARREN_<BINARY>_<KEY> and decodes the merged settings into cfg with
+// mapstructure. What viper cannot do stays here: the file is read once as
+// a yaml.Node so unknown keys and bad values are blamed on file:line,
+// unknown env variables are refused, <key>_file secrets are read, and
+// every value is decoded by one strict hook (decodeHook) so a key accepts
+// the same spellings, with the same messages, from every source.
 func (l *loader) load(cfg any, file string) (*loaded, error) {
 	res := &loaded{file: file, fileLines: map[string]int{}, secretFiles: map[string]string{}, l: l}
 	v := viper.New()
 	v.SetEnvPrefix(l.prefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
-	v.AutomaticEnv()
 	for _, f := range l.schema.fields {
+		if err := v.BindEnv(f.key); err != nil {
+			return nil, err
+		}
 		if f.fileOf == "" {
 			v.SetDefault(f.key, f.value(l.defaults.Addr()).Interface())
 		}
@@ -126,33 +138,21 @@ func (l *loader) load(cfg any, file string) (*loaded, error) {
 		if err != nil {
 			return nil, &ConfigError{Where: file, Err: err}
 		}
-		if err := checkYAML(file, data, l.schema, res.fileLines); err != nil {
+		settings, err := readYAML(file, data, l.schema, res.fileLines)
+		if err != nil {
 			return nil, err
 		}
-		v.SetConfigType("yaml")
-		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		if err := v.MergeConfigMap(settings); err != nil {
 			return nil, &ConfigError{Where: file, Err: err}
 		}
 	}
 	if err := l.checkEnv(); err != nil {
 		return nil, err
 	}
-
-	rv := reflect.ValueOf(cfg)
-	for _, f := range l.schema.fields {
-		if f.fileOf != "" {
-			continue
-		}
-		if res.source(f.key) == "default" {
-			continue
-		}
-		val, err := convert(v.Get(f.key), f.typ)
-		if err != nil {
-			return nil, &ConfigError{Where: res.source(f.key), Key: f.key, Err: err}
-		}
-		f.value(rv).Set(val)
+	if err := v.Unmarshal(cfg, decoderOptions); err != nil {
+		return nil, res.decodeError(err)
 	}
-	if err := res.readSecretFiles(v, rv); err != nil {
+	if err := res.readSecretFiles(v, reflect.ValueOf(cfg)); err != nil {
 		return nil, err
 	}
 	if val, ok := cfg.(interface{ Validate() error }); ok {
@@ -165,6 +165,35 @@ func (l *loader) load(cfg any, file string) (*loaded, error) {
 		}
 	}
 	return res, nil
+}
+
+// decodeError blames the first key, in schema order, whose value did not
+// decode, on the source it came from.
+func (res *loaded) decodeError(err error) error {
+	byKey := map[string]error{}
+	var walk func(error)
+	walk = func(e error) {
+		var de *mapstructure.DecodeError
+		if errors.As(e, &de) && e == error(de) {
+			byKey[de.Name()] = de.Unwrap()
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	for _, f := range res.l.schema.fields {
+		if e, ok := byKey[f.key]; ok {
+			return &ConfigError{Where: res.source(f.key), Key: f.key, Err: e}
+		}
+	}
+	return &ConfigError{Err: err}
 }
 
 // readSecretFiles fills each secret from its <key>_file when that is set.
@@ -185,15 +214,11 @@ func (res *loaded) readSecretFiles(v *viper.Viper, rv reflect.Value) error {
 			return &ConfigError{Key: f.fileOf, Err: fmt.Errorf("set either %s (%s) or %s (%s), not both",
 				f.fileOf, res.source(f.fileOf), f.key, res.source(f.key))}
 		}
-		data, err := os.ReadFile(path.String())
+		value, err := secret.FromFile(os.ReadFile, path.String())
 		if err != nil {
 			return &ConfigError{Where: res.source(f.key), Key: f.key, Err: err}
 		}
-		secret := strings.TrimRight(string(data), "\r\n")
-		if secret == "" {
-			return &ConfigError{Where: res.source(f.key), Key: f.key, Err: fmt.Errorf("file %s is empty", path)}
-		}
-		val, err := convert(secret, target.typ)
+		val, err := convert(value, target.typ)
 		if err != nil {
 			return &ConfigError{Where: res.source(f.key), Key: f.fileOf, Err: err}
 		}
@@ -244,27 +269,32 @@ func (res *loaded) source(key string) string {
 	return "default"
 }
 
-// checkYAML rejects unknown keys and wrongly typed values, naming the key,
-// the file and the line, and records the line of every key it saw.
-func checkYAML(file string, data []byte, s *schema, lines map[string]int) error {
+// readYAML parses the file once: it rejects unknown keys and wrongly
+// typed values, naming the key, the file and the line, records the line
+// of every key it saw, and returns the settings for viper.
+func readYAML(file string, data []byte, s *schema, lines map[string]int) (map[string]any, error) {
+	settings := map[string]any{}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return &ConfigError{Where: file, Err: err}
+		return nil, &ConfigError{Where: file, Err: err}
 	}
 	if len(doc.Content) == 0 {
-		return nil // empty file
+		return settings, nil // empty file
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil
+		return settings, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return &ConfigError{Where: fmt.Sprintf("%s:%d", file, root.Line), Err: errors.New("the top level must be a mapping of keys to values")}
+		return nil, &ConfigError{Where: fmt.Sprintf("%s:%d", file, root.Line), Err: errors.New("the top level must be a mapping of keys to values")}
 	}
-	return checkMapping(file, root, "", s, lines)
+	if err := readMapping(file, root, "", s, lines, settings); err != nil {
+		return nil, err
+	}
+	return settings, nil
 }
 
-func checkMapping(file string, n *yaml.Node, prefix string, s *schema, lines map[string]int) error {
+func readMapping(file string, n *yaml.Node, prefix string, s *schema, lines map[string]int, out map[string]any) error {
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -283,6 +313,7 @@ func checkMapping(file string, n *yaml.Node, prefix string, s *schema, lines map
 				return &ConfigError{Where: where, Key: key, Err: err}
 			}
 			lines[key] = k.Line
+			out[k.Value] = raw
 			continue
 		}
 		if s.sections[key] {
@@ -292,9 +323,11 @@ func checkMapping(file string, n *yaml.Node, prefix string, s *schema, lines map
 			if val.Kind != yaml.MappingNode {
 				return &ConfigError{Where: where, Key: key, Err: errors.New("expected a mapping of keys")}
 			}
-			if err := checkMapping(file, val, key+".", s, lines); err != nil {
+			sub := map[string]any{}
+			if err := readMapping(file, val, key+".", s, lines, sub); err != nil {
 				return err
 			}
+			out[k.Value] = sub
 			continue
 		}
 		return &ConfigError{Where: where, Err: s.unknownKeyError(key)}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net/url"
 	"reflect"
 	"sort"
 	"strings"
@@ -10,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-)
 
-const redacted = "<redacted>"
+	"github.com/warrenhq/warren/internal/redact"
+)
 
 func (a *App) configCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -95,29 +94,14 @@ func (a *App) shown(f *field) (reflect.Value, bool) {
 	}
 	v := f.value(a.cfg)
 	if f.secret && !v.IsZero() {
-		return reflect.ValueOf(redacted), true
+		return reflect.ValueOf(redact.Placeholder), true
 	}
 	if v.Kind() == reflect.String {
-		if s, ok := redactURLPassword(v.String()); ok {
+		if s, ok := redact.URLPassword(v.String()); ok {
 			return reflect.ValueOf(s), true
 		}
 	}
 	return v, true
-}
-
-// redactURLPassword hides the password of a URL with credentials in it
-// (a TURN link, a database DSN): a value that is not a secret key may
-// still hold one.
-func redactURLPassword(s string) (string, bool) {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil || u.Scheme == "" {
-		return "", false
-	}
-	if _, has := u.User.Password(); !has {
-		return "", false
-	}
-	u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	return strings.Replace(u.String(), "REDACTED", redacted, 1), true
 }
 
 // effective renders the config as nested maps keyed like the YAML.

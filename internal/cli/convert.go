@@ -15,7 +15,13 @@ import (
 
 // convert turns a value as it comes from YAML, the environment or a flag
 // into a value of type t. One function for every source, so a key accepts
-// the same spellings wherever it is set.
+// the same spellings wherever it is set; it runs as viper.Unmarshal's
+// decode hook (decodeHook) and on each value of the file (readYAML).
+//
+// It is stricter than mapstructure's own conversions, which viper uses by
+// default and which would take 1.5 for an int (as 1), 300 for an int8 (as
+// 44), a bare 30 for a duration (as 30ns), true for a string (as "1") and
+// "a, b" for a list (as "a", " b").
 func convert(in any, t reflect.Type) (reflect.Value, error) {
 	if in != nil && reflect.TypeOf(in) == t {
 		return reflect.ValueOf(in), nil // already typed, e.g. from a pflag

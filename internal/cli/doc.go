@@ -16,6 +16,12 @@
 //     stops at once, SIGHUP reloads;
 //   - errors mapped to exit codes in one place (exitCode, errors.go).
 //
+// Loading: viper carries precedence, the env binding and decoding
+// (viper.Unmarshal, with convert as its one decode hook); the loader adds
+// what viper lacks: file:line in errors and "did you mean" for unknown keys
+// (readYAML), unknown WARREN_<BINARY>_* variables refused (checkEnv), where
+// each value came from (source), and <key>_file secrets (internal/secret).
+//
 // A config struct is described with struct tags:
 //
 //	yaml:"name"          the key (",inline" merges an embedded struct)

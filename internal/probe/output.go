@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 // JSONReport is the -o json schema of a run (schema_version 1).
@@ -126,7 +128,7 @@ type Artifact struct {
 // trailing newline), replacing older ones atomically, and records the
 // path in the report. The whole file passes through red once more, so a
 // secret that slipped into a detail still cannot land on disk.
-func WriteArtifacts(dir string, r *Report, red *Redactor, probeInfo map[string]string) error {
+func WriteArtifacts(dir string, r *Report, red *redact.Redactor, probeInfo map[string]string) error {
 	for i := range r.Checks {
 		c := &r.Checks[i]
 		if c.Status == OK {

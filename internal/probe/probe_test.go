@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 // funcCheck is a check made of a function, for runner tests.
@@ -62,7 +64,7 @@ func TestJudgeThresholds(t *testing.T) {
 }
 
 func TestRunnerConcurrentTimeoutPanicAndRedaction(t *testing.T) {
-	red := NewRedactor()
+	red := redact.NewRedactor()
 	red.Add("token", "s3cr3t-value")
 	release := make(chan struct{})
 	defer close(release)
@@ -123,24 +125,6 @@ func TestRunnerNoChecksIsUnknown(t *testing.T) {
 	}
 }
 
-func TestRedactor(t *testing.T) {
-	r := NewRedactor()
-	r.Add("api_key", "abc+def/1")
-	r.Add("short", "abc")
-	in := "key abc+def/1, escaped abc%2Bdef%2F1, part abc"
-	out := r.Redact(in)
-	if strings.Contains(out, "abc") {
-		t.Fatalf("leak: %q", out)
-	}
-	if !strings.Contains(out, "key <redacted:api_key>, escaped <redacted:api_key>") {
-		t.Errorf("longest first / escaped forms: %q", out)
-	}
-	var nilR *Redactor
-	if nilR.Redact("x") != "x" {
-		t.Error("nil redactor")
-	}
-}
-
 // testKind registers a kind with every parameter type in a fresh Default.
 type testParams struct {
 	URL   string        `yaml:"url"`
@@ -196,7 +180,7 @@ func TestSpecsDecodeAndBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	red := NewRedactor()
+	red := redact.NewRedactor()
 	built, err := Build(specs, BuildOptions{DefaultTimeout: 7 * time.Second, Secrets: src, Env: Env{Redactor: red}})
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +237,7 @@ func TestSpecErrors(t *testing.T) {
 	for _, c := range cases {
 		specs, err := decodeSpecs(t, c.doc)
 		if err == nil {
-			_, err = Build(specs, BuildOptions{Secrets: src, Env: Env{Redactor: NewRedactor()}})
+			_, err = Build(specs, BuildOptions{Secrets: src, Env: Env{Redactor: redact.NewRedactor()}})
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.doc, err, c.want)
@@ -322,7 +306,7 @@ func TestTextfile(t *testing.T) {
 
 func TestArtifactsAndJSON(t *testing.T) {
 	dir := t.TempDir()
-	red := NewRedactor()
+	red := redact.NewRedactor()
 	red.Add("token", "s3cr3t")
 	rep := sampleReport()
 	rep.Checks[1].Message = red.Redact(rep.Checks[1].Message)
@@ -377,7 +361,7 @@ func FuzzSpecs(f *testing.F) {
 		if yaml.Unmarshal([]byte(doc), &s) != nil {
 			return
 		}
-		_, _ = Build(s.Checks, BuildOptions{Secrets: src, Env: Env{Redactor: NewRedactor()}})
+		_, _ = Build(s.Checks, BuildOptions{Secrets: src, Env: Env{Redactor: redact.NewRedactor()}})
 		_, _ = yaml.Marshal(s.Checks)
 		_, _ = s.Checks.MarshalJSON()
 	})

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 // Check is one configured check. Run does the check once, honouring ctx
@@ -38,7 +40,7 @@ type Env struct {
 	Logger *slog.Logger
 	// Redactor takes the secrets a check learns while running (a minted
 	// ticket, a fetched token) so that they never reach output.
-	Redactor *Redactor
+	Redactor *redact.Redactor
 }
 
 // ParamError blames one parameter of a check.

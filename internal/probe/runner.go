@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 // SchemaVersion is the version of the JSON result and artifact schemas.
@@ -47,7 +49,7 @@ type Runner struct {
 	Checks []*Configured
 	Logger *slog.Logger // nil: discard
 	// Redactor cleans every message and detail (nil: nothing to clean).
-	Redactor *Redactor
+	Redactor *redact.Redactor
 	// Concurrency bounds how many checks run at once; 0 runs all at once.
 	Concurrency int
 	// Grace is how long past its timeout a check may take to return

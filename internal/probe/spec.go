@@ -12,6 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/warrenhq/warren/internal/redact"
+	"github.com/warrenhq/warren/internal/secret"
 	"github.com/warrenhq/warren/internal/suggest"
 )
 
@@ -199,7 +201,7 @@ func (sp Spec) display() *yaml.Node {
 		for j := 0; j+1 < len(sp.Params.Content); j += 2 {
 			k, v := sp.Params.Content[j], sp.Params.Content[j+1]
 			if secrets[k.Value] {
-				v = str(Placeholder(k.Value))
+				v = str(redact.Named(k.Value))
 			}
 			add(k.Value, v)
 		}
@@ -287,7 +289,7 @@ type SecretSource struct {
 
 // decodeParams fills dst (a pointer to a parameter struct) from the
 // mapping n, refusing unknown keys and resolving secrets.
-func decodeParams(n *yaml.Node, dst any, src SecretSource, red *Redactor) error {
+func decodeParams(n *yaml.Node, dst any, src SecretSource, red *redact.Redactor) error {
 	rv := reflect.ValueOf(dst).Elem()
 	fields := paramFields(rv.Type())
 	byKey := map[string]paramField{}
@@ -352,24 +354,12 @@ func resolveSecret(how, s string, src SecretSource) (string, error) {
 		if src.ReadFile == nil {
 			return "", errors.New("secret files are not available here")
 		}
-		b, err := src.ReadFile(s)
-		if err != nil {
-			return "", err
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("file %s is empty", s)
-		}
-		return v, nil
+		return secret.FromFile(src.ReadFile, s)
 	case "env":
 		if src.LookupEnv == nil {
 			return "", errors.New("secret env variables are not available here")
 		}
-		v, ok := src.LookupEnv(s)
-		if !ok || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set or empty", s)
-		}
-		return v, nil
+		return secret.FromEnv(src.LookupEnv, s)
 	}
 	if s == "" {
 		return "", errors.New("empty")

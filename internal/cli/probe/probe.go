@@ -18,6 +18,7 @@ import (
 	"github.com/warrenhq/warren/internal/metrics"
 	"github.com/warrenhq/warren/internal/probe"
 	"github.com/warrenhq/warren/internal/probe/checks"
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 func init() {
@@ -75,7 +76,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Serve.Listen); err != nil {
 		return cli.FieldErrorf("serve.listen", "expected host:port: %v", err)
 	}
-	built, err := probe.Build(c.Checks, buildOptions(c, probe.NewRedactor(), nil))
+	built, err := probe.Build(c.Checks, buildOptions(c, redact.NewRedactor(), nil))
 	if err != nil {
 		return &cli.FieldError{Key: "checks", Err: err}
 	}
@@ -106,7 +107,7 @@ func build(app *cli.App) *cobra.Command {
 // ran before logging was set up; it proved the list builds). Engines the
 // checks drive (the tunnel client) log through it only at debug level.
 func runner(app *cli.App, cfg *Config) (*probe.Runner, error) {
-	red := probe.NewRedactor()
+	red := redact.NewRedactor()
 	built, err := probe.Build(cfg.Checks, buildOptions(cfg, red, app.Logger))
 	if err != nil {
 		return nil, &cli.ConfigError{Key: "checks", Where: app.ConfigFile(), Err: err}
@@ -114,7 +115,7 @@ func runner(app *cli.App, cfg *Config) (*probe.Runner, error) {
 	return &probe.Runner{Checks: built, Logger: app.Logger, Redactor: red, Concurrency: cfg.Concurrency}, nil
 }
 
-func buildOptions(cfg *Config, red *probe.Redactor, log *slog.Logger) probe.BuildOptions {
+func buildOptions(cfg *Config, red *redact.Redactor, log *slog.Logger) probe.BuildOptions {
 	return probe.BuildOptions{
 		DefaultTimeout: cfg.Timeout,
 		Secrets:        probe.SecretSource{ReadFile: os.ReadFile, LookupEnv: os.LookupEnv},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"go.yaml.in/yaml/v3"
@@ -70,7 +71,7 @@ func closedURL(t *testing.T) string {
 }
 
 // build builds one check of kind from YAML keys, as probe run does.
-func build(t *testing.T, reg *probe.Registry, red *probe.Redactor, doc string) (probe.Check, error) {
+func build(t *testing.T, reg *probe.Registry, red *redact.Redactor, doc string) (probe.Check, error) {
 	t.Helper()
 	var s struct {
 		Checks probe.Specs `yaml:"checks"`
@@ -136,7 +137,7 @@ func TestRelayHealthAndTicket(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			red := probe.NewRedactor()
+			red := redact.NewRedactor()
 			chk, err := build(t, reg, red, c.doc)
 			if err != nil {
 				t.Fatal(err)
@@ -182,7 +183,7 @@ func TestParamErrors(t *testing.T) {
 		{"  - {name: a, kind: ticket, url: 'http://x', api_key: k, bytes: 0}", `key "bytes"`},
 	}
 	for _, c := range cases {
-		_, err := build(t, reg, probe.NewRedactor(), c.doc)
+		_, err := build(t, reg, redact.NewRedactor(), c.doc)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
 		}

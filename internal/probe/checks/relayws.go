@@ -13,6 +13,7 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 type relayWSParams struct {
@@ -77,7 +78,7 @@ type relayWS struct {
 	base   string
 	hc     *http.Client
 	protos []string
-	red    *probe.Redactor
+	red    *redact.Redactor
 }
 
 func (c *relayWS) Run(ctx context.Context) probe.Result {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 )
 
 type ticketParams struct {
@@ -72,7 +73,7 @@ type ticketCheck struct {
 	p    ticketParams
 	base string
 	hc   *http.Client
-	red  *probe.Redactor
+	red  *redact.Redactor
 }
 
 type mintAnswer struct {

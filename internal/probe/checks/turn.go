@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/turnprovider"
@@ -88,7 +89,7 @@ func (t *turnTarget) validate() error {
 
 // resolve returns the TURN credentials and adds them to red, so that
 // neither the username nor the password can reach output.
-func (t *turnTarget) resolve(ctx context.Context, red *probe.Redactor, res *probe.Result) (*turnprovider.Resolution, error) {
+func (t *turnTarget) resolve(ctx context.Context, red *redact.Redactor, res *probe.Result) (*turnprovider.Resolution, error) {
 	end := res.Begin(overlay.StageProviderResolve)
 	defer end()
 	if t.Server != "" {
@@ -179,7 +180,7 @@ func turnAllocateKind() probe.Kind {
 
 type turnAllocate struct {
 	t   *turnTarget
-	red *probe.Redactor
+	red *redact.Redactor
 }
 
 func (c *turnAllocate) Run(ctx context.Context) probe.Result {
@@ -404,7 +405,7 @@ type overlayEcho struct {
 	opts    []dtls.ClientOption
 	profile string
 	bytes   int
-	red     *probe.Redactor
+	red     *redact.Redactor
 }
 
 func (c *overlayEcho) Run(ctx context.Context) probe.Result {

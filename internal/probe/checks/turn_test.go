@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 	"github.com/warrenhq/warren/internal/turn/turnlab"
 	"github.com/warrenhq/warren/internal/turn/turnserver"
 	"go.yaml.in/yaml/v3"
@@ -83,7 +84,7 @@ func runChecks(t *testing.T, env map[string]string, doc string) map[string]probe
 	if err := yaml.Unmarshal([]byte("checks:\n"+doc), &s); err != nil {
 		t.Fatal(err)
 	}
-	red := probe.NewRedactor()
+	red := redact.NewRedactor()
 	built, err := probe.Build(s.Checks, probe.BuildOptions{Env: probe.Env{Redactor: red},
 		Secrets: probe.SecretSource{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}})
 	if err != nil {
@@ -259,7 +260,7 @@ func TestTURNParamErrors(t *testing.T) {
 		{"  - {name: a, kind: overlay_echo, server: 'h:1', username: u, password: p, peer: 'h:2', compat_unauthenticated: true, bytes: 5000}", `key "bytes": must be 16-1200`},
 	}
 	for _, c := range cases {
-		_, err := build(t, reg, probe.NewRedactor(), c.doc)
+		_, err := build(t, reg, redact.NewRedactor(), c.doc)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/warrenhq/warren/internal/probe"
+	"github.com/warrenhq/warren/internal/redact"
 	"github.com/warrenhq/warren/internal/wing/wingagent"
 	"github.com/warrenhq/warren/internal/wing/winghub/hubtest"
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
@@ -128,7 +129,7 @@ func TestWingChecks(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			chk, err := build(t, reg, probe.NewRedactor(), "  - "+c.doc)
+			chk, err := build(t, reg, redact.NewRedactor(), "  - "+c.doc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestWingSessionFailures(t *testing.T) {
 	reg := registry(t)
 	url := wingHub(t)
 	stop := startWing(t, url, "box", true)
-	chk, err := build(t, reg, probe.NewRedactor(), "  - {name: a, kind: wing_session, url: '"+url+"', user_token: 'user:alice', wing: box}")
+	chk, err := build(t, reg, redact.NewRedactor(), "  - {name: a, kind: wing_session, url: '"+url+"', user_token: 'user:alice', wing: box}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestWingSessionTimeout(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	chk, err := build(t, reg, probe.NewRedactor(), "  - {name: a, kind: wing_session, url: '"+url+"', user_token: 'user:alice'}")
+	chk, err := build(t, reg, redact.NewRedactor(), "  - {name: a, kind: wing_session, url: '"+url+"', user_token: 'user:alice'}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestWingParamErrors(t *testing.T) {
 		{"  - {name: a, kind: wing_session, url: 'http://x', user_token_env: NOPE_NOT_SET}", `key "user_token_env"`},
 	}
 	for _, c := range cases {
-		_, err := build(t, reg, probe.NewRedactor(), c.doc)
+		_, err := build(t, reg, redact.NewRedactor(), c.doc)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
 		}

@@ -19,6 +19,6 @@
 // Jitter only ever shortens a delay, so Max is a hard cap. The policies
 // in use are named: Reconnect (tunnel-host and tunnel-client connect
 // losing the relay) and Exponential (tunnel-client turn's worker restarts,
-// spec turn-overlay §3.2, with its configured bounds). This is the only
+// docs/protocols/turn-overlay.md §3.2, with its configured bounds). This is the only
 // backoff in warren; a retry loop elsewhere should use it too.
 package backoff
