@@ -106,11 +106,14 @@ func TestWingRequestsLockSpectate(t *testing.T) {
 		t.Fatalf("sessions: %s", r.stdout)
 	}
 
-	spy := startInPTY(t, userEnvOf(t, bobTok), 24, 80, "wing", "attach", "--relay", e.url, "--spectate", "--session", sid, "box8")
+	spy := startInPTY(t, userEnvOf(t, bobTok), 24, 80, "wing", "attach", "--relay", e.url, "--spectate", "--session", sid, "--log-level", "debug", "box8")
 	spy.wait(t, 0, regexp.MustCompile(`one-2`), 20*time.Second) // replay
 	from := spy.len()
-	spy.typeLine(t, "echo SPY-$((5+5))")
-	time.Sleep(300 * time.Millisecond)
+	spyLine := "echo SPY-$((5+5))"
+	spy.typeLine(t, spyLine)
+	// The spectator has read every key (line and \r) and not sent them; its
+	// debug log says so with a running total.
+	spy.wait(t, from, regexp.MustCompile(fmt.Sprintf(`keys not sent: spectating.*total=%d\b`, len(spyLine)+1)), 20*time.Second)
 	at = ctl.typeLine(t, "echo two-$((2+1))")
 	ctl.wait(t, at, regexp.MustCompile(`two-3`), 20*time.Second)
 	spy.wait(t, from, regexp.MustCompile(`two-3`), 20*time.Second)

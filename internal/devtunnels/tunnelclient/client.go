@@ -221,6 +221,9 @@ func (c *Client) Run(ctx context.Context, events chan<- Event) error {
 			return fe.err
 		}
 		c.log.Warn("relay connection failed; retrying", "err", err)
+		if c.met != nil {
+			c.met.retries.Inc()
+		}
 		d := c.cfg.Backoff.Next()
 		var se *apiclient.StatusError
 		if errors.As(err, &se) && (se.Status == 429 || se.Status == 502 || se.Status == 503) {

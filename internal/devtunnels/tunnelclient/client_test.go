@@ -290,12 +290,17 @@ func TestHostLossIsRetried(t *testing.T) {
 	echo := relaytest.Echo(t)
 	local := relaytest.FreePort(t)
 	_, stop := e.startHostStoppable(tunnelhost.ModeAuto, echo)
-	r := e.runClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo: local}})
+	reg := prometheus.NewRegistry()
+	r := e.runClient(Config{APIKey: e.APIKey, PortMap: map[uint16]uint16{echo: local}, Registerer: reg})
 	ev := r.waitEvent(EventReady, echo, 1)
 	echoRoundTrip(t, ev.Addr, "first host")
 	stop()
 	r.waitEvent(EventDisconnected, 0, 1)
-	time.Sleep(300 * time.Millisecond) // a few failed attempts without a host
+	// A few failed attempts without a host: the lost session is the
+	// first retry, three more are attempts that found no host.
+	relaytest.WaitFor(t, "retries without a host", 15*time.Second, func() bool {
+		return metricValue(t, reg, "warren_tunnel_client_retries_total") >= 4
+	})
 	select {
 	case err := <-r.res:
 		t.Fatalf("Run returned %v after the host left", err)

@@ -7,6 +7,7 @@ type metrics struct {
 	conns             prometheus.Counter
 	active            prometheus.Gauge
 	bytesIn, bytesOut prometheus.Counter
+	retries           prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -23,6 +24,13 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Name: "warren_tunnel_client_active_connections",
 			Help: "Forwarded local connections currently open.",
 		}),
+		// Retries show a client that keeps failing to (re)connect, e.g.
+		// while the tunnel has no host, where the connected gauge only
+		// shows 0.
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warren_tunnel_client_retries_total",
+			Help: "Relay connection attempts (or sessions) that ended with a retryable error and are retried after the backoff.",
+		}),
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "warren_tunnel_client_bytes_total",
@@ -30,7 +38,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	}, []string{"direction"})
 	m.bytesIn = bytes.WithLabelValues("in")
 	m.bytesOut = bytes.WithLabelValues("out")
-	for _, c := range []prometheus.Collector{m.connected, m.conns, m.active, bytes} {
+	for _, c := range []prometheus.Collector{m.connected, m.conns, m.active, m.retries, bytes} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,6 +31,10 @@ type Metrics struct {
 	Packets          *prometheus.CounterVec // direction
 	Bytes            *prometheus.CounterVec // direction
 	Dropped          *prometheus.CounterVec // direction
+	// AllocationChecks counts the client's periodic TURN allocation checks
+	// that found the allocation held: proof the check runs, where a lost
+	// allocation shows as a transport failure (client only).
+	AllocationChecks prometheus.Counter
 }
 
 func constLabels(kv ...string) prometheus.Labels {
@@ -62,8 +66,9 @@ func New(reg prometheus.Registerer, l Labels) *Metrics {
 		Packets:          prometheus.NewCounterVec(prometheus.CounterOpts(opts("forwarded_packets_total", "Forwarded datagrams or stream writes.", traffic)), []string{"direction"}),
 		Bytes:            prometheus.NewCounterVec(prometheus.CounterOpts(opts("forwarded_bytes_total", "Forwarded payload bytes.", traffic)), []string{"direction"}),
 		Dropped:          prometheus.NewCounterVec(prometheus.CounterOpts(opts("dropped_packets_total", "Datagrams dropped (full queue, no worker, no owner).", traffic)), []string{"direction"}),
+		AllocationChecks: prometheus.NewCounter(prometheus.CounterOpts(opts("allocation_checks_total", "Periodic TURN allocation checks that found the allocation held (client).", full))),
 	}
-	reg.MustRegister(m.SessionStarts, m.SessionFailures, m.StartupFailures, m.TransportFailure, m.ActiveWorkers, m.Packets, m.Bytes, m.Dropped)
+	reg.MustRegister(m.SessionStarts, m.SessionFailures, m.StartupFailures, m.TransportFailure, m.ActiveWorkers, m.Packets, m.Bytes, m.Dropped, m.AllocationChecks)
 	return m
 }
 

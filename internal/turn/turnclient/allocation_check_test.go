@@ -55,8 +55,15 @@ func TestWorkerRestartAfterAllocationLostOverUDP(t *testing.T) {
 	}
 	defer c.Close()
 	echoOnce(t, c, []byte("before-loss"))
-	// A few healthy checks pass without restarting anything.
-	time.Sleep(4 * cfg.AllocationCheck)
+	// A few healthy checks (two per worker) pass without restarting
+	// anything.
+	deadline := time.Now().Add(30 * time.Second)
+	for counterValue(r.client.m.AllocationChecks) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v allocation checks done, want 4", counterValue(r.client.m.AllocationChecks))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if n := allocationFailures(r.client); n != 0 {
 		t.Fatalf("%v restarts with healthy allocations", n)
 	}

@@ -553,6 +553,7 @@ func (c *Client) watchAllocation(s *session) {
 			s.fail(err)
 			return
 		}
+		c.m.AllocationChecks.Inc()
 	}
 }
 

@@ -155,6 +155,7 @@ type attachment struct {
 	started     chan struct{} // closed on the first started or reattached event
 	startedOnce bool          // only touched by the session's event callback
 	detached    chan struct{} // closed when the user detached
+	unsent      int           // bytes of keys not sent while spectating; only the input loop touches it
 }
 
 func (a *attachment) run(ctx context.Context) error {
@@ -284,6 +285,10 @@ func (a *attachment) keys(ctx context.Context, p []byte) bool {
 			a.sess.Detach(ctx)
 			return true
 		}
+		// The running total tells a spectator (and tests) that what was
+		// typed has been read and not sent.
+		a.unsent += len(p)
+		a.o.Logger.Debug("keys not sent: spectating", "bytes", len(p), "total", a.unsent)
 		return false
 	}
 	if a.tty && a.detachKey != 0 {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warrenhq/warren/internal/fakeclock"
 	"github.com/warrenhq/warren/internal/wing/wingclient"
 	"github.com/warrenhq/warren/internal/wing/winghub"
@@ -426,7 +427,8 @@ func TestLockAndAllowList(t *testing.T) {
 // its own key; its input and kill are dropped; a spectate attach to an
 // unknown session creates nothing.
 func TestSpectatorReadOnly(t *testing.T) {
-	url, hub := testHub(t, nil)
+	reg := prometheus.NewRegistry()
+	url, hub := testHub(t, func(c *winghub.Config) { c.Registerer = reg })
 	startAgent(t, url, func(c *Config) { c.Spectate = true })
 	ctl, ctlOut, _ := runSession(t, url, "alice", wingclient.SessionOptions{Cols: 80, Rows: 24})
 	ctx := context.Background()
@@ -440,7 +442,15 @@ func TestSpectatorReadOnly(t *testing.T) {
 	specOut.waitFor(t, "before-2") // the replay
 	spec.Input(ctx, []byte("echo SPECTATOR-$((3+4))\n"))
 	spec.Kill(ctx)
-	time.Sleep(300 * time.Millisecond)
+	// Both dropped by the relay before the controller types again (had
+	// they been forwarded, the wing would have got them first).
+	deadline := time.Now().Add(10 * time.Second)
+	for counter(t, reg, "warren_wing_hub_session_frames_dropped_total") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay dropped %v spectator frames, want 2", counter(t, reg, "warren_wing_hub_session_frames_dropped_total"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	ctl.Input(ctx, []byte("echo after-$((2+3))\n"))
 	ctlOut.waitFor(t, "after-5")
 	specOut.waitFor(t, "after-5")
@@ -670,7 +680,17 @@ func TestBandwidthCap(t *testing.T) {
 	if a.Sessions() != 1 {
 		t.Fatalf("the session ended: %d", a.Sessions())
 	}
-	time.Sleep(200 * time.Millisecond)
+	// A reply to a request through the wing proves the wing has handled
+	// every frame the relay sent it before: the relay writes to the wing
+	// in order and the wing reads (and would log) frames in order.
+	// Requests are not metered, so alice still gets one.
+	var list struct {
+		Sessions []struct{} `json:"sessions"`
+	}
+	mustRequest(t, openTunnel(t, url, "alice"), map[string]any{"type": "sessions.list"}, &list)
+	if len(list.Sessions) != 1 {
+		t.Fatalf("sessions after the cap: %+v", list)
+	}
 	if strings.Contains(logs.String(), "bandwidth.exceeded") {
 		t.Fatalf("the wing got bandwidth.exceeded:\n%s", logs)
 	}

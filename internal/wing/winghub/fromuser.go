@@ -150,6 +150,8 @@ func (h *Hub) sessionFrame(ctx context.Context, b *browserConn, env wp.Envelope,
 	if rt := h.routes[sid]; rt != nil {
 		if rt.controller == b { // viewers and strangers are dropped
 			wc = h.wings[rt.wingID]
+		} else {
+			h.m.droppedFrames.Inc()
 		}
 	} else if b.queryWing != "" {
 		wc = h.pickWing(b, b.queryWing)

@@ -8,6 +8,7 @@ type hubMetrics struct {
 	registrations, reaped, started, attention prometheus.Counter
 	bandwidthExceeded, slowUsers              prometheus.Counter
 	ownerRefusals                             prometheus.Counter
+	droppedFrames                             prometheus.Counter // spectators typing leave no other trace
 	frames, bytes, authFailures               *prometheus.CounterVec
 }
 
@@ -25,12 +26,13 @@ func newMetrics(reg prometheus.Registerer) *hubMetrics {
 		bandwidthExceeded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bandwidth_exceeded_total", Help: "User sockets closed at the monthly bandwidth cap."}),
 		slowUsers:         prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "user_queue_overflows_total", Help: "User sockets closed because they fell too far behind (their send queue was full)."}),
 		ownerRefusals:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "registrations_refused_owner_total", Help: "Wing registrations refused: the wing id belongs to another user."}),
+		droppedFrames:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "session_frames_dropped_total", Help: "Session frames (input, resize, kill, ...) dropped: the sending socket is not the session's controller."}),
 		frames:            prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frames_total", Help: "Frames received, by peer kind."}, []string{"from"}),
 		bytes:             prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bytes_total", Help: "Frame bytes moved, by direction."}, []string{"direction"}),
 		authFailures:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "auth_failures_total", Help: "Upgrades refused with 401, by socket kind."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.wings, m.users, m.sessions, m.tunnels, m.registrations, m.reaped, m.started, m.attention, m.bandwidthExceeded, m.slowUsers, m.ownerRefusals, m.frames, m.bytes, m.authFailures)
+		reg.MustRegister(m.wings, m.users, m.sessions, m.tunnels, m.registrations, m.reaped, m.started, m.attention, m.bandwidthExceeded, m.slowUsers, m.ownerRefusals, m.droppedFrames, m.frames, m.bytes, m.authFailures)
 	}
 	return m
 }
