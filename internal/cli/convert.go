@@ -160,7 +160,7 @@ func viaYAML(in any, t reflect.Type) (reflect.Value, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(out.Interface()); err != nil && err.Error() != "EOF" {
-		return out, fmt.Errorf("expected %s: %v", typeName(t), err)
+		return out, fmt.Errorf("expected %s: %w", typeName(t), err)
 	}
 	return out.Elem(), nil
 }

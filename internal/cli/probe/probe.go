@@ -74,7 +74,7 @@ func (c *Config) Validate() error {
 		return cli.FieldErrorf("serve.interval", "must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.Serve.Listen); err != nil {
-		return cli.FieldErrorf("serve.listen", "expected host:port: %v", err)
+		return cli.FieldErrorf("serve.listen", "expected host:port: %w", err)
 	}
 	built, err := probe.Build(c.Checks, buildOptions(c, redact.NewRedactor(), nil))
 	if err != nil {

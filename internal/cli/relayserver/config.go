@@ -75,7 +75,7 @@ func defaultConfig() *Config {
 // Validate checks what the types alone cannot.
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return cli.FieldErrorf("listen", "expected host:port such as :8080 or 127.0.0.1:8080: %v", err)
+		return cli.FieldErrorf("listen", "expected host:port such as :8080 or 127.0.0.1:8080: %w", err)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -96,7 +96,7 @@ func (c *Config) Validate() error {
 	for i, e := range c.Tunnels.Expose {
 		key := fmt.Sprintf("tunnels.expose[%d]", i)
 		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
-			return cli.FieldErrorf(key+".listen", "expected host:port such as 127.0.0.1:2222: %v", err)
+			return cli.FieldErrorf(key+".listen", "expected host:port such as 127.0.0.1:2222: %w", err)
 		}
 		if seen[e.Listen] {
 			return cli.FieldErrorf(key+".listen", "%s is already in use by listen or another exposure", e.Listen)

@@ -49,7 +49,7 @@ func (c *Config) Validate() error {
 		return cli.FieldErrorf("mode", "expected auto, v2 or v1, got %q", c.Mode)
 	}
 	if _, err := parsePortMap(c.PortMap); err != nil {
-		return cli.FieldErrorf("port_map", "%v", err)
+		return cli.FieldErrorf("port_map", "%w", err)
 	}
 	return c.Turn.validate()
 }

@@ -69,12 +69,12 @@ func (t *TurnConfig) validate() error {
 	}
 	if t.Provider != "" {
 		if _, err := turnprovider.Lookup(t.Provider); err != nil {
-			return cli.FieldErrorf("turn.provider", "%v", err)
+			return cli.FieldErrorf("turn.provider", "%w", err)
 		}
 	}
 	if t.PSK != "" {
 		if _, _, err := overlay.ParseClientKey(t.PSK); err != nil {
-			return cli.FieldErrorf("turn.psk", "%v", err)
+			return cli.FieldErrorf("turn.psk", "%w", err)
 		}
 	}
 	return nil
@@ -176,7 +176,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 	if t.MetricsListen != "" {
 		stop, err := cli.ServeMetrics(t.MetricsListen, reg)
 		if err != nil {
-			return turnFailure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (turn.metrics_listen): %v", t.MetricsListen, err))
+			return turnFailure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (turn.metrics_listen): %w", t.MetricsListen, err))
 		}
 		defer stop()
 	}
@@ -189,7 +189,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 				var lc net.ListenConfig
 				ln, err := lc.Listen(ctx, "tcp", t.Listen)
 				if err != nil {
-					return nil, fmt.Errorf("listen tcp %s (turn.listen): %v", t.Listen, err)
+					return nil, fmt.Errorf("listen tcp %s (turn.listen): %w", t.Listen, err)
 				}
 				bound <- ln.Addr().String()
 				return ln, nil
@@ -209,7 +209,7 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 	} else {
 		pc, err := net.ListenPacket("udp", t.Listen)
 		if err != nil {
-			return turnFailure(overlay.Errorf(overlay.StageLocalBind, "listen udp %s (turn.listen): %v", t.Listen, err))
+			return turnFailure(overlay.Errorf(overlay.StageLocalBind, "listen udp %s (turn.listen): %w", t.Listen, err))
 		}
 		defer pc.Close()
 		if uc, ok := pc.(*net.UDPConn); ok {

@@ -45,7 +45,7 @@ func (c *Config) Validate() error {
 		return cli.FieldErrorf("mode", "expected auto, v2 or v1, got %q", c.Mode)
 	}
 	if _, err := parsePorts(c.Ports); err != nil {
-		return cli.FieldErrorf("ports", "%v", err)
+		return cli.FieldErrorf("ports", "%w", err)
 	}
 	return nil
 }

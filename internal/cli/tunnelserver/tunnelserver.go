@@ -52,7 +52,7 @@ func (c *Config) Validate() error {
 	}
 	if c.PSK != "" {
 		if _, err := overlay.ParseServerKeys(c.PSK); err != nil {
-			return cli.FieldErrorf("psk", "%v", err)
+			return cli.FieldErrorf("psk", "%w", err)
 		}
 	}
 	return nil
@@ -123,7 +123,7 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 	if cfg.MetricsListen != "" {
 		stop, err := cli.ServeMetrics(cfg.MetricsListen, reg)
 		if err != nil {
-			return failure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (metrics_listen): %v", cfg.MetricsListen, err))
+			return failure(overlay.Errorf(overlay.StageMetricsListen, "metrics listener %s (metrics_listen): %w", cfg.MetricsListen, err))
 		}
 		defer stop()
 	}

@@ -100,7 +100,7 @@ func (c *Config) Validate() error {
 		return cli.FieldErrorf("serve.passkey_ttl", "must be at least 1s, got %s", c.Serve.PasskeyTTL)
 	}
 	if _, err := wattach.ParseDetachKey(c.Attach.DetachKey); err != nil {
-		return cli.FieldErrorf("attach.detach_key", "%v", err)
+		return cli.FieldErrorf("attach.detach_key", "%w", err)
 	}
 	if c.Attach.Reconnect < 0 {
 		return cli.FieldErrorf("attach.reconnect", "must not be negative")
@@ -174,7 +174,7 @@ func accessOf(c *Config) (wingagent.Access, error) {
 				_, err = wp.ParseP256(raw)
 			}
 			if err != nil {
-				return acc, cli.FieldErrorf(key+".passkey_public_key", "expected base64 of a 64-byte X||Y P-256 key: %v", err)
+				return acc, cli.FieldErrorf(key+".passkey_public_key", "expected base64 of a 64-byte X||Y P-256 key: %w", err)
 			}
 			pk = []wingagent.Passkey{{CredentialID: a.PasskeyCredentialID, PublicKey: raw}}
 		}

@@ -53,7 +53,7 @@ func httpClient(caFile string) (*http.Client, error) {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, probe.ParamErrorf("ca_file", "%v", err)
+			return nil, probe.ParamErrorf("ca_file", "%w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
