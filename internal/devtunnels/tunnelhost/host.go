@@ -24,7 +24,6 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/backoff"
-	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 
 // Port is one forwarded TCP port.
@@ -503,34 +502,22 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	protos := []string{tunnelproto.SubprotocolHostV2, tunnelproto.SubprotocolHostV1}
-	switch h.cfg.Mode {
-	case ModeV1:
-		protos = protos[1:]
-	case ModeV2:
-		protos = protos[:1]
-	}
-	hdr := http.Header{}
-	if t := h.token(); t != "" {
-		hdr.Set("Authorization", "Tunnel "+t)
-	}
-	dctx, cancel := context.WithTimeout(ctx, wsHandshakeTimeout)
 	h.relayConns.Add(1)
-	conn, resp, err := wsconn.Dial(dctx, uri, &websocket.DialOptions{
-		HTTPClient: h.wsc, HTTPHeader: hdr, Subprotocols: protos,
+	conn, err := tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
+		URL: uri, Side: tunnelrelay.HostSide, Mode: string(h.cfg.Mode), Token: h.token(),
+		HTTPClient: h.wsc, HandshakeTimeout: wsHandshakeTimeout,
 	})
-	cancel()
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return false, apiErr(&apiclient.StatusError{Op: "relay upgrade", Status: resp.StatusCode})
-		}
+	var refused *tunnelrelay.RefusedError
+	var badProto *tunnelrelay.SubprotocolError
+	switch {
+	case errors.As(err, &refused):
+		return false, apiErr(&apiclient.StatusError{Op: "relay upgrade", Status: refused.Status})
+	case errors.As(err, &badProto):
+		return false, &protocolError{badProto}
+	case err != nil:
 		return false, fmt.Errorf("tunnelhost: relay upgrade: %w", err)
 	}
 	v2 := conn.Subprotocol() == tunnelproto.SubprotocolHostV2
-	if !slices.Contains(protos, conn.Subprotocol()) {
-		conn.Close()
-		return false, &protocolError{fmt.Errorf("relay chose subprotocol %q", conn.Subprotocol())}
-	}
 	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", &ssh.ClientConfig{
 		User:            "tunnel",
