@@ -81,11 +81,8 @@ var (
 )
 
 const (
-	wsHandshakeTimeout  = 45 * time.Second
-	sshHandshakeTimeout = 10 * time.Second
-	throttleMinDelay    = 6400 * time.Millisecond
-	pendingWait         = 10 * time.Second
-	staleGrace          = 3 * time.Second
+	pendingWait = 10 * time.Second
+	staleGrace  = 3 * time.Second
 )
 
 // Client is a tunnel client. Run it once.
@@ -222,9 +219,8 @@ func (c *Client) Run(ctx context.Context, events chan<- Event) error {
 		}
 		c.log.Warn("relay connection failed; retrying", "err", err)
 		d := c.cfg.Backoff.Next()
-		var se *apiclient.StatusError
-		if errors.As(err, &se) && (se.Status == 429 || se.Status == 502 || se.Status == 503) {
-			d = max(d, throttleMinDelay)
+		if errors.Is(err, apiclient.ErrThrottled) {
+			d = max(d, apiclient.ThrottledRetryDelay)
 		}
 		t := time.NewTimer(d)
 		select {
@@ -317,7 +313,7 @@ func (c *Client) runOnce(ctx context.Context, first bool) (connected bool, err e
 	for {
 		conn, err = tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
 			URL: ep.ClientRelayURI, Side: tunnelrelay.ClientSide, Mode: c.cfg.Mode, Token: c.currentToken(),
-			HTTPClient: c.wsc, HandshakeTimeout: wsHandshakeTimeout,
+			HTTPClient: c.wsc, HandshakeTimeout: tunnelrelay.UpgradeTimeout,
 		})
 		if err == nil {
 			break

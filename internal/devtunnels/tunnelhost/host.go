@@ -93,12 +93,6 @@ var (
 	ErrBadConfig = errors.New("tunnelhost: bad configuration")
 )
 
-const (
-	wsHandshakeTimeout  = 45 * time.Second
-	sshHandshakeTimeout = 10 * time.Second
-	throttleMinDelay    = 6400 * time.Millisecond
-)
-
 // Host is a tunnel host: it registers an endpoint, keeps a relay session up
 // and serves the forwarded ports. Its methods are safe for concurrent use.
 type Host struct {
@@ -360,8 +354,8 @@ func (h *Host) Run(ctx context.Context) error {
 		refreshed = false
 		h.setStatus(StatusDisconnected)
 		d := b.Next()
-		if throttled(err) && d < throttleMinDelay {
-			d = throttleMinDelay
+		if errors.Is(err, apiclient.ErrThrottled) {
+			d = max(d, apiclient.ThrottledRetryDelay)
 		}
 		h.log.Info("tunnel host reconnecting", "stage", "backoff", "delay", d, "err", err)
 		t := time.NewTimer(d)
@@ -380,18 +374,6 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &se) && se.Status == code
 }
 
-func throttled(err error) bool {
-	var se *apiclient.StatusError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
-		return true
-	}
-	return false
-}
-
 // fatal: any HTTP status other than 401 (handled apart), 429, 502 and 503;
 // SSH protocol errors.
 func fatal(err error) bool {
@@ -400,11 +382,7 @@ func fatal(err error) bool {
 	}
 	var se *apiclient.StatusError
 	if errors.As(err, &se) {
-		switch se.Status {
-		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
-			return false
-		}
-		return true
+		return !errors.Is(se, apiclient.ErrThrottled)
 	}
 	var pe *protocolError
 	return errors.As(err, &pe)
@@ -505,7 +483,7 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 	h.relayConns.Add(1)
 	conn, err := tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
 		URL: uri, Side: tunnelrelay.HostSide, Mode: string(h.cfg.Mode), Token: h.token(),
-		HTTPClient: h.wsc, HandshakeTimeout: wsHandshakeTimeout,
+		HTTPClient: h.wsc, HandshakeTimeout: tunnelrelay.UpgradeTimeout,
 	})
 	var refused *tunnelrelay.RefusedError
 	var badProto *tunnelrelay.SubprotocolError
@@ -518,18 +496,12 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("tunnelhost: relay upgrade: %w", err)
 	}
 	v2 := conn.Subprotocol() == tunnelproto.SubprotocolHostV2
-	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", &ssh.ClientConfig{
+	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, "relay", &ssh.ClientConfig{
 		User:            "tunnel",
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         sshHandshakeTimeout,
+		Timeout:         tunnelrelay.SSHHandshakeTimeout,
 	})
-	if !hsTimer.Stop() && err == nil {
-		err = errors.New("handshake timed out")
-		sc.Close()
-	}
 	if err != nil {
-		_ = conn.Close()
 		return false, fmt.Errorf("tunnelhost: relay SSH handshake: %w", err)
 	}
 	go ssh.DiscardRequests(reqs)

@@ -56,6 +56,12 @@ func Subprotocols(side Side, mode string) ([]string, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownMode, mode)
 }
 
+// The Dev Tunnels SDKs' bounds on the two handshakes of a relay socket.
+const (
+	UpgradeTimeout      = 45 * time.Second // the WebSocket upgrade
+	SSHHandshakeTimeout = 10 * time.Second // the SSH handshake over the socket
+)
+
 // DialConfig configures Dial.
 type DialConfig struct {
 	// URL is the relay URI of the tunnel's endpoint (ws, wss, http or
@@ -73,6 +79,28 @@ type DialConfig struct {
 	HTTPClient *http.Client
 	// HandshakeTimeout bounds the upgrade; default 0, ctx alone.
 	HandshakeTimeout time.Duration
+}
+
+// SSHHandshake runs an SSH client handshake over conn, a relay socket or
+// a stream inside one, within cfg.Timeout (default SSHHandshakeTimeout):
+// x/crypto uses that Timeout only when it dials TCP itself, so a timer
+// closes conn when the handshake is stuck. On failure conn is closed.
+func SSHHandshake(conn net.Conn, addr string, cfg *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = SSHHandshakeTimeout
+	}
+	timer := time.AfterFunc(timeout, func() { _ = conn.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !timer.Stop() && err == nil {
+		err = errors.New("handshake timed out")
+		_ = sc.Close()
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, nil, err
+	}
+	return sc, chans, reqs, nil
 }
 
 // RefusedError is an upgrade the relay answered with a status other than

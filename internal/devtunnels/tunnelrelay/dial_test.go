@@ -2,12 +2,16 @@ package tunnelrelay
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 )
@@ -66,5 +70,22 @@ func TestDialRelay(t *testing.T) {
 	var sub *SubprotocolError
 	if !errors.As(err, &sub) || sub.Chosen != "" || len(sub.Offered) != 2 {
 		t.Fatalf("no subprotocol: err = %v, want a SubprotocolError", err)
+	}
+}
+
+func TestSSHHandshakeStuck(t *testing.T) {
+	// A peer that never speaks: the timer ends the handshake, and conn is
+	// closed.
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { _, _ = io.Copy(io.Discard, b) }()
+	_, _, _, err := SSHHandshake(a, "relay", &ssh.ClientConfig{
+		User: "tunnel", HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 50 * time.Millisecond,
+	})
+	if err == nil {
+		t.Fatal("handshake with a silent peer succeeded")
+	}
+	if _, err := a.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("conn after a failed handshake: write err = %v, want io.ErrClosedPipe", err)
 	}
 }
