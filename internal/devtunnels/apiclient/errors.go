@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 var (
@@ -23,7 +24,15 @@ var (
 	// ErrInvalidURL is matched when the base URL cannot make a request URL;
 	// nothing was sent.
 	ErrInvalidURL = errors.New("apiclient: invalid URL")
+	// ErrThrottled matches a 429, 502 or 503: the relay is busy or not
+	// reachable behind its proxy; retry, but not sooner than
+	// ThrottledRetryDelay.
+	ErrThrottled = errors.New("apiclient: throttled")
 )
+
+// ThrottledRetryDelay is the least wait before retrying after ErrThrottled
+// (the Dev Tunnels SDKs' value).
+const ThrottledRetryDelay = 6400 * time.Millisecond
 
 // StatusError is an answer with a status other than 2xx, from the API or
 // (built by the caller) from a relay WebSocket upgrade.
@@ -57,6 +66,11 @@ func (e *StatusError) Is(target error) bool {
 		return e.Status == http.StatusNotFound
 	case ErrConflict:
 		return e.Status == http.StatusConflict
+	case ErrThrottled:
+		switch e.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+			return true
+		}
 	}
 	return false
 }

@@ -185,16 +185,55 @@ func checkLabels(fe fieldErrors, key string, labels []string) {
 	}
 }
 
-// tunnelPatch is a decoded tunnel body. A nil field was absent; a present
-// field of a null value clears (for name: resets to the tunnelId).
-type tunnelPatch struct {
-	tunnelID      *string
-	name          *string
-	domain        *string
+// common holds the body fields tunnels and ports share, decoded and
+// applied alike; nil fields were absent.
+type common struct {
 	description   *string
 	labels        *[]string
 	options       *json.RawMessage
 	accessControl *json.RawMessage
+}
+
+func (p *common) decode(m map[string]json.RawMessage, fe fieldErrors) {
+	if v, ok := getString(m, fe, "description"); ok {
+		text(fe, "description", v, maxDescription)
+		p.description = &v
+	}
+	if v, ok := getStrings(m, fe, "labels"); ok {
+		checkLabels(fe, "labels", v)
+		p.labels = &v
+	}
+	if v, ok := getObject(m, fe, "options"); ok {
+		p.options = &v
+	}
+	if v, ok := getObject(m, fe, "accessControl"); ok {
+		p.accessControl = &v
+	}
+}
+
+// apply sets the fields present in the body.
+func (p *common) apply(description *string, labels *[]string, options, accessControl *json.RawMessage) {
+	if p.description != nil {
+		*description = *p.description
+	}
+	if p.labels != nil {
+		*labels = slices.Clone(*p.labels)
+	}
+	if p.options != nil {
+		*options = bytes.Clone(*p.options)
+	}
+	if p.accessControl != nil {
+		*accessControl = bytes.Clone(*p.accessControl)
+	}
+}
+
+// tunnelPatch is a decoded tunnel body. A nil field was absent; a present
+// field of a null value clears (for name: resets to the tunnelId).
+type tunnelPatch struct {
+	tunnelID *string
+	name     *string
+	domain   *string
+	common
 	// ports are created with the tunnel; ignored on update.
 	ports []*portPatch
 }
@@ -225,20 +264,7 @@ func decodeTunnel(body []byte) (*tunnelPatch, error) {
 		}
 		p.domain = &v
 	}
-	if v, ok := getString(m, fe, "description"); ok {
-		text(fe, "description", v, maxDescription)
-		p.description = &v
-	}
-	if v, ok := getStrings(m, fe, "labels"); ok {
-		checkLabels(fe, "labels", v)
-		p.labels = &v
-	}
-	if v, ok := getObject(m, fe, "options"); ok {
-		p.options = &v
-	}
-	if v, ok := getObject(m, fe, "accessControl"); ok {
-		p.accessControl = &v
-	}
+	p.common.decode(m, fe)
 	if raw, ok := m["ports"]; ok && !isNull(raw) {
 		p.ports = decodeTunnelPorts(raw, fe)
 	}
@@ -297,32 +323,18 @@ func (p *tunnelPatch) apply(t *store.Tunnel) {
 	if p.domain != nil {
 		t.Domain = *p.domain
 	}
-	if p.description != nil {
-		t.Description = *p.description
-	}
-	if p.labels != nil {
-		t.Labels = slices.Clone(*p.labels)
-	}
-	if p.options != nil {
-		t.Options = bytes.Clone(*p.options)
-	}
-	if p.accessControl != nil {
-		t.AccessControl = bytes.Clone(*p.accessControl)
-	}
+	p.common.apply(&t.Description, &t.Labels, &t.Options, &t.AccessControl)
 }
 
 // portPatch is a decoded port body; nil fields were absent.
 type portPatch struct {
-	number        *uint16
-	tunnelID      *string
-	name          *string
-	description   *string
-	labels        *[]string
-	protocol      *string
-	isDefault     *bool
-	sshUser       *string
-	options       *json.RawMessage
-	accessControl *json.RawMessage
+	number    *uint16
+	tunnelID  *string
+	name      *string
+	protocol  *string
+	isDefault *bool
+	sshUser   *string
+	common
 }
 
 // decodePort decodes and validates a port body. On failure the error is an
@@ -344,14 +356,7 @@ func decodePort(body []byte) (*portPatch, error) {
 		text(fe, "name", v, maxPortName)
 		p.name = &v
 	}
-	if v, ok := getString(m, fe, "description"); ok {
-		text(fe, "description", v, maxDescription)
-		p.description = &v
-	}
-	if v, ok := getStrings(m, fe, "labels"); ok {
-		checkLabels(fe, "labels", v)
-		p.labels = &v
-	}
+	p.common.decode(m, fe)
 	if v, ok := getString(m, fe, "protocol"); ok {
 		if v != "" && !protocolRE.MatchString(v) {
 			fe.add("protocol", "must match %s", protocolRE)
@@ -365,12 +370,6 @@ func decodePort(body []byte) (*portPatch, error) {
 		text(fe, "sshUser", v, maxSSHUser)
 		p.sshUser = &v
 	}
-	if v, ok := getObject(m, fe, "options"); ok {
-		p.options = &v
-	}
-	if v, ok := getObject(m, fe, "accessControl"); ok {
-		p.accessControl = &v
-	}
 	if err := fe.err("port"); err != nil {
 		return nil, err
 	}
@@ -381,12 +380,6 @@ func decodePort(body []byte) (*portPatch, error) {
 func (p *portPatch) apply(port *store.Port) {
 	if p.name != nil {
 		port.Name = *p.name
-	}
-	if p.description != nil {
-		port.Description = *p.description
-	}
-	if p.labels != nil {
-		port.Labels = slices.Clone(*p.labels)
 	}
 	if p.protocol != nil {
 		port.Protocol = *p.protocol
@@ -400,12 +393,7 @@ func (p *portPatch) apply(port *store.Port) {
 	if p.sshUser != nil {
 		port.SSHUser = *p.sshUser
 	}
-	if p.options != nil {
-		port.Options = bytes.Clone(*p.options)
-	}
-	if p.accessControl != nil {
-		port.AccessControl = bytes.Clone(*p.accessControl)
-	}
+	p.common.apply(&port.Description, &port.Labels, &port.Options, &port.AccessControl)
 }
 
 // endpointBody is a decoded PUT /tunnels/{id}/endpoints/{eid} body. The

@@ -35,12 +35,22 @@ func portPath(s string) (uint16, error) {
 	return n, nil
 }
 
-func (a *API) getPort(c *call, ref, num string) error {
-	t, err := a.access(c, ref, scopesRead)
+// accessPort authorises a port route (see access), then parses its {n}: a
+// caller without access is refused whatever the number.
+func (a *API) accessPort(c *call, ref, num string, scopes []string) (*store.Tunnel, uint16, error) {
+	t, err := a.access(c, ref, scopes)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	n, err := portPath(num)
+	if err != nil {
+		return nil, 0, err
+	}
+	return t, n, nil
+}
+
+func (a *API) getPort(c *call, ref, num string) error {
+	t, n, err := a.accessPort(c, ref, num, scopesRead)
 	if err != nil {
 		return err
 	}
@@ -61,11 +71,7 @@ func (a *API) putPort(c *call, ref, num string) error {
 	if createOnly && updateOnly {
 		return &apiError{status: http.StatusBadRequest, detail: "If-Match and If-None-Match exclude each other"}
 	}
-	t, err := a.access(c, ref, scopesPortsWrite)
-	if err != nil {
-		return err
-	}
-	n, err := portPath(num)
+	t, n, err := a.accessPort(c, ref, num, scopesPortsWrite)
 	if err != nil {
 		return err
 	}
@@ -115,11 +121,7 @@ func (a *API) putPort(c *call, ref, num string) error {
 }
 
 func (a *API) deletePort(c *call, ref, num string) error {
-	t, err := a.access(c, ref, scopesPortsWrite)
-	if err != nil {
-		return err
-	}
-	n, err := portPath(num)
+	t, n, err := a.accessPort(c, ref, num, scopesPortsWrite)
 	if err != nil {
 		return err
 	}

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/backoff"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
@@ -61,11 +61,11 @@ type Event struct {
 	Err                   error
 }
 
-// Modes.
+// Modes: the relay protocol versions offered.
 const (
-	ModeAuto = "auto"
-	ModeV2   = "v2"
-	ModeV1   = "v1"
+	ModeAuto = tunnelrelay.ModeAuto // V2, then V1
+	ModeV2   = tunnelrelay.ModeV2
+	ModeV1   = tunnelrelay.ModeV1
 )
 
 var (
@@ -81,11 +81,8 @@ var (
 )
 
 const (
-	wsHandshakeTimeout  = 45 * time.Second
-	sshHandshakeTimeout = 10 * time.Second
-	throttleMinDelay    = 6400 * time.Millisecond
-	pendingWait         = 10 * time.Second
-	staleGrace          = 3 * time.Second
+	pendingWait = 10 * time.Second
+	staleGrace  = 3 * time.Second
 )
 
 // Client is a tunnel client. Run it once.
@@ -225,9 +222,8 @@ func (c *Client) Run(ctx context.Context, events chan<- Event) error {
 			c.met.retries.Inc()
 		}
 		d := c.cfg.Backoff.Next()
-		var se *apiclient.StatusError
-		if errors.As(err, &se) && (se.Status == 429 || se.Status == 502 || se.Status == 503) {
-			d = max(d, throttleMinDelay)
+		if errors.Is(err, apiclient.ErrThrottled) {
+			d = max(d, apiclient.ThrottledRetryDelay)
 		}
 		t := time.NewTimer(d)
 		select {
@@ -315,33 +311,26 @@ func (c *Client) runOnce(ctx context.Context, first bool) (connected bool, err e
 	if !ok {
 		return false, noHost()
 	}
-	protos := []string{tunnelproto.SubprotocolClientV2, tunnelproto.SubprotocolClientV1}
-	switch c.cfg.Mode {
-	case ModeV1:
-		protos = protos[1:]
-	case ModeV2:
-		protos = protos[:1]
-	}
 	refreshed := false
 	var conn *wsconn.Conn
 	for {
-		tok := c.currentToken()
-		hdr := http.Header{}
-		hdr.Set("Authorization", "Tunnel "+tok)
-		dctx, cancel := context.WithTimeout(ctx, wsHandshakeTimeout)
-		var resp *http.Response
-		conn, resp, err = wsconn.Dial(dctx, ep.ClientRelayURI, &websocket.DialOptions{
-			HTTPClient: c.wsc, HTTPHeader: hdr, Subprotocols: protos,
+		conn, err = tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
+			URL: ep.ClientRelayURI, Side: tunnelrelay.ClientSide, Mode: c.cfg.Mode, Token: c.currentToken(),
+			HTTPClient: c.wsc, HandshakeTimeout: tunnelrelay.UpgradeTimeout,
 		})
-		cancel()
 		if err == nil {
 			break
 		}
-		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		var refused *tunnelrelay.RefusedError
+		var badProto *tunnelrelay.SubprotocolError
+		switch {
+		case errors.As(err, &badProto):
+			return false, fatal(fmt.Errorf("tunnelclient: %w", badProto))
+		case !errors.As(err, &refused):
 			return false, fmt.Errorf("tunnelclient: relay upgrade: %w", err)
 		}
-		se := fmt.Errorf("tunnelclient: %w", &apiclient.StatusError{Op: "relay upgrade", Status: resp.StatusCode})
-		switch resp.StatusCode {
+		se := fmt.Errorf("tunnelclient: %w", &apiclient.StatusError{Op: "relay upgrade", Status: refused.Status})
+		switch refused.Status {
 		case http.StatusUnauthorized:
 			if refreshed || c.cfg.APIKey == "" {
 				return false, fatal(fmt.Errorf("%w: %v", ErrRefused, se))
@@ -366,18 +355,5 @@ func (c *Client) runOnce(ctx context.Context, first bool) (connected bool, err e
 		}
 	}
 	proto := conn.Subprotocol()
-	if !contains(protos, proto) {
-		_ = conn.Close()
-		return false, fatal(fmt.Errorf("tunnelclient: relay chose subprotocol %q", proto))
-	}
 	return c.serveSession(ctx, conn, proto, ep)
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/pipe"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
@@ -104,7 +105,7 @@ func hostKeyCallback(ep *tunnelproto.TunnelEndpoint) (ssh.HostKeyCallback, error
 // serveSession runs the SSH session over conn until it ends.
 func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto string, ep *tunnelproto.TunnelEndpoint) (bool, error) {
 	v2 := proto == tunnelproto.SubprotocolClientV2
-	cfg := &ssh.ClientConfig{User: "tunnel", Timeout: sshHandshakeTimeout}
+	cfg := &ssh.ClientConfig{User: "tunnel", Timeout: tunnelrelay.SSHHandshakeTimeout}
 	addr := "relay"
 	if v2 {
 		// The relay is the SSH server; its key is not verified: the
@@ -119,14 +120,8 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 		}
 		cfg.HostKeyCallback = cb
 	}
-	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	if !hsTimer.Stop() && err == nil {
-		err = errors.New("handshake timed out")
-		_ = sc.Close()
-	}
+	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, addr, cfg)
 	if err != nil {
-		_ = conn.Close()
 		return false, fmt.Errorf("tunnelclient: SSH handshake (%s): %w", proto, err)
 	}
 	s := &session{conn: sc, proto: proto, v2: v2, token: c.currentToken(), announced: map[uint16]bool{}}

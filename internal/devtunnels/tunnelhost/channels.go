@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/pipe"
 )
 
@@ -75,7 +76,7 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 	}
 	go ssh.DiscardRequests(chReqs)
 	conn := &chanConn{Channel: ch}
-	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = ch.Close() })
+	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
 	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
 	hsTimer.Stop()
 	if err != nil {

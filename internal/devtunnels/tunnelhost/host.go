@@ -24,7 +24,6 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/transport/backoff"
-	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 
 // Port is one forwarded TCP port.
@@ -92,12 +91,6 @@ var (
 	ErrUnauthorized = errors.New("tunnelhost: refreshed tunnel access token also does not work")
 	// ErrBadConfig is wrapped by New's configuration errors.
 	ErrBadConfig = errors.New("tunnelhost: bad configuration")
-)
-
-const (
-	wsHandshakeTimeout  = 45 * time.Second
-	sshHandshakeTimeout = 10 * time.Second
-	throttleMinDelay    = 6400 * time.Millisecond
 )
 
 // Host is a tunnel host: it registers an endpoint, keeps a relay session up
@@ -361,8 +354,8 @@ func (h *Host) Run(ctx context.Context) error {
 		refreshed = false
 		h.setStatus(StatusDisconnected)
 		d := b.Next()
-		if throttled(err) && d < throttleMinDelay {
-			d = throttleMinDelay
+		if errors.Is(err, apiclient.ErrThrottled) {
+			d = max(d, apiclient.ThrottledRetryDelay)
 		}
 		h.log.Info("tunnel host reconnecting", "stage", "backoff", "delay", d, "err", err)
 		t := time.NewTimer(d)
@@ -381,18 +374,6 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &se) && se.Status == code
 }
 
-func throttled(err error) bool {
-	var se *apiclient.StatusError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
-		return true
-	}
-	return false
-}
-
 // fatal: any HTTP status other than 401 (handled apart), 429, 502 and 503;
 // SSH protocol errors.
 func fatal(err error) bool {
@@ -401,11 +382,7 @@ func fatal(err error) bool {
 	}
 	var se *apiclient.StatusError
 	if errors.As(err, &se) {
-		switch se.Status {
-		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
-			return false
-		}
-		return true
+		return !errors.Is(se, apiclient.ErrThrottled)
 	}
 	var pe *protocolError
 	return errors.As(err, &pe)
@@ -503,46 +480,28 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	protos := []string{tunnelproto.SubprotocolHostV2, tunnelproto.SubprotocolHostV1}
-	switch h.cfg.Mode {
-	case ModeV1:
-		protos = protos[1:]
-	case ModeV2:
-		protos = protos[:1]
-	}
-	hdr := http.Header{}
-	if t := h.token(); t != "" {
-		hdr.Set("Authorization", "Tunnel "+t)
-	}
-	dctx, cancel := context.WithTimeout(ctx, wsHandshakeTimeout)
 	h.relayConns.Add(1)
-	conn, resp, err := wsconn.Dial(dctx, uri, &websocket.DialOptions{
-		HTTPClient: h.wsc, HTTPHeader: hdr, Subprotocols: protos,
+	conn, err := tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
+		URL: uri, Side: tunnelrelay.HostSide, Mode: string(h.cfg.Mode), Token: h.token(),
+		HTTPClient: h.wsc, HandshakeTimeout: tunnelrelay.UpgradeTimeout,
 	})
-	cancel()
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return false, apiErr(&apiclient.StatusError{Op: "relay upgrade", Status: resp.StatusCode})
-		}
+	var refused *tunnelrelay.RefusedError
+	var badProto *tunnelrelay.SubprotocolError
+	switch {
+	case errors.As(err, &refused):
+		return false, apiErr(&apiclient.StatusError{Op: "relay upgrade", Status: refused.Status})
+	case errors.As(err, &badProto):
+		return false, &protocolError{badProto}
+	case err != nil:
 		return false, fmt.Errorf("tunnelhost: relay upgrade: %w", err)
 	}
 	v2 := conn.Subprotocol() == tunnelproto.SubprotocolHostV2
-	if !slices.Contains(protos, conn.Subprotocol()) {
-		conn.Close()
-		return false, &protocolError{fmt.Errorf("relay chose subprotocol %q", conn.Subprotocol())}
-	}
-	hsTimer := time.AfterFunc(sshHandshakeTimeout, func() { _ = conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", &ssh.ClientConfig{
+	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, "relay", &ssh.ClientConfig{
 		User:            "tunnel",
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         sshHandshakeTimeout,
+		Timeout:         tunnelrelay.SSHHandshakeTimeout,
 	})
-	if !hsTimer.Stop() && err == nil {
-		err = errors.New("handshake timed out")
-		sc.Close()
-	}
 	if err != nil {
-		_ = conn.Close()
 		return false, fmt.Errorf("tunnelhost: relay SSH handshake: %w", err)
 	}
 	go ssh.DiscardRequests(reqs)

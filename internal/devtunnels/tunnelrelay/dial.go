@@ -4,14 +4,167 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
+	"github.com/coder/websocket"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
+
+// Side is the end of a tunnel that dials the relay.
+type Side int
+
+const (
+	// HostSide dials the host socket (an endpoint's hostRelayUri).
+	HostSide Side = iota
+	// ClientSide dials the client socket (an endpoint's clientRelayUri).
+	ClientSide
+)
+
+// Relay protocol modes: which subprotocols Dial offers.
+const (
+	ModeAuto = "auto" // V2, then V1
+	ModeV2   = "v2"
+	ModeV1   = "v1"
+)
+
+// ErrUnknownMode is returned for a mode other than "", auto, v2 or v1.
+var ErrUnknownMode = errors.New("tunnelrelay: unknown relay protocol mode")
+
+// Subprotocols returns the subprotocols side offers in mode ("" is
+// ModeAuto), most preferred first.
+func Subprotocols(side Side, mode string) ([]string, error) {
+	v2, v1 := tunnelproto.SubprotocolHostV2, tunnelproto.SubprotocolHostV1
+	if side == ClientSide {
+		v2, v1 = tunnelproto.SubprotocolClientV2, tunnelproto.SubprotocolClientV1
+	}
+	switch mode {
+	case "", ModeAuto:
+		return []string{v2, v1}, nil
+	case ModeV2:
+		return []string{v2}, nil
+	case ModeV1:
+		return []string{v1}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownMode, mode)
+}
+
+// The Dev Tunnels SDKs' bounds on the two handshakes of a relay socket.
+const (
+	UpgradeTimeout      = 45 * time.Second // the WebSocket upgrade
+	SSHHandshakeTimeout = 10 * time.Second // the SSH handshake over the socket
+)
+
+// DialConfig configures Dial.
+type DialConfig struct {
+	// URL is the relay URI of the tunnel's endpoint (ws, wss, http or
+	// https).
+	URL  string
+	Side Side
+	// Mode is ModeAuto (the default), ModeV2 or ModeV1.
+	Mode string
+	// Token is the tunnel access token (host scope for HostSide, connect
+	// scope for ClientSide), sent as "Authorization: Tunnel <token>"; no
+	// header if "".
+	Token string
+	// HTTPClient does the upgrade; default http.DefaultClient. It must have
+	// no Timeout: coder/websocket refuses one.
+	HTTPClient *http.Client
+	// HandshakeTimeout bounds the upgrade; default 0, ctx alone.
+	HandshakeTimeout time.Duration
+}
+
+// SSHHandshake runs an SSH client handshake over conn, a relay socket or
+// a stream inside one, within cfg.Timeout (default SSHHandshakeTimeout):
+// x/crypto uses that Timeout only when it dials TCP itself, so a timer
+// closes conn when the handshake is stuck. On failure conn is closed.
+func SSHHandshake(conn net.Conn, addr string, cfg *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = SSHHandshakeTimeout
+	}
+	timer := time.AfterFunc(timeout, func() { _ = conn.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !timer.Stop() && err == nil {
+		err = errors.New("handshake timed out")
+		_ = sc.Close()
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, nil, err
+	}
+	return sc, chans, reqs, nil
+}
+
+// RefusedError is an upgrade the relay answered with a status other than
+// 101 Switching Protocols.
+type RefusedError struct {
+	Status int
+	Body   []byte // the start of the response body, at most 1 KiB
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("relay refused the WebSocket upgrade: HTTP %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// SubprotocolError is an upgrade the relay accepted without one of the
+// offered subprotocols. (coder/websocket already refuses a subprotocol that
+// was not offered, so in practice Chosen is "".)
+type SubprotocolError struct {
+	Chosen  string
+	Offered []string
+}
+
+func (e *SubprotocolError) Error() string {
+	return fmt.Sprintf("relay chose subprotocol %q", e.Chosen)
+}
+
+// Dial opens the relay WebSocket of a tunnel's host or client, as
+// docs/protocols/devtunnels.md §2.3 has it: the subprotocols of cfg.Mode
+// offered, the token in the Authorization header. Its errors are a
+// *RefusedError, a *SubprotocolError, or the transport's error as
+// coder/websocket returns it, unwrapped, so that callers word it their way.
+// The connection's Subprotocol says which version the relay chose.
+func Dial(ctx context.Context, cfg DialConfig) (*wsconn.Conn, error) {
+	protos, err := Subprotocols(cfg.Side, cfg.Mode)
+	if err != nil {
+		return nil, err
+	}
+	hdr := http.Header{}
+	if cfg.Token != "" {
+		hdr.Set("Authorization", "Tunnel "+cfg.Token)
+	}
+	if cfg.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.HandshakeTimeout)
+		defer cancel()
+	}
+	conn, resp, err := wsconn.Dial(ctx, cfg.URL, &websocket.DialOptions{
+		HTTPClient: cfg.HTTPClient, HTTPHeader: hdr, Subprotocols: protos,
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			e := &RefusedError{Status: resp.StatusCode}
+			if resp.Body != nil { // coder/websocket keeps the first KiB of it
+				e.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
+			}
+			return nil, e
+		}
+		return nil, err
+	}
+	if !slices.Contains(protos, conn.Subprotocol()) {
+		_ = conn.Close()
+		return nil, &SubprotocolError{Chosen: conn.Subprotocol(), Offered: protos}
+	}
+	return conn, nil
+}
 
 // Errors of DialPort, for callers that map them to HTTP statuses.
 var (

@@ -22,6 +22,11 @@
 //
 // When a host session ends, every client socket of that tunnel is closed.
 //
+// The other end is here too: Dial is the one upgrade of a host's or a
+// client's relay socket (subprotocol choice, token header, refusals as
+// typed errors), used by tunnelhost, tunnelclient and the probe's relay_ws
+// check.
+//
 // # Host replacement and disconnect reason 11
 //
 // The spec asks the relay to send SSH_MSG_DISCONNECT with reason 11

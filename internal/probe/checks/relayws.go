@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/coder/websocket"
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/probe"
 	"github.com/warrenhq/warren/internal/redact"
 )
@@ -50,7 +49,7 @@ func relayWSKind() probe.Kind {
 			if !c.p.Token.IsSet() && !c.p.APIKey.IsSet() {
 				return nil, probe.ParamErrorf("token", "no credential: set token (token_file, token_env) or api_key (api_key_file, api_key_env)")
 			}
-			if c.protos, err = subprotocols(c.p.Mode); err != nil {
+			if _, err = subprotocols(c.p.Mode); err != nil {
 				return nil, err
 			}
 			if c.hc, err = httpClient(c.p.CAFile); err != nil {
@@ -62,23 +61,18 @@ func relayWSKind() probe.Kind {
 }
 
 func subprotocols(mode string) ([]string, error) {
-	switch mode {
-	case "", "auto":
-		return []string{tunnelproto.SubprotocolClientV2, tunnelproto.SubprotocolClientV1}, nil
-	case "v2":
-		return []string{tunnelproto.SubprotocolClientV2}, nil
-	case "v1":
-		return []string{tunnelproto.SubprotocolClientV1}, nil
+	protos, err := tunnelrelay.Subprotocols(tunnelrelay.ClientSide, mode)
+	if err != nil {
+		return nil, probe.ParamErrorf("mode", "expected auto, v2 or v1, got %q", mode)
 	}
-	return nil, probe.ParamErrorf("mode", "expected auto, v2 or v1, got %q", mode)
+	return protos, nil
 }
 
 type relayWS struct {
-	p      relayWSParams
-	base   string
-	hc     *http.Client
-	protos []string
-	red    *redact.Redactor
+	p    relayWSParams
+	base string
+	hc   *http.Client
+	red  *redact.Redactor
 }
 
 func (c *relayWS) Run(ctx context.Context) probe.Result {
@@ -106,24 +100,22 @@ func (c *relayWS) Run(ctx context.Context) probe.Result {
 	}
 	wsURL = strings.Replace(strings.Replace(wsURL, "https://", "wss://", 1), "http://", "ws://", 1)
 	end := res.Begin("upgrade")
-	conn, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		HTTPClient:   c.hc,
-		HTTPHeader:   http.Header{"Authorization": {"Tunnel " + token}},
-		Subprotocols: c.protos,
+	conn, err := tunnelrelay.Dial(ctx, tunnelrelay.DialConfig{
+		URL: wsURL, Side: tunnelrelay.ClientSide, Mode: c.p.Mode, Token: token, HTTPClient: c.hc,
 	})
 	end()
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-			return res.Fail("upgrade", upgradeError(resp.StatusCode, body))
-		}
+	var refused *tunnelrelay.RefusedError
+	var badProto *tunnelrelay.SubprotocolError
+	switch {
+	case errors.As(err, &refused):
+		return res.Fail("upgrade", upgradeError(refused.Status, refused.Body))
+	case errors.As(err, &badProto):
+		return res.Failf("upgrade", "the relay accepted the upgrade without a subprotocol (offered %s)", strings.Join(badProto.Offered, ", "))
+	case err != nil:
 		return res.Fail(stageOf(err, "upgrade"), fmt.Errorf("upgrade %s: %w", wsURL, err))
 	}
 	proto := conn.Subprotocol()
-	conn.Close(websocket.StatusNormalClosure, "probe done")
-	if proto == "" {
-		return res.Failf("upgrade", "the relay accepted the upgrade without a subprotocol (offered %s)", strings.Join(c.protos, ", "))
-	}
+	_ = conn.Close()
 	res.Detail("subprotocol", proto)
 	res.Message = fmt.Sprintf("tunnel %s: client relay socket upgraded (%s) in %s", c.p.Tunnel, proto, ms(total(res.Stages)))
 	return res

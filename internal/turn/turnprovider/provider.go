@@ -15,10 +15,11 @@ import (
 	"github.com/warrenhq/warren/internal/redact"
 )
 
-// Placeholders for secrets in artifacts.
-const (
-	RedactedUsername = "<redacted:turn-username>"
-	RedactedPassword = "<redacted:turn-password>"
+// Placeholders for secrets in artifacts: "<redacted:turn-username>" and
+// "<redacted:turn-password>", spelled by redact like every other name.
+var (
+	RedactedUsername = redact.Named("turn-username")
+	RedactedPassword = redact.Named("turn-password")
 )
 
 // Resolution methods.
