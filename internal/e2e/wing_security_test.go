@@ -292,7 +292,7 @@ func TestWingOwnerWithoutOrgRole(t *testing.T) {
 
 	key2, _ := wp.GenerateKey()
 	w.Send(map[string]any{"type": "pty.attach", "session_id": "s9", "public_key": wp.PublicKeyString(key2), "user_id": "alice"})
-	if m := w.Next(); m["type"] != "pty.started" || m["session_id"] != "s9" {
+	if m := w.NextNot("pty.output"); m["type"] != "pty.started" || m["session_id"] != "s9" {
 		t.Fatalf("reattach without org_role: %v", m)
 	}
 	c2, _ := wp.NewCipher(key2, wingPub, wp.InfoPTY)

@@ -131,7 +131,7 @@ func TestOwnerByUserIDWithoutOrgRole(t *testing.T) {
 	// Reattach with a new key, user_id only.
 	key, _ := wp.GenerateKey()
 	w.Send(map[string]any{"type": "pty.attach", "session_id": "s1", "public_key": wp.PublicKeyString(key), "user_id": "alice"})
-	if m := w.Next(); m["type"] != "pty.started" {
+	if m := w.NextNot("pty.output"); m["type"] != "pty.started" {
 		t.Fatalf("reattach without org_role: %v", m)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -126,8 +127,16 @@ func (w *RawWing) ReadType(typ string) map[string]any {
 	}
 }
 
-// Next returns the next frame that is not a heartbeat.
+// Next returns the next frame from the wing that is not a heartbeat.
 func (w *RawWing) Next() map[string]any {
+	w.tb.Helper()
+	return w.NextNot()
+}
+
+// NextNot returns the next frame whose type is neither a heartbeat nor one
+// of skip: e.g. the answer to a request sent while a session's output may
+// still be arriving.
+func (w *RawWing) NextNot(skip ...string) map[string]any {
 	w.tb.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -136,7 +145,8 @@ func (w *RawWing) Next() map[string]any {
 			if !ok {
 				w.tb.Fatal("wing hung up")
 			}
-			if m["type"] != "wing.heartbeat" {
+			t, _ := m["type"].(string)
+			if t != "wing.heartbeat" && !slices.Contains(skip, t) {
 				return m
 			}
 		case <-deadline:
