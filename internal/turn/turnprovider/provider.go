@@ -51,6 +51,9 @@ type Request struct {
 	RESTSecret string
 	// Now is the clock; zero means time.Now().
 	Now time.Time
+	// Solver answers challenges a provider raises mid-resolution; nil
+	// means none can be answered (ErrChallengeRequired).
+	Solver ChallengeSolver
 }
 
 // Resolution is a set of TURN credentials.
