@@ -199,7 +199,7 @@ func testReapNodes(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	sameHoldings(t, "released by racing reapers", total, store.Holdings{Endpoints: 9, Wings: 9, Tickets: 10}) // n0..n7, and live with ticket-dead
-	if len(nodes) != 9 { // n0..n7 and live, whose lease ended at 40s
+	if len(nodes) != 9 {                                                                                      // n0..n7 and live, whose lease ended at 40s
 		t.Errorf("racing reapers reaped %q, want 9 nodes once each", nodes)
 	}
 }
