@@ -56,6 +56,9 @@ type Config struct {
 	Node string
 	// InternalURL is where other relay nodes reach this one. Default "".
 	InternalURL string
+	// NodePublicURL is where clients reach this node directly, recorded in
+	// the node registry. Default PublicURL.
+	NodePublicURL string
 	// Lease is how long this node counts as alive after renewing its
 	// registration; a node silent for longer is dead and what it owned is
 	// released. Default cluster.DefaultLease (15s).
@@ -127,9 +130,12 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg.Node = cluster.DefaultNodeID
 	}
 	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+	if cfg.NodePublicURL == "" {
+		cfg.NodePublicURL = cfg.PublicURL
+	}
 	var err error
 	s.member, err = cluster.New(cluster.Config{Store: cfg.Store, NodeID: cfg.Node, InternalURL: cfg.InternalURL,
-		PublicURL: cfg.PublicURL, Lease: cfg.Lease, Now: cfg.Now, Registerer: cfg.Registry}, logger.With("service", "cluster"))
+		PublicURL: cfg.NodePublicURL, Lease: cfg.Lease, Now: cfg.Now, Registerer: cfg.Registry}, logger.With("service", "cluster"))
 	if err != nil {
 		return nil, err
 	}
