@@ -285,10 +285,10 @@ type NodeStatus struct {
 
 // Status is the cluster as this node sees it in the store.
 type Status struct {
-	Self  string        `json:"self"`
-	Lease string        `json:"lease"`
-	At    time.Time     `json:"at"`
-	Nodes []NodeStatus  `json:"nodes"`
+	Self  string       `json:"self"`
+	Lease string       `json:"lease"`
+	At    time.Time    `json:"at"`
+	Nodes []NodeStatus `json:"nodes"`
 }
 
 // Status reads the registry and what each node holds.
