@@ -80,7 +80,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Egress != "udp" && cfg.Egress != "tcp" {
 		return nil, overlay.Errorf(overlay.StagePolicyValidate, "egress: expected udp or tcp, got %q", cfg.Egress)
 	}
-	opts, err := turndial.ServerOptions(turndial.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat})
+	prof := turndial.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat}
+	if cfg.Egress == "udp" {
+		prof.Protocols = []string{overlay.ALPNFramedUDP}
+	}
+	opts, err := turndial.ServerOptions(prof)
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageServerInit, err)
 	}
@@ -178,12 +182,17 @@ func (s *Server) handle(ctx context.Context, c *dtls.Conn) {
 	}
 	state, _ := c.ConnectionState()
 	identity := string(state.IdentityHint)
-	log.Info("connection ready", "event", "connection_ready", "stage", overlay.StageDTLSHandshake, "result", "ready", "identity", identity)
+	framed := state.NegotiatedProtocol == overlay.ALPNFramedUDP
+	log.Info("connection ready", "event", "connection_ready", "stage", overlay.StageDTLSHandshake, "result", "ready", "identity", identity,
+		"framing", map[bool]string{true: "peer-id", false: "raw"}[framed])
 	s.m.ActiveWorkers.Inc()
 	defer s.m.ActiveWorkers.Dec()
-	if s.cfg.Egress == "tcp" {
+	switch {
+	case s.cfg.Egress == "tcp":
 		err = s.serveTCP(ctx, c, log)
-	} else {
+	case framed:
+		err = s.serveFramed(ctx, c, log)
+	default:
 		err = s.serveUDP(ctx, c)
 	}
 	if err != nil && ctx.Err() == nil {
