@@ -514,6 +514,7 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 	cancel()
 	<-c.hs
 	if err != nil {
+		err = turndial.ExplainHandshake(err, c.cfg.profile())
 		return nil, overlay.Errorf(overlay.StageDTLSHandshake, "handshake with %s via relay %s: %w", c.cfg.Peer, s.relayAddr, err)
 	}
 	s.dtls = dc
