@@ -471,9 +471,10 @@ func vkTURN(p map[string]any, now time.Time) (*Resolution, string, error) {
 	res := &Resolution{Provider: "vk", Method: MethodVKStagedHTTP, Address: addr, Username: user, Password: pw, ResolvedAt: now}
 	if head, _, ok := strings.Cut(user, ":"); ok {
 		if exp, err := strconv.ParseInt(head, 10, 64); err == nil && exp > 0 {
-			left := time.Unix(exp, 0).Sub(now)
+			// Whole seconds: the expiry has no finer grain.
+			left := time.Unix(exp, 0).Sub(now).Truncate(time.Second)
 			if left <= 0 {
-				return nil, CodeExpired, fmt.Errorf("turn_server.username expired %s ago", (-left).Round(time.Second))
+				return nil, CodeExpired, fmt.Errorf("turn_server.username expired %s ago", -left)
 			}
 			res.TTL = left
 		}
