@@ -15,7 +15,7 @@ import (
 // ResolveConfig is the `resolve:` section: one TURN provider resolution.
 type ResolveConfig struct {
 	Provider  string `yaml:"provider" flag:"provider" usage:"TURN credential provider: generic-turn, turn-rest or vk (see 'probe providers')"`
-	Link      string `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT or turn-rest://USER@HOST:PORT?ttl=1h (a generic-turn password on the command line is visible in ps: prefer WARREN_PROBE_RESOLVE_LINK)"`
+	Link      string `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT, turn-rest://USER@HOST:PORT?ttl=1h or https://vk.com/call/join/TOKEN (a generic-turn password on the command line is visible in ps: prefer WARREN_PROBE_RESOLVE_LINK)"`
 	OutputDir string `yaml:"output_dir" flag:"output-dir" usage:"directory for the sanitized artifact DIR/<provider>/probe-artifact.json"`
 	// Interactive lets a person answer a provider's challenge (VK's
 	// captcha) on the terminal: the URL goes to stderr, the answer is

@@ -19,7 +19,7 @@ import (
 // TurnConfig is the `turn:` section: the TURN overlay client.
 type TurnConfig struct {
 	Provider         string        `yaml:"provider" flag:"provider" usage:"credential provider: generic-turn, turn-rest or vk"`
-	Link             string        `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT or turn-rest://USER@HOST:PORT?ttl=1h (a generic-turn password on the command line is visible in ps: prefer env or YAML)"`
+	Link             string        `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT, turn-rest://USER@HOST:PORT?ttl=1h or https://vk.com/call/join/TOKEN (a generic-turn password on the command line is visible in ps: prefer env or YAML)"`
 	Listen           string        `yaml:"listen" flag:"listen" usage:"local address to accept UDP datagrams (ingress udp) or TCP connections (ingress tcp) on"`
 	Peer             string        `yaml:"peer" flag:"peer" usage:"tunnel-server host:port as reachable from the TURN relay (required)"`
 	Connections      int           `yaml:"connections" flag:"connections" usage:"number of workers (TURN allocations with one DTLS session each)"`
