@@ -193,8 +193,17 @@ func (l *lines) String() string {
 // start runs a binary in the background; the test's cleanup kills it.
 func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
+	return startIn(t, dir, env, nil, bin, args...)
+}
+
+// startIn is start with stdin (nil: none) given to the binary.
+func startIn(t *testing.T, dir string, env []string, stdin *os.File, bin string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, bin), args...)
 	cmd.Dir, cmd.Env = dir, env
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	// Our own pipes, not StdoutPipe: Wait closes those as soon as the
 	// process exits, which can drop its last lines (the error a test
 	// checks). These reach EOF only when every writer has closed them.

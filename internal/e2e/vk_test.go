@@ -5,7 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -60,25 +60,14 @@ func vkEnv(t *testing.T, f *vkfake.Server, extra ...string) []string {
 // startStdin is start with a pipe to the binary's stdin.
 func startStdin(t *testing.T, dir string, env []string, bin string, args ...string) (*daemon, io.WriteCloser) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
-	cmd.Dir, cmd.Env = dir, env
-	in, _ := cmd.StdinPipe()
-	// Writers, not StdoutPipe: Wait then returns only once everything the
-	// binary wrote is copied, so no last line is lost to an early close.
-	so, sow := io.Pipe()
-	se, sew := io.Pipe()
-	cmd.Stdout, cmd.Stderr = sow, sew
-	if err := cmd.Start(); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stdout: newLines(so), stderr: newLines(se), done: make(chan struct{})}
-	go func() { d.err = cmd.Wait(); sow.Close(); sew.Close(); close(d.done) }()
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-		<-d.done
-	})
-	return d, in
+	t.Cleanup(func() { w.Close() })
+	d := startIn(t, dir, env, r, bin, args...)
+	r.Close() // the binary holds its own copy
+	return d, w
 }
 
 var challengeRE = regexp.MustCompile(`^challenge: open (\S+) in a browser$`)
