@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	args := []string{"build", "-race", "-o", dir + "/"}
+	// warren_testhooks compiles in the test-only hooks (the vk provider's
+	// WARREN_TEST_VK_BASE_URL, to reach vkfake); release builds lack them.
+	args := []string{"build", "-race", "-tags", "warren_testhooks", "-o", dir + "/"}
 	if coverDir != "" {
 		// Coverage runs go without the race detector, as `make cover` does
 		// for the unit tests.
@@ -52,7 +54,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		args = []string{"build", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
+		args = []string{"build", "-tags", "warren_testhooks", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
 	}
 	for _, b := range binaries {
 		args = append(args, "github.com/warrenhq/warren/cmd/"+b)
@@ -191,8 +193,17 @@ func (l *lines) String() string {
 // start runs a binary in the background; the test's cleanup kills it.
 func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
+	return startIn(t, dir, env, nil, bin, args...)
+}
+
+// startIn is start with stdin (nil: none) given to the binary.
+func startIn(t *testing.T, dir string, env []string, stdin *os.File, bin string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, bin), args...)
 	cmd.Dir, cmd.Env = dir, env
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	// Our own pipes, not StdoutPipe: Wait closes those as soon as the
 	// process exits, which can drop its last lines (the error a test
 	// checks). These reach EOF only when every writer has closed them.

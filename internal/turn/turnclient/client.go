@@ -196,7 +196,7 @@ func (c *Client) credentials(ctx context.Context) (*turnprovider.Resolution, err
 	if c.res != nil && !c.res.Stale(time.Now()) {
 		return c.res, nil
 	}
-	res, err := turnprovider.Resolve(ctx, c.cfg.Provider, turnprovider.Request{Link: c.cfg.Link, RESTSecret: c.cfg.RESTSecret})
+	res, err := turnprovider.Resolve(ctx, c.cfg.Provider, turnprovider.Request{Link: c.cfg.Link, RESTSecret: c.cfg.RESTSecret, Solver: c.cfg.Solver})
 	if err == nil {
 		err = res.Override(c.cfg.TURNHost, c.cfg.TURNPort)
 	}

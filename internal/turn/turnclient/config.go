@@ -25,6 +25,10 @@ type Config struct {
 	Link string
 	// RESTSecret is turn-rest's shared secret.
 	RESTSecret string
+	// Solver answers challenges the provider raises (VK's captcha), at
+	// the first resolution and at every re-resolution; nil fails them
+	// with turnprovider.ErrChallengeRequired.
+	Solver turnprovider.ChallengeSolver
 	// TURNHost and TURNPort override the provider's TURN address when set.
 	TURNHost string
 	TURNPort int
