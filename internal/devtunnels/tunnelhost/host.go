@@ -432,8 +432,12 @@ func (h *Host) setup(ctx context.Context) (string, error) {
 		}
 	}
 	sig := fmt.Sprintf("%s.%s:%s.%s:%t:%s:%s", t.TunnelID, t.ClusterID, t.Name, t.Domain, hasSSH, h.hostID, h.pubKeyB64)
+	// Registered again when the relay no longer lists it: a relay that
+	// restarted, or a cluster node that died, releases its endpoints. (A
+	// host replaced by another stops instead: ErrReplaced.)
+	listed := slices.ContainsFunc(t.Endpoints, func(e tunnelproto.TunnelEndpoint) bool { return e.HostID == h.hostID })
 	h.mu.Lock()
-	same := h.epPut && h.epSig == sig && h.relayURI != ""
+	same := h.epPut && h.epSig == sig && h.relayURI != "" && listed
 	uri := h.relayURI
 	h.mu.Unlock()
 	if same {
