@@ -80,6 +80,12 @@ type Config struct {
 	Registry prometheus.Registerer
 	// OnReady is called once when all workers are first ready.
 	OnReady func()
+	// OnEvent, when set, is called with each step of the session (see
+	// Event), synchronously: it must not block.
+	OnEvent func(Event)
+	// Solver answers challenges the provider raises (VK's captcha); nil
+	// means a provider that needs a person fails resolution.
+	Solver turnprovider.ChallengeSolver
 }
 
 func (c *Config) setDefaults() {
