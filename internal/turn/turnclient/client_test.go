@@ -432,7 +432,8 @@ func TestPolicyAndProviderErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = c.RunUDP(ctx, pc)
-	if !errors.Is(err, turnprovider.ErrNotImplemented) || overlay.StageOf(err) != overlay.StageProviderResolve {
+	var se *turnprovider.StageError
+	if !errors.As(err, &se) || se.Code != turnprovider.CodeInvalidLink || overlay.StageOf(err) != overlay.StageProviderResolve {
 		t.Fatalf("vk: %v", err)
 	}
 }

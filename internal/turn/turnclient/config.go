@@ -25,6 +25,10 @@ type Config struct {
 	Link string
 	// RESTSecret is turn-rest's shared secret.
 	RESTSecret string
+	// Solver answers challenges the provider raises (VK's captcha), at
+	// the first resolution and at every re-resolution; nil fails them
+	// with turnprovider.ErrChallengeRequired.
+	Solver turnprovider.ChallengeSolver
 	// TURNHost and TURNPort override the provider's TURN address when set.
 	TURNHost string
 	TURNPort int
@@ -83,9 +87,6 @@ type Config struct {
 	// OnEvent, when set, is called with each step of the session (see
 	// Event), synchronously: it must not block.
 	OnEvent func(Event)
-	// Solver answers challenges the provider raises (VK's captcha); nil
-	// means a provider that needs a person fails resolution.
-	Solver turnprovider.ChallengeSolver
 }
 
 func (c *Config) setDefaults() {

@@ -305,14 +305,3 @@ func Credentials(secret, user string, now time.Time, ttl time.Duration) (usernam
 	username, password, _ = turn.GenerateLongTermTURNRESTCredentials(secret, user, d)
 	return username, password
 }
-
-// --- vk ---
-
-type vk struct{}
-
-func (vk) Name() string { return "vk" }
-
-func (vk) Resolve(_ context.Context, req Request) (*Resolution, error) {
-	art := newArtifact("vk", "vk_api", req.Link)
-	return nil, art.fail(fmt.Errorf("provider \"vk\": %w", ErrNotImplemented), "not_implemented")
-}
