@@ -215,11 +215,13 @@ func (s *eventStream) all() []Event {
 	return append([]Event(nil), s.events...)
 }
 
-func startLab(t *testing.T) *turnlab.Lab {
+func startLab(t *testing.T) *turnlab.Lab { t.Helper(); return startLabCfg(t, turnlab.Config{}) }
+
+func startLabCfg(t *testing.T, cfg turnlab.Config) *turnlab.Lab {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	lab, err := turnlab.Start(ctx, turnlab.Config{})
+	lab, err := turnlab.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
