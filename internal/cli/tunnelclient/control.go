@@ -158,7 +158,9 @@ unknown name), 3 provider not available.`,
 		Args: cobra.NoArgs,
 	}
 	out := cli.AddOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error { return runControl(cmd.Context(), app, &cfg.Control, out) }
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runControl(cmd.Context(), app, &cfg.Control, out)
+	}
 	cmd.AddCommand(controlStatusCmd(app, cfg), controlStartCmd(app, cfg), controlStopCmd(app, cfg), controlEventsCmd(app, cfg))
 	return cmd
 }
