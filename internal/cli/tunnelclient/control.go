@@ -23,6 +23,7 @@ import (
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/secret"
 	"github.com/warrenhq/warren/internal/turn/overlay"
+	"github.com/warrenhq/warren/internal/turn/turnclient"
 	"github.com/warrenhq/warren/internal/turn/turncontrol"
 )
 
@@ -137,6 +138,18 @@ func prepareProfile(p turncontrol.Profile) (turncontrol.Plan, error) {
 		return turncontrol.Plan{}, err
 	}
 	return turncontrol.Plan{Client: clientConfig(&t, identity, key), Listen: t.Listen}, nil
+}
+
+// clientConfig is the engine config of a checked `turn:` section, the
+// same mapping runTurn makes (kept apart from runTurn only to stay out of
+// a concurrent change there; fold runTurn onto it when both are in).
+func clientConfig(t *TurnConfig, identity string, key []byte) turnclient.Config {
+	return turnclient.Config{
+		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
+		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
+		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
+		AllocationCheck: t.AllocationCheck, Compat: t.Compat, PSKIdentity: identity, PSK: key,
+	}
 }
 
 func controlCmd(app *cli.App, cfg *Config) *cobra.Command {

@@ -163,10 +163,13 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 	}
 	reg := metrics.NewRegistry("tunnel-client")
 	ready := make(chan struct{}, 1)
-	ccfg := clientConfig(t, identity, key)
-	ccfg.Registry = reg
-	ccfg.OnReady = func() { ready <- struct{}{} }
-	client, err := turnclient.New(ccfg, app.Logger)
+	client, err := turnclient.New(turnclient.Config{
+		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
+		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
+		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
+		AllocationCheck: t.AllocationCheck, Compat: t.Compat, PSKIdentity: identity, PSK: key, Registry: reg,
+		OnReady: func() { ready <- struct{}{} },
+	}, app.Logger)
 	if err != nil {
 		return turnFailure(err)
 	}
@@ -225,17 +228,6 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 		}()
 	}
 	return turnFailure(app.RunDaemon(ctx, serve))
-}
-
-// clientConfig is the engine config of a checked `turn:` section; the
-// control plane's profiles go through it too.
-func clientConfig(t *TurnConfig, identity string, key []byte) turnclient.Config {
-	return turnclient.Config{
-		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
-		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
-		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
-		AllocationCheck: t.AllocationCheck, Compat: t.Compat, PSKIdentity: identity, PSK: key,
-	}
 }
 
 func printReady(app *cli.App, out *cli.Output, addr string, t *TurnConfig) {
