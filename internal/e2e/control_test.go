@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/turn/turnlab"
+	"github.com/warrenhq/warren/internal/turn/turnprovider/vkfake"
 )
 
 // The local control plane end to end: the built `tunnel-client control`
@@ -36,10 +37,10 @@ type controlPlane struct {
 	env       []string
 }
 
-func startControl(t *testing.T) *controlPlane {
+func startControl(t *testing.T, extraEnv ...string) *controlPlane {
 	t.Helper()
 	state := filepath.Join(t.TempDir(), "state")
-	env := cleanEnv(t, "WARREN_TUNNEL_CLIENT_CONTROL_STATE_DIR="+state)
+	env := cleanEnv(t, append([]string{"WARREN_TUNNEL_CLIENT_CONTROL_STATE_DIR=" + state}, extraEnv...)...)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d := start(t, t.TempDir(), env, "tunnel-client", "control", "--listen", addr)
 	m := d.stdout.wait(t, controlListeningRE, 30*time.Second)
@@ -321,4 +322,95 @@ func TestControlPlaneRefusals(t *testing.T) {
 	}
 	r = cp.cli(t, "status", "--token-file", filepath.Join(t.TempDir(), "missing"))
 	r.wantCode(t, 2, "missing token file")
+}
+
+// A vk profile through the fake VK (reached through the warren_testhooks
+// build's WARREN_TEST_VK_BASE_URL) and coturn with use-auth-secret: the
+// captcha surfaces as a challenge in the event stream and as a resource;
+// a person (the test, reading the fake's captcha page) continues it over
+// the API and the session comes up and forwards. No call token, key or
+// VK session secret reaches the diagnostics bundle or the logs.
+func TestControlPlaneVKChallenge(t *testing.T) {
+	needCoturn(t)
+	const restSecret = "control-vk-rest-secret"
+	const joinToken = "controlPlaneJoinToken_7"
+	turnAddr := startCoturn(t, "--use-auth-secret", "--static-auth-secret="+restSecret)
+	f, err := vkfake.New(vkfake.Config{TURNAddr: turnAddr, RESTSecret: restSecret, JoinToken: joinToken, Captchas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	echo := startTURNLab(t, turnlab.Config{})
+	key := newKey(t)
+	_, peer := startTunnelServer(t, cleanEnv(t, "WARREN_TUNNEL_SERVER_PSK="+key), echo.EchoUDP)
+	secrets := t.TempDir()
+	pskFile, linkFile := filepath.Join(secrets, "psk"), filepath.Join(secrets, "link")
+	os.WriteFile(pskFile, []byte(key+"\n"), 0o600)
+	os.WriteFile(linkFile, []byte("https://vk.com/call/join/"+joinToken+"\n"), 0o600)
+
+	cp := startControl(t, "WARREN_TEST_VK_BASE_URL="+f.URL())
+	events := cp.follow(t)
+	code, body := cp.api(t, "POST", "/v1/profiles", map[string]any{"name": "vk", "provider": "vk", "link_file": linkFile,
+		"peer": peer, "listen": "127.0.0.1:0", "psk_file": pskFile})
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	r := cp.cli(t, "start", "vk")
+	r.wantCode(t, 0, "control start vk")
+	if !strings.HasPrefix(r.stdout, "vk state=starting") {
+		t.Errorf("start: %q", r.stdout)
+	}
+	ev := events.wait(t, "challenge", func(ev ctlEvent) bool { return ev.Kind == "challenge" && ev.Profile == "vk" })
+	if ev.Challenge == nil || ev.Challenge.Kind != "captcha" || ev.Challenge.URL == "" {
+		t.Fatalf("challenge event: %+v", ev)
+	}
+	r = cp.cli(t, "status", "vk")
+	if !strings.Contains(r.stdout, "state=starting stage=provider_resolve") || !strings.Contains(r.stdout, "challenges="+ev.Challenge.ID) {
+		t.Errorf("status while challenged: %q", r.stdout)
+	}
+	code, body = cp.api(t, "GET", "/v1/challenges/"+ev.Challenge.ID, nil)
+	var ch struct{ URL string }
+	json.Unmarshal(body, &ch)
+	if code != 200 || ch.URL != ev.Challenge.URL {
+		t.Fatalf("challenge resource: %d %s", code, body)
+	}
+	resp, err := http.Get(ch.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if code, body := cp.api(t, "POST", "/v1/challenges/"+ev.Challenge.ID+"/continue", map[string]string{"key": vkfake.CaptchaAnswerFromPage(string(page))}); code != 204 {
+		t.Fatalf("continue: %d %s", code, body)
+	}
+	events.wait(t, "vk ready", func(ev ctlEvent) bool { return ev.Kind == "session_ready" && ev.Profile == "vk" })
+	r = cp.cli(t, "status", "vk", "-o", "json")
+	var v struct{ State, Local string }
+	decodeJSON(t, r.stdout, &v)
+	if v.State != "ready" {
+		t.Fatalf("after continue: %s", r.stdout)
+	}
+	c, _ := net.Dial("udp4", v.Local)
+	defer c.Close()
+	udpEcho(t, c, []byte("through-vk-and-coturn"))
+	if f.Solved() != 1 || len(f.Rejects()) != 0 {
+		t.Errorf("fake: solved %d, rejects %v", f.Solved(), f.Rejects())
+	}
+
+	_, bundle := cp.api(t, "GET", "/v1/diagnostics", nil)
+	leaks := []string{joinToken, key, restSecret, "vkfake-access-", "vkfake-anonym-", "vkfake-session-", "vkfake-ok-"}
+	for _, secret := range leaks {
+		if bytes.Contains(bundle, []byte(secret)) {
+			t.Errorf("diagnostics hold %q", secret)
+		}
+	}
+	cp.cli(t, "stop", "vk").wantCode(t, 0, "control stop vk")
+	stopDaemon(t, cp.d)
+	cp.d.exitCode(t, 30*time.Second)
+	logs := cp.d.stdout.String() + cp.d.stderr.String()
+	for _, secret := range leaks {
+		if strings.Contains(logs, secret) {
+			t.Errorf("control logs hold %q", secret)
+		}
+	}
 }

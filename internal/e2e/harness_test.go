@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	args := []string{"build", "-race", "-o", dir + "/"}
+	// warren_testhooks compiles in the test-only hooks (the vk provider's
+	// WARREN_TEST_VK_BASE_URL, to reach vkfake); release builds lack them.
+	args := []string{"build", "-race", "-tags", "warren_testhooks", "-o", dir + "/"}
 	if coverDir != "" {
 		// Coverage runs go without the race detector, as `make cover` does
 		// for the unit tests.
@@ -52,7 +54,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		args = []string{"build", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
+		args = []string{"build", "-tags", "warren_testhooks", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
 	}
 	for _, b := range binaries {
 		args = append(args, "github.com/warrenhq/warren/cmd/"+b)
