@@ -115,6 +115,17 @@ func (c *Client) emit(ev Event) {
 	} else if ev.Stage != "" {
 		c.obs.stage = ev.Stage
 	}
+	if ev.Kind == EventRuntimeStop || ev.Kind == EventRuntimeFailure {
+		// The session is over: no worker serves any more.
+		for i := range c.cfg.Connections {
+			w := c.obs.workers[i]
+			if w == nil {
+				w = &WorkerSnapshot{ID: i}
+				c.obs.workers[i] = w
+			}
+			w.State, w.ReadySince = WorkerStopped, time.Time{}
+		}
+	}
 	c.obs.mu.Unlock()
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(ev)

@@ -84,4 +84,9 @@ func TestEventsAndSnapshot(t *testing.T) {
 	if count(EventRuntimeStop, overlay.StageShutdown, -1) != 1 || r.client.Snapshot().Stage != overlay.StageShutdown {
 		t.Errorf("no stop event / stage: %+v", r.client.Snapshot())
 	}
+	for _, w := range r.client.Snapshot().Workers {
+		if w.State != WorkerStopped {
+			t.Errorf("worker after stop: %+v", w)
+		}
+	}
 }

@@ -158,7 +158,8 @@ func TestTwoSessionsThroughTheAPI(t *testing.T) {
 
 	// Stop alpha: beta is untouched; a running profile cannot be deleted.
 	var stopped SessionView
-	if code := h.do("POST", "/v1/sessions/alpha/stop", nil, &stopped); code != 200 || stopped.State != StateStopped || stopped.Stage != overlay.StageShutdown {
+	if code := h.do("POST", "/v1/sessions/alpha/stop", nil, &stopped); code != 200 || stopped.State != StateStopped || stopped.Stage != overlay.StageShutdown ||
+		stopped.Workers[0].State != turnclient.WorkerStopped || stopped.EndedAt.IsZero() {
 		t.Errorf("stop: %d %+v", code, stopped)
 	}
 	events.wait(t, "alpha stopped", func(ev Event) bool { return ev.Profile == "alpha" && ev.Kind == EventSessionStopped })
