@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -354,4 +355,58 @@ func FuzzDecodeProfile(f *testing.F) {
 			t.Fatalf("round trip: %+v → %+v, %v", p, p2, err)
 		}
 	})
+}
+
+// A session that cannot start says where: a taken local address is a 409
+// at start (local_bind); a TURN server refusing the credentials fails the
+// session at turn_allocate, in its state and in a session_failed event,
+// without the password.
+func TestSessionFailures(t *testing.T) {
+	lab := startLab(t)
+	h := startController(t, testPrepare)
+	events := h.follow(0)
+	pskFile := writeSecret(t, t.TempDir(), "psk", base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	const wrongPassword = "definitely-wrong-pw"
+	for _, p := range []Profile{
+		{Name: "taken", Provider: "generic-turn", Link: fmt.Sprintf("generic-turn://%s:%s@%s", turnlab.User, turnlab.Password, lab.TURNUDP),
+			Peer: "127.0.0.1:9", PSKFile: pskFile, Listen: taken.LocalAddr().String()},
+		{Name: "refused", Provider: "generic-turn", Link: fmt.Sprintf("generic-turn://%s:%s@%s", turnlab.User, wrongPassword, lab.TURNUDP),
+			Peer: "127.0.0.1:9", PSKFile: pskFile},
+	} {
+		if code := h.do("POST", "/v1/profiles", p, nil); code != 201 {
+			t.Fatalf("create %s: %d", p.Name, code)
+		}
+	}
+	var e APIError
+	if code := h.do("POST", "/v1/sessions", StartRequest{Profile: "taken"}, &e); code != 409 || !strings.Contains(e.Error, "local_bind") {
+		t.Errorf("taken address: %d %+v", code, e)
+	}
+	if v := h.waitSession("taken", "failed", func(v SessionView) bool { return v.State != "" }); v.State != StateFailed || v.Stage != overlay.StageLocalBind {
+		t.Errorf("taken session: %+v", v)
+	}
+	if code := h.do("POST", "/v1/sessions", StartRequest{Profile: "refused"}, nil); code != 201 {
+		t.Fatalf("start refused: %d", code)
+	}
+	v := h.waitSession("refused", "failed", func(v SessionView) bool { return v.State == StateFailed })
+	if v.Stage != overlay.StageTURNAllocate || v.Error == "" || strings.Contains(v.Error, wrongPassword) {
+		t.Errorf("refused session: %+v", v)
+	}
+	ev := events.wait(t, "session_failed", func(ev Event) bool { return ev.Kind == EventSessionFailed && ev.Profile == "refused" })
+	if ev.Stage != overlay.StageTURNAllocate || ev.Error == "" {
+		t.Errorf("failed event: %+v", ev)
+	}
+	// Failed sessions can be started again (and fail again).
+	if code := h.do("POST", "/v1/sessions", StartRequest{Profile: "refused"}, nil); code != 201 {
+		t.Errorf("restart after failure: %d", code)
+	}
+	h.waitSession("refused", "failed again", func(v SessionView) bool { return v.State == StateFailed })
+	_, bundle := h.raw("GET", "/v1/diagnostics")
+	if bytes.Contains(bundle, []byte(wrongPassword)) {
+		t.Error("diagnostics hold the password")
+	}
 }
