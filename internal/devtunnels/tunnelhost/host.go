@@ -126,18 +126,13 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.RelayURL == "" || cfg.TunnelID == "" {
-		return nil, fmt.Errorf("%w: RelayURL and TunnelID are required", ErrBadConfig)
+	mode, err := tunnelrelay.CheckTarget(cfg.RelayURL, cfg.TunnelID, string(cfg.Mode))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	cfg.Mode = Mode(mode)
 	if cfg.APIKey == "" && cfg.HostToken == "" {
 		return nil, fmt.Errorf("%w: APIKey or HostToken is required", ErrBadConfig)
-	}
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModeAuto
-	case ModeAuto, ModeV1, ModeV2:
-	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrBadConfig, cfg.Mode)
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 30 * time.Second
