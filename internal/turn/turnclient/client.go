@@ -312,7 +312,7 @@ func (c *Client) runWorker(ctx context.Context, w *worker) (readyAt time.Time, e
 	c.install(w, s)
 	c.m.ActiveWorkers.Inc()
 	c.log.Info("worker ready", "event", "worker_ready", "stage", overlay.StageDTLSHandshake, "result", "ready",
-		"worker", w.id, "relay", s.relayAddr)
+		"worker", w.id, "relay", s.relayAddr, "framing", s.framing())
 	c.emit(Event{Kind: EventWorkerReady, Stage: overlay.StageDTLSHandshake, Result: "ready", Worker: w.id, Relay: s.relayAddr})
 	c.markReady(w)
 	defer func() {
@@ -363,7 +363,7 @@ func (c *Client) install(w *worker, s *session) {
 	if c.cfg.Ingress == "udp" {
 		w.cur.Store(s)
 		go c.receiveLoop(w, s)
-		c.router.up(w)
+		c.router.up(w, s.framed)
 		return
 	}
 	c.poolMu.Lock()
@@ -426,12 +426,21 @@ type session struct {
 	relayAddr string
 	dtls      *dtls.Conn
 	mux       *smux.Session
+	framed    bool // negotiated overlay.ALPNFramedUDP: records carry peer ids
 
 	dead      chan struct{}
 	deadOnce  sync.Once
 	errMu     sync.Mutex
 	failure   error
 	closeOnce sync.Once
+}
+
+// framing names the udp overlay framing of s for logs.
+func (s *session) framing() string {
+	if s.framed {
+		return "peer-id"
+	}
+	return "raw"
 }
 
 func (s *session) fail(err error) {
@@ -519,9 +528,13 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 	cancel()
 	<-c.hs
 	if err != nil {
+		err = turndial.ExplainHandshake(err, c.cfg.profile())
 		return nil, overlay.Errorf(overlay.StageDTLSHandshake, "handshake with %s via relay %s: %w", c.cfg.Peer, s.relayAddr, err)
 	}
 	s.dtls = dc
+	if st, ok := dc.ConnectionState(); ok {
+		s.framed = st.NegotiatedProtocol == overlay.ALPNFramedUDP
+	}
 	if c.cfg.Ingress == "tcp" {
 		k, err := overlay.DialKCP(dc)
 		if err != nil {

@@ -150,7 +150,12 @@ const RestartJitter = 0.2
 
 // profile is the DTLS client profile.
 func (c *Config) profile() turndial.ClientProfile {
-	return turndial.ClientProfile{Compat: c.Compat, Identity: c.PSKIdentity, Key: c.PSK}
+	p := turndial.ClientProfile{Compat: c.Compat, Identity: c.PSKIdentity, Key: c.PSK}
+	if c.Ingress == "udp" {
+		// Between warren peers one worker carries many local peers.
+		p.Protocols = []string{overlay.ALPNFramedUDP}
+	}
+	return p
 }
 
 // turnConfig is the TURN leg to res's server.
