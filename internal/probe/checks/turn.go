@@ -146,7 +146,9 @@ func allocate(ctx context.Context, cr *turnprovider.Resolution, transport string
 
 // failResolve maps a provider error onto the check's result.
 func failResolve(res probe.Result, err error) probe.Result {
-	if errors.Is(err, turnprovider.ErrNotImplemented) {
+	var se *turnprovider.StageError
+	if errors.Is(err, turnprovider.ErrNotImplemented) || errors.Is(err, turnprovider.ErrChallengeRequired) ||
+		errors.As(err, &se) && se.Code == turnprovider.CodeRequestFailed {
 		res.Status = probe.Unknown
 	}
 	return res.Fail(overlay.StageProviderResolve, err)

@@ -29,8 +29,8 @@ const (
 )
 
 var (
-	// ErrNotImplemented: the provider exists but cannot resolve here.
-	// tunnel-client and probe exit 3 on it.
+	// ErrNotImplemented: the provider exists but cannot resolve here (no
+	// registered provider returns it today). tunnel-client and probe exit 3 on it.
 	ErrNotImplemented = errors.New("not available offline")
 	// ErrNotRegistered: no provider has that name.
 	ErrNotRegistered = errors.New("is not registered")

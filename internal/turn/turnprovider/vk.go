@@ -261,7 +261,7 @@ func (r *vkRun) anonymousToken(ctx context.Context, solver ChallengeSolver, join
 		code, _ := e["error_code"].(float64)
 		msg, _ := e["error_msg"].(string)
 		if code != 14 {
-			return "", r.fail(VKStageToken, CodeAPIError, fmt.Errorf("VK API error %v: %s", code, redact.String(msg)))
+			return "", r.fail(VKStageToken, CodeAPIError, fmt.Errorf("VK API error %v: %s", code, msg))
 		}
 		ch := Challenge{ID: randomID(), Provider: "vk", Stage: VKStageToken, Kind: "captcha"}
 		ch.URL, _ = e["redirect_uri"].(string)
@@ -285,6 +285,10 @@ func (r *vkRun) anonymousToken(ctx context.Context, solver ChallengeSolver, join
 			serr = fmt.Errorf("empty answer: %w", ErrChallengeCanceled)
 		}
 		if serr != nil {
+			if !errors.Is(serr, ErrChallengeCanceled) {
+				// The wait ended (ctx) or the solver failed: canceled all the same.
+				serr = fmt.Errorf("%w: %w", ErrChallengeCanceled, serr)
+			}
 			return "", r.fail(VKStageToken, CodeCaptchaCanceled, fmt.Errorf("captcha %s: %w", ch.ID, serr))
 		}
 		key := strings.TrimSpace(ans.Key)
@@ -400,6 +404,10 @@ func (r *vkRun) ok(extracted ...string) { r.outcome(StageOutcome{Kind: "ok", Ext
 // fail records the failure and returns it as a *ResolveError wrapping a
 // *StageError. Messages are redacted: they may quote the service.
 func (r *vkRun) fail(stage, code string, err error) error {
+	if code == CodeAPIError {
+		// The service's own words: hide anything of this run's secrets it echoes.
+		err = errors.New(r.secrets.Redact(redact.String(err.Error())))
+	}
 	err = &StageError{Provider: "vk", Stage: stage, Code: code, Err: err}
 	if n := len(r.art.Stages); n > 0 && r.art.Stages[n-1].Name == stage {
 		r.art.Stages[n-1].Outcome = StageOutcome{Kind: "error", ErrorCode: code}
@@ -471,9 +479,10 @@ func vkTURN(p map[string]any, now time.Time) (*Resolution, string, error) {
 	res := &Resolution{Provider: "vk", Method: MethodVKStagedHTTP, Address: addr, Username: user, Password: pw, ResolvedAt: now}
 	if head, _, ok := strings.Cut(user, ":"); ok {
 		if exp, err := strconv.ParseInt(head, 10, 64); err == nil && exp > 0 {
-			left := time.Unix(exp, 0).Sub(now)
+			// Whole seconds: the expiry has no finer grain.
+			left := time.Unix(exp, 0).Sub(now).Truncate(time.Second)
 			if left <= 0 {
-				return nil, CodeExpired, fmt.Errorf("turn_server.username expired %s ago", (-left).Round(time.Second))
+				return nil, CodeExpired, fmt.Errorf("turn_server.username expired %s ago", -left)
 			}
 			res.TTL = left
 		}
@@ -533,7 +542,7 @@ func okAPIError(p map[string]any) error {
 		return nil
 	}
 	msg, _ := p["error_msg"].(string)
-	return fmt.Errorf("OK API error %v: %s", code, redact.String(msg))
+	return fmt.Errorf("OK API error %v: %s", code, msg)
 }
 
 func scalarString(v any) string {

@@ -70,6 +70,14 @@ func (s *pageSolver) Solve(ctx context.Context, c Challenge) (ChallengeAnswer, e
 	return ChallengeAnswer{Key: vkfake.CaptchaAnswerFromPage(string(page))}, nil
 }
 
+// blockingSolver waits for the caller to give up.
+type blockingSolver struct{}
+
+func (blockingSolver) Solve(ctx context.Context, _ Challenge) (ChallengeAnswer, error) {
+	<-ctx.Done()
+	return ChallengeAnswer{}, ctx.Err()
+}
+
 func artifactJSON(t *testing.T, err error, res *Resolution) string {
 	t.Helper()
 	var a *Artifact
@@ -209,6 +217,14 @@ func TestVKCaptcha(t *testing.T) {
 	_, err = Resolve(ctx, "vk", Request{Link: testLink, Solver: &pageSolver{cancel: true}})
 	if !errors.Is(err, ErrChallengeCanceled) || !errors.As(err, &se) || se.Code != CodeCaptchaCanceled {
 		t.Fatalf("canceled: %v", err)
+	}
+
+	// Nobody answers before the caller gives up.
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = Resolve(tctx, "vk", Request{Link: testLink, Solver: blockingSolver{}})
+	if !errors.Is(err, ErrChallengeCanceled) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) || se.Code != CodeCaptchaCanceled {
+		t.Fatalf("timed out: %v", err)
 	}
 
 	// A person who mistypes once, then answers.
