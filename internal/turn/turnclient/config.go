@@ -84,6 +84,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// OnReady is called once when all workers are first ready.
 	OnReady func()
+	// OnEvent, when set, is called with each step of the session (see
+	// Event), synchronously: it must not block.
+	OnEvent func(Event)
 }
 
 func (c *Config) setDefaults() {
