@@ -46,13 +46,24 @@ func (a *API) putEndpoint(c *call, ref, id string) error {
 		// Endpoint ids are "<hostId>-relay" (docs/protocols/devtunnels.md §2.1).
 		hostID = strings.TrimSuffix(id, "-relay")
 	}
+	// The node that holds the host's relay session records itself when the
+	// session is up (a clustered relay's hook); a re-registration reaching
+	// another node through a load balancer keeps that record.
+	node := a.node
+	if eps, err := a.store.ListEndpoints(c.r.Context(), t.ID); err == nil {
+		for _, old := range eps {
+			if old.ID == id && old.Node != "" {
+				node = old.Node
+			}
+		}
+	}
 	se := &store.Endpoint{
 		TunnelID:       t.ID,
 		ID:             id,
 		HostID:         hostID,
 		ConnectionMode: mode,
 		HostPublicKeys: e.hostPublicKeys,
-		Node:           a.node,
+		Node:           node,
 		Updated:        a.now(),
 	}
 	if err := a.store.PutEndpoint(c.r.Context(), se); err != nil {
