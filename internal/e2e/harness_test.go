@@ -188,10 +188,14 @@ func (l *lines) String() string {
 	return strings.Join(l.all, "\n")
 }
 
-// start runs a binary in the background; the test's cleanup kills it.
+// start runs a binary in the background (one of warren's, or a tool by
+// its absolute path); the test's cleanup kills it.
 func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(binDir, bin)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	// Our own pipes, not StdoutPipe: Wait closes those as soon as the
 	// process exits, which can drop its last lines (the error a test

@@ -52,7 +52,7 @@ func (a *API) putEndpoint(c *call, ref, id string) error {
 	node := a.node
 	if eps, err := a.store.ListEndpoints(c.r.Context(), t.ID); err == nil {
 		for _, old := range eps {
-			if old.ID == id && old.Node != "" {
+			if old.ID == id && old.Node != "" && old.Node != node && a.nodeAlive(c, old.Node) {
 				node = old.Node
 			}
 		}
@@ -116,4 +116,19 @@ func (a *API) endpointJSON(e *store.Endpoint) tunnelproto.TunnelEndpoint {
 		HostRelayURI:   a.HostRelayURI(e.TunnelID),
 		ClientRelayURI: a.ClientRelayURI(e.TunnelID),
 	}
+}
+
+// nodeAlive reports whether the relay node id is registered with a lease
+// that has not ended.
+func (a *API) nodeAlive(c *call, id string) bool {
+	nodes, err := a.store.ListNodes(c.r.Context())
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.ID == id {
+			return n.Expires.After(a.now())
+		}
+	}
+	return false
 }
