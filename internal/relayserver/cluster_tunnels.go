@@ -116,7 +116,7 @@ func (s *Server) dialRemote(ctx context.Context, n *store.Node, tunnelID string,
 		u.RawQuery = url.Values{"from": {from.String()}}.Encode()
 	}
 	s.cm.hops.WithLabelValues("tunnel_port").Inc()
-	conn, resp, err := wsconn.Dial(ctx, u.String(), &websocket.DialOptions{
+	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
 		HTTPClient: s.hopClient,
 		HTTPHeader: http.Header{HopHeader: {string(s.cfg.ClusterSecret)}},
 	})
@@ -127,7 +127,12 @@ func (s *Server) dialRemote(ctx context.Context, n *store.Node, tunnelID string,
 		}
 		return nil, fmt.Errorf("%w: node %q: %w", ErrNodeUnreachable, n.ID, err)
 	}
-	return conn, nil
+	remote, _ := net.ResolveTCPAddr("tcp", u.Host)
+	if remote == nil {
+		remote = &net.TCPAddr{}
+	}
+	// Ended by Close (pipe.Join, web forwarding), or with the server.
+	return newHopConn(s.bgCtx, ws, &net.TCPAddr{}, remote), nil
 }
 
 // serveDial is /internal/cluster/dial/{tunnelId}/{port} on the owner: a
@@ -166,7 +171,13 @@ func (s *Server) serveDial(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	local, remote := wsconn.RequestAddrs(r)
-	c := wsconn.New(ctx, ws, &wsconn.Options{LocalAddr: local, RemoteAddr: remote})
+	if local == nil {
+		local = &net.TCPAddr{}
+	}
+	if remote == nil {
+		remote = &net.TCPAddr{}
+	}
+	c := newHopConn(ctx, ws, local, remote)
 	defer c.Close()
 	_, _ = pipe.Join(ctx, c, hc, nil)
 }
