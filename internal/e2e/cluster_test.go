@@ -38,6 +38,7 @@ type clusterLab struct {
 	env      []string // relay-server environment shared by the nodes
 	admin    []string // admin CLI environment
 	lbURL    string
+	haproxy  string
 	nodes    []*labNode
 	echoPort int // a TCP echo app every node exposes raw (tunnel "c1")
 }
@@ -77,10 +78,18 @@ func startClusterLab(t *testing.T) *clusterLab {
 		fmt.Fprintf(&servers, "    server %s 127.0.0.1:%d check\n", id, port)
 		l.startNode(t, n)
 	}
-	// The load balancer: WebSockets pass through (timeout tunnel), a dead
-	// node leaves rotation after two failed /readyz checks, and a
-	// connection refused by one is tried on another.
-	cfg := filepath.Join(l.dir, "haproxy.cfg")
+	l.haproxy = haproxy
+	l.startLB(t, haproxy, lbPort, "relay", servers.String())
+	return l
+}
+
+// startLB runs HAProxy on port in front of servers (its "server" lines).
+// WebSockets pass through (timeout tunnel), a dead node leaves rotation
+// after two failed /readyz checks, and a connection refused by one is
+// tried on another.
+func (l *clusterLab) startLB(t *testing.T, haproxy string, port int, name, servers string) string {
+	t.Helper()
+	cfg := filepath.Join(l.dir, name+".cfg")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
     maxconn 2000
 defaults
@@ -100,24 +109,23 @@ backend relays
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 500ms fall 2 rise 1
-%s`, lbPort, servers.String())), 0o600)
-	lb := start(t, l.dir, cleanEnv(t), haproxy, "-f", cfg, "-db")
-	_ = lb
+%s`, port, servers)), 0o600)
+	start(t, l.dir, cleanEnv(t), haproxy, "-f", cfg, "-db")
+	u := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(l.lbURL + "/readyz")
+		resp, err := http.Get(u + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return u
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not serving at %s: %v", l.lbURL, err)
+			t.Fatalf("haproxy not serving at %s: %v", u, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return l
 }
 
 func (l *clusterLab) startNode(t *testing.T, n *labNode) {
@@ -286,9 +294,22 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	r = run(t, dir, l.admin, "relay-server", "wings", "token", "--server", l.lbURL, "--kind", "wing", "--user", "alice")
 	r.wantCode(t, 0, "wing token")
 	wingEnv := cleanEnv(t, "WARREN_WING_SERVE_TOKEN="+strings.TrimSpace(r.stdout), "SHELL=/bin/sh")
-	wing := start(t, dir, wingEnv, "wing", "serve", "--relay", ownerNode.url, "--wing-id", "cbox",
+	// The wing goes through a load balancer too, so that it comes back
+	// through it: one that prefers the host's node and falls back to the
+	// others (HAProxy backup servers) once it is dead.
+	var pinned strings.Builder
+	for _, n := range l.nodes {
+		backup := " backup"
+		if n.id == owner {
+			backup = ""
+		}
+		fmt.Fprintf(&pinned, "    server %s %s check%s\n", n.id, strings.TrimPrefix(n.url, "http://"), backup)
+	}
+	wingLB := l.startLB(t, l.haproxy, freePort(t), "wing-lb", pinned.String())
+	wing := start(t, dir, wingEnv, "wing", "serve", "--relay", wingLB, "--wing-id", "cbox",
 		"--identity-key", filepath.Join(t.TempDir(), "id.key"))
 	wing.stderr.wait(t, registeredRE, 30*time.Second)
+	waitUntil(t, 15*time.Second, "the wing on the host's node", func() bool { return l.holder(t, l.lbURL, true) == owner })
 	r = run(t, dir, l.admin, "relay-server", "wings", "token", "--server", l.lbURL, "--kind", "user", "--user", "alice")
 	r.wantCode(t, 0, "user token")
 	userEnv := userEnvOf(t, strings.TrimSpace(r.stdout))
