@@ -5,20 +5,25 @@
 # `make demo-cluster`. Needs the PostgreSQL server binaries (initdb, pg_ctl;
 # Debian: apt-get install postgresql), haproxy, curl and python3.
 #
-# Ports (override by env): PG_PORT 55432, LB_PORT 18080, node ports
-# NODE_PORT_BASE+1..3 (18081-18083).
+# Ports: free loopback ports picked at start (override by env: PG_PORT,
+# LB_PORT, NODE_PORTS="a b c", APP_PORT, LOCAL_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
-PG_PORT=${PG_PORT:-55432}
-LB_PORT=${LB_PORT:-18080}
-NODE_PORT_BASE=${NODE_PORT_BASE:-18080}
 
 for tool in haproxy curl python3; do
   command -v "$tool" >/dev/null || { echo "cluster-demo: $tool is required (apt-get install $tool)" >&2; exit 2; }
 done
-pgbin=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
-[ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] || { echo "cluster-demo: initdb and pg_ctl are required (apt-get install postgresql)" >&2; exit 2; }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$pgbin" ] || pgbin=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")
+[ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] && [ -x "$pgbin/createdb" ] || { echo "cluster-demo: initdb and pg_ctl are required (apt-get install postgresql)" >&2; exit 2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PG_PORT=${PG_PORT:-$(free_port)}
+LB_PORT=${LB_PORT:-$(free_port)}
+read -r -a node_ports <<<"${NODE_PORTS:-$(free_port) $(free_port) $(free_port)}"
+APP_PORT=${APP_PORT:-$(free_port)}
+LOCAL_PORT=${LOCAL_PORT:-$(free_port)}
 
 work=$(mktemp -d -t warren-cluster-XXXXXX)
 chmod 755 "$work"
@@ -76,8 +81,8 @@ step "three relay-server nodes sharing the database (public_url $lb, the load ba
 nodes=()
 i=0
 for id in node-a node-b node-c; do
+  port=${node_ports[$i]}
   i=$((i + 1))
-  port=$((NODE_PORT_BASE + i))
   url=http://127.0.0.1:$port
   nodes+=("$id=$url")
   WARREN_RELAY_SERVER_STORE_DSN_FILE=$work/dsn \
@@ -125,7 +130,7 @@ wait_ready "$lb"
 
 step "a tunnel: tunnel-host through the load balancer, tunnel-client on another node"
 mkdir "$work/www" && head -c $((16 << 20)) /dev/urandom >"$work/www/blob.bin"
-app_port=$((NODE_PORT_BASE + 10))
+app_port=$APP_PORT
 (cd "$work/www" && exec python3 -m http.server --bind 127.0.0.1 "$app_port" >"$work/app.log" 2>&1) &
 pids+=($!)
 "$BIN/relay-server" keys create --server "$lb" --name demo --scope tunnels -o json >"$work/key.json"
@@ -143,7 +148,7 @@ sleep 0.5
 owner=$("$BIN/relay-server" cluster status --server "$lb" -o json | python3 -c 'import json,sys; print(next(n["id"] for n in json.load(sys.stdin)["nodes"] if n["holds"]["endpoints"]))')
 other=node-a; [ "$owner" = node-a ] && other=node-b
 echo "the host is on $owner; the client goes to $other"
-local_port=$((NODE_PORT_BASE + 11))
+local_port=$LOCAL_PORT
 WARREN_TUNNEL_CLIENT_API_KEY_FILE=$work/api.key \
   "$BIN/tunnel-client" connect demo --relay "$(node_url "$other")" -o json --port-map "$app_port:$local_port" >"$work/client.out" 2>"$work/client.log" &
 pids+=($!)
