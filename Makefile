@@ -17,7 +17,7 @@ GORELEASER_VERSION := v2.16.0
 STATICCHECK := $(TOOLS)/staticcheck
 GORELEASER := $(TOOLS)/goreleaser
 
-.PHONY: all build test lint bench demo cover snapshot release-check clean help
+.PHONY: all build test lint bench demo demo-cluster cover snapshot release-check clean help
 
 all: build
 
@@ -44,6 +44,9 @@ bench: build ## benchmarks, each reported against the direct path in the same ru
 
 demo: build ## run the demo of the whole toolkit on loopback
 	./scripts/demo.sh
+
+demo-cluster: build ## three relay nodes on PostgreSQL behind HAProxy, on loopback (needs postgresql, haproxy)
+	./scripts/cluster-demo.sh
 
 # cover: the unit tests' profile plus the e2e runs' counters (binaries built
 # with -cover write to GOCOVERDIR, see internal/e2e), merged into one profile

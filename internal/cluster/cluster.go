@@ -41,6 +41,12 @@ type Config struct {
 	Now func() time.Time
 	// Registerer receives the warren_cluster_* metrics. Optional.
 	Registerer prometheus.Registerer
+	// LeaseLost, if set, is called when the node finds its lease gone
+	// (reaped while cut off from the store, or its ID taken), after the
+	// attempt to register again: the records it held were released, so
+	// the connections behind them should be dropped to reconnect and
+	// record themselves anew. Optional.
+	LeaseLost func()
 }
 
 // Member is this node's membership. Register it, then Run it.
@@ -190,6 +196,12 @@ func (m *Member) renew(ctx context.Context) {
 		if err := m.Register(ctx); err != nil {
 			m.m.failures.Inc()
 			m.log.Warn("node registration failed; not ready", "err", err)
+		}
+		// After registering again, which released whatever was still
+		// recorded under this node: what reconnects now records itself
+		// afresh and stays recorded.
+		if m.cfg.LeaseLost != nil {
+			m.cfg.LeaseLost()
 		}
 	case err != nil:
 		m.m.failures.Inc()

@@ -190,7 +190,8 @@ func (l *lines) String() string {
 	return strings.Join(l.all, "\n")
 }
 
-// start runs a binary in the background; the test's cleanup kills it.
+// start runs a binary in the background (one of warren's, or a tool by
+// its absolute path); the test's cleanup kills it.
 func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
 	return startIn(t, dir, env, nil, bin, args...)
@@ -199,7 +200,10 @@ func start(t *testing.T, dir string, env []string, bin string, args ...string) *
 // startIn is start with stdin (nil: none) given to the binary.
 func startIn(t *testing.T, dir string, env []string, stdin *os.File, bin string, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(binDir, bin)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	if stdin != nil {
 		cmd.Stdin = stdin

@@ -88,7 +88,7 @@ func (s *Server) forwardExposed(ctx context.Context, e Exposure, c net.Conn) err
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		from = a.AddrPort()
 	}
-	hc, err := s.hosts.DialPort(ctx, t.ID, e.Port, from)
+	hc, err := s.dialPort(ctx, t.ID, e.Port, from)
 	if err != nil {
 		return err
 	}

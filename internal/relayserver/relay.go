@@ -59,6 +59,11 @@ type Config struct {
 	// NodePublicURL is where clients reach this node directly, recorded in
 	// the node registry. Default PublicURL.
 	NodePublicURL string
+	// ClusterSecret authenticates the node-to-node hop: with it, requests
+	// for a tunnel host, wing or ticket another node holds are carried
+	// there (each node must share it; see cluster_hop.go). Default none:
+	// every request is served from what this node holds.
+	ClusterSecret []byte
 	// Lease is how long this node counts as alive after renewing its
 	// registration; a node silent for longer is dead and what it owned is
 	// released. Default cluster.DefaultLease (15s).
@@ -94,7 +99,9 @@ type Server struct {
 	wings   *winghub.Hub      // wing hub
 	wingTok *wingtoken.Issuer // wing and user tokens
 	member  *cluster.Member   // this node in the store's registry
+	wingMux *http.ServeMux    // the wing hub's routes, behind the cluster routing
 	ready   atomic.Bool
+	clusterState
 }
 
 // ErrNoAdminKey is returned by New when Config.AdminKey is empty.
@@ -129,13 +136,17 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.Node == "" {
 		cfg.Node = cluster.DefaultNodeID
 	}
-	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
 	if cfg.NodePublicURL == "" {
 		cfg.NodePublicURL = cfg.PublicURL
 	}
+	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+	if err := s.initCluster(); err != nil {
+		return nil, fmt.Errorf("cluster metrics: %w", err)
+	}
 	var err error
 	s.member, err = cluster.New(cluster.Config{Store: cfg.Store, NodeID: cfg.Node, InternalURL: cfg.InternalURL,
-		PublicURL: cfg.NodePublicURL, Lease: cfg.Lease, Now: cfg.Now, Registerer: cfg.Registry}, logger.With("service", "cluster"))
+		PublicURL: cfg.NodePublicURL, Lease: cfg.Lease, Now: cfg.Now, Registerer: cfg.Registry,
+		LeaseLost: s.leaseLost}, logger.With("service", "cluster"))
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +164,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.authn.Keys = cfg.Store
 	s.authn.Tokens = s.tokens
 	s.adminRoutes()
-	s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
+	s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry,
+		HostConnected: s.hostUp},
 		logger.With("service", "tunnel-relay"))
 	if err != nil {
 		return nil, fmt.Errorf("tunnel relay: %w", err)
@@ -162,7 +174,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.hosts.ServeHost(w, r, r.PathValue("tunnelId"))
 	})
 	s.mux.HandleFunc("GET /relay/client/{tunnelId}", func(w http.ResponseWriter, r *http.Request) {
-		s.hosts.ServeClient(w, r, r.PathValue("tunnelId"))
+		s.serveClient(w, r, r.PathValue("tunnelId"))
 	})
 	api, err := tunnelapi.New(tunnelapi.Config{
 		Store:     cfg.Store,
@@ -172,8 +184,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		TokenTTL:  cfg.TokenTTL,
 		Node:      cfg.Node,
 		Now:       cfg.Now,
-		// endpoints[] lists a host only while its session is live here.
-		HostConnected: s.hosts.HostConnected,
+		// endpoints[] lists a host only while its session is live, here
+		// or at the live node its endpoint names.
+		HostConnected: s.hostConnected,
 		PortURIs:      s.portURIs,
 		PortURIFormat: s.portURIFormat,
 	}, logger.With("service", "tunnels"))
@@ -185,7 +198,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.mux.Handle("/clusters/", api)
 	s.web, err = webforward.New(webforward.Config{
 		Domain: cfg.WebDomain,
-		Dial:   s.hosts.DialPort,
+		Dial:   s.dialPort,
 		Store:  cfg.Store,
 		Tokens: s.tokens,
 		Secure: strings.HasPrefix(cfg.PublicURL, "https:"),
@@ -208,15 +221,17 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if !cfg.TicketsDisabled {
 		tc := cfg.Tickets
 		tc.Authorize = s.authorizeTickets
+		tc.Minted, tc.Ended = s.ticketMinted, s.ticketEnded
 		t, err := ticket.New(tc, logger.With("service", "tickets"), cfg.Registry)
 		if err != nil {
 			return nil, fmt.Errorf("ticket relay: %w", err)
 		}
 		s.tickets = t
 		s.mux.Handle("/v1/tickets", t)
-		s.mux.Handle("/v1/relay/", t)
+		s.mux.HandleFunc("/v1/relay/", s.serveTicket)
 	}
-	s.handler = s.web.Wrap(s.mux)
+	s.routeInternal()
+	s.handler = s.hopGate(s.web.Wrap(s.mux))
 	return s, nil
 }
 
@@ -244,9 +259,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	memberCtx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
 	memberDone := make(chan struct{})
 	go func() { s.member.Run(memberCtx); close(memberDone) }()
+	clusterDone := make(chan struct{})
+	go func() { s.runCluster(memberCtx); close(clusterDone) }()
 	// Deregistered last, once connections are closed: what this node held
 	// is released at once instead of after the lease.
-	defer func() { stopMember(); <-memberDone }()
+	defer func() { stopMember(); <-memberDone; <-clusterDone }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	exposed := s.serveExposures(ctx)
@@ -287,6 +304,7 @@ func (s *Server) closeServices() {
 	s.wings.Close()
 	// Hijacked WebSockets are not drained by http.Server.Shutdown.
 	s.hosts.Close()
+	s.closeCluster()
 }
 
 // Close releases the services of a Server that was never served.

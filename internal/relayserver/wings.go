@@ -36,6 +36,7 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 	if hc.Registerer == nil {
 		hc.Registerer = s.cfg.Registry
 	}
+	hc.WingUp, hc.WingDown = s.wingUp, s.wingDown
 	if hc.Owners == nil {
 		// Wing id ownership survives relay restarts.
 		hc.Owners = storeOwners{st: s.cfg.Store, now: s.cfg.Now}
@@ -45,7 +46,13 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 		return err
 	}
 	s.wings = hub
-	hub.Register(s.mux)
+	s.wingMux = http.NewServeMux()
+	hub.Register(s.wingMux)
+	s.mux.Handle("GET /ws/wing", s.wingMux)
+	s.mux.Handle("GET /health", s.wingMux)
+	s.mux.HandleFunc("GET /ws/pty", s.serveWingUser)
+	s.mux.HandleFunc("GET /ws/relay", s.serveWingUser)
+	s.mux.HandleFunc("GET /api/app/wings", s.listWings)
 	s.mux.HandleFunc("POST /api/v1/wings/tokens", s.mintWingToken)
 	// The browser terminal; the user token stays out of URLs (#token=).
 	s.mux.Handle("GET /app/", webterm.Handler("/app/"))

@@ -1,6 +1,7 @@
 package ticket
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,6 +53,17 @@ type Config struct {
 	// Required: New fails without it, because an open mint endpoint is never
 	// what a deployment wants.
 	Authorize func(r *http.Request, workspace string) error
+
+	// Minted, if set, is called with each new ticket's id before Mint
+	// answers; an error fails the mint with 503. A clustered relay records
+	// there which node holds the ticket, so that either side reaching
+	// another node is carried here. Optional.
+	Minted func(ctx context.Context, id string) error
+	// Ended, if set, is called once with the id of each ticket Minted saw
+	// when it ends (transfer done, failed, expired, relay closed), with
+	// the relay's lock held: it must not block or call into the relay.
+	// Optional.
+	Ended func(id string)
 
 	// Now returns the current time; tests replace it to move ticket expiry.
 	// Default time.Now. Idle timeouts and waits use the real clock.

@@ -50,6 +50,9 @@ var (
 
 	// Both.
 	ErrShuttingDown = &Error{Status: http.StatusServiceUnavailable, Msg: "relay shutting down"}
+	// ErrUnavailable: a clustered relay cannot record the ticket's node
+	// (Config.Minted failed), so no other node could find it.
+	ErrUnavailable = &Error{Status: http.StatusServiceUnavailable, Msg: "the relay cannot record tickets right now; retry later"}
 )
 
 // ErrHTTP10Streamed answers an HTTP/1.0 GET paired with an upload that has no

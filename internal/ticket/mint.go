@@ -137,6 +137,12 @@ func (r *Relay) Mint(ctx context.Context, req MintRequest) (MintResponse, error)
 		return MintResponse{}, err
 	}
 	id := newTicketID()
+	if r.cfg.Minted != nil {
+		if err := r.cfg.Minted(ctx, id); err != nil {
+			r.log.Error("cannot record the new ticket's node; mint refused", "workspace", req.WorkspaceID, "err", err)
+			return MintResponse{}, ErrUnavailable
+		}
+	}
 	now := r.cfg.Now()
 	t := &ticket{
 		id:        id,
@@ -152,6 +158,9 @@ func (r *Relay) Mint(ctx context.Context, req MintRequest) (MintResponse, error)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
+		if r.cfg.Minted != nil && r.cfg.Ended != nil {
+			r.cfg.Ended(id)
+		}
 		return MintResponse{}, ErrShuttingDown
 	}
 	var swept []ended
@@ -168,6 +177,9 @@ func (r *Relay) Mint(ctx context.Context, req MintRequest) (MintResponse, error)
 	}
 	r.mu.Unlock()
 	r.report(swept)
+	if r.cfg.Minted != nil && r.cfg.Ended != nil && full {
+		r.cfg.Ended(id)
+	}
 
 	if full {
 		return MintResponse{}, &Error{

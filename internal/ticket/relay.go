@@ -200,6 +200,9 @@ func (r *Relay) endLocked(t *ticket, outcome string, waitErr *Error) {
 	}
 	t.ended = true
 	delete(r.tickets, t.id)
+	if r.cfg.Ended != nil {
+		r.cfg.Ended(t.id)
+	}
 	if n := r.perWS[t.workspace] - 1; n > 0 {
 		r.perWS[t.workspace] = n
 	} else {

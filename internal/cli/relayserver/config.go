@@ -53,6 +53,7 @@ type Config struct {
 		InternalURL string        `yaml:"internal_url" usage:"URL other relay nodes reach this node at; empty on a single node"`
 		PublicURL   string        `yaml:"public_url" usage:"URL clients reach this node at directly (not through the load balancer); empty: public_url"`
 		Lease       time.Duration `yaml:"lease" usage:"a node that has not renewed its registration for this long is dead, and what it held is released"`
+		Secret      string        `yaml:"secret" secret:"true" usage:"shared by every node of a cluster (at least 16 characters): authenticates the node-to-node hop that carries a client, wing user or ticket side to the node holding its host, wing or ticket; empty: no hop, each node serves only what it holds. Prefer cluster.secret_file"`
 	} `yaml:"cluster"`
 
 	Wings struct {
@@ -107,6 +108,10 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return cli.FieldErrorf(key, "expected an http:// or https:// URL, got %q", v)
 		}
+	}
+	if sec := c.Cluster.Secret; sec != "" && len(strings.TrimSpace(sec)) < 16 {
+		// The value is a secret: the error does not repeat it.
+		return cli.FieldErrorf("cluster.secret", "must be at least 16 characters (generate one with: openssl rand -hex 32)")
 	}
 	if c.Cluster.Lease < time.Second || c.Cluster.Lease > 10*time.Minute {
 		return cli.FieldErrorf("cluster.lease", "must be between 1s and 10m, got %s", c.Cluster.Lease)

@@ -135,6 +135,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		InternalURL:     strings.TrimRight(cfg.Cluster.InternalURL, "/"),
 		NodePublicURL:   nodeURL,
 		Lease:           cfg.Cluster.Lease,
+		ClusterSecret:   []byte(strings.TrimSpace(cfg.Cluster.Secret)),
 		WebDomain:       cfg.Tunnels.WebDomain,
 		Expose:          exposures,
 		PublicURL:       publicURL,

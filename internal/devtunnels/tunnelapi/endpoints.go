@@ -46,13 +46,24 @@ func (a *API) putEndpoint(c *call, ref, id string) error {
 		// Endpoint ids are "<hostId>-relay" (docs/protocols/devtunnels.md §2.1).
 		hostID = strings.TrimSuffix(id, "-relay")
 	}
+	// The node that holds the host's relay session records itself when the
+	// session is up (a clustered relay's hook); a re-registration reaching
+	// another node through a load balancer keeps that record.
+	node := a.node
+	if eps, err := a.store.ListEndpoints(c.r.Context(), t.ID); err == nil {
+		for _, old := range eps {
+			if old.ID == id && old.Node != "" && old.Node != node && a.nodeAlive(c, old.Node) {
+				node = old.Node
+			}
+		}
+	}
 	se := &store.Endpoint{
 		TunnelID:       t.ID,
 		ID:             id,
 		HostID:         hostID,
 		ConnectionMode: mode,
 		HostPublicKeys: e.hostPublicKeys,
-		Node:           a.node,
+		Node:           node,
 		Updated:        a.now(),
 	}
 	if err := a.store.PutEndpoint(c.r.Context(), se); err != nil {
@@ -105,4 +116,19 @@ func (a *API) endpointJSON(e *store.Endpoint) tunnelproto.TunnelEndpoint {
 		HostRelayURI:   a.HostRelayURI(e.TunnelID),
 		ClientRelayURI: a.ClientRelayURI(e.TunnelID),
 	}
+}
+
+// nodeAlive reports whether the relay node id is registered with a lease
+// that has not ended.
+func (a *API) nodeAlive(c *call, id string) bool {
+	nodes, err := a.store.ListNodes(c.r.Context())
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.ID == id {
+			return n.Expires.After(a.now())
+		}
+	}
+	return false
 }

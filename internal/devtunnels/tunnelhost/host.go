@@ -404,8 +404,8 @@ func (h *Host) shutdown() {
 }
 
 // setup runs the management part of the lifecycle: read the tunnel, create
-// the configured ports (once), register the endpoint if its signature
-// changed. It returns the host relay URI.
+// the configured ports (once), register the endpoint. It returns the host
+// relay URI.
 func (h *Host) setup(ctx context.Context) (string, error) {
 	h.mu.Lock()
 	first := !h.setupDone
@@ -432,17 +432,10 @@ func (h *Host) setup(ctx context.Context) (string, error) {
 		}
 	}
 	sig := fmt.Sprintf("%s.%s:%s.%s:%t:%s:%s", t.TunnelID, t.ClusterID, t.Name, t.Domain, hasSSH, h.hostID, h.pubKeyB64)
-	// Registered again when the relay no longer lists it: a relay that
-	// restarted, or a cluster node that died, releases its endpoints. (A
-	// host replaced by another stops instead: ErrReplaced.)
-	listed := slices.ContainsFunc(t.Endpoints, func(e tunnelproto.TunnelEndpoint) bool { return e.HostID == h.hostID })
-	h.mu.Lock()
-	same := h.epPut && h.epSig == sig && h.relayURI != "" && listed
-	uri := h.relayURI
-	h.mu.Unlock()
-	if same {
-		return uri, nil
-	}
+	// The endpoint is registered before every relay session, not only when
+	// its signature changed: a relay that restarted, or a relay node that
+	// died, released the endpoints it held, and a clustered relay records
+	// the node of the new session on it.
 	ep, err := h.putEndpoint(ctx)
 	if err != nil {
 		return "", err

@@ -91,6 +91,9 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 		go old.replace()
 	}
 	log.Info("host connected", "tunnel_id", h.tunnelID)
+	if r.cfg.HostConnected != nil {
+		r.cfg.HostConnected(h.tunnelID)
+	}
 
 	go func() {
 		// Hosts open no channels towards the relay (docs/protocols/devtunnels.md §2.4–2.6).

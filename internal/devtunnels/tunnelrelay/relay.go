@@ -53,6 +53,11 @@ type Config struct {
 	// Registerer receives the relay's warren_relay_tunnel_* metrics (see
 	// metrics.go). nil: the metrics are kept but not registered.
 	Registerer prometheus.Registerer
+	// HostConnected, if set, is called once a host session of tunnelID is
+	// up here (after a host it replaced was told), before the session
+	// serves anything: a clustered relay records its node on the
+	// tunnel's endpoints there (see cluster.go). Optional.
+	HostConnected func(tunnelID string)
 }
 
 // Relay serves the host and client relay WebSockets of relay-server. It is

@@ -58,6 +58,14 @@ type Config struct {
 	// Owners records who owns each wing id: the user whose wing first
 	// registered it. Default: kept in memory for the hub's lifetime.
 	Owners WingOwners
+	// WingUp, if set, is called when a wing has registered here, before
+	// it is told so; an error refuses the registration (the wing retries).
+	// A clustered relay records the wing's node there (see cluster.go).
+	// Optional.
+	WingUp func(ctx context.Context, wingID string) error
+	// WingDown, if set, is called when the wing's current connection here
+	// ends. Optional.
+	WingDown func(wingID string)
 }
 
 // Hub is the wing hub. Mount it with Register.

@@ -106,6 +106,14 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 	wc.agents = reg.Agents
 	wc.locked, wc.allowedCount = reg.Locked, reg.AllowedCount
 
+	if h.cfg.WingUp != nil {
+		if err := h.cfg.WingUp(ctx, reg.WingID); err != nil {
+			h.log.Error("cannot record where the wing is connected; registration refused", "wing", reg.WingID, "err", err)
+			h.sendError(ctx, &wc.conn, "the relay cannot record wing "+reg.WingID+" right now; retrying later")
+			ws.Close(websocket.StatusInternalError, "wing registration failed")
+			return
+		}
+	}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -159,6 +167,9 @@ func (h *Hub) wingGone(wc *wingConn) {
 	}
 	delete(h.wings, wc.machineID)
 	h.m.wings.Set(float64(len(h.wings)))
+	if h.cfg.WingDown != nil {
+		defer h.cfg.WingDown(wc.machineID)
+	}
 	var notify []*browserConn
 	seen := map[*browserConn]bool{}
 	for _, rt := range h.routes {
