@@ -8,6 +8,9 @@
 #                                                and apply PATCH.diff to it
 #   scripts/update-sshfork.sh diff [VERSION]     regenerate PATCH.diff from the fork as it
 #                                                is now, against x/crypto@VERSION
+#   scripts/update-sshfork.sh upstream-test [VERSION]
+#                                                run x/crypto's own ssh tests with
+#                                                PATCH.diff applied to x/crypto@VERSION
 #   scripts/update-sshfork.sh pristine DIR [VERSION]
 #                                                write the unpatched, import-rewritten
 #                                                copy to DIR (for reading or testing)
@@ -27,7 +30,7 @@ PATCHFILE=$FORK/PATCH.diff
 
 mode=apply
 case "${1:-}" in
-apply | diff) mode=$1; shift ;;
+apply | diff | upstream-test) mode=$1; shift ;;
 pristine) mode=pristine; out=${2:?pristine needs a directory}; shift 2 ;;
 esac
 version=${1:-$(go list -m -f '{{.Version}}' golang.org/x/crypto)}
@@ -64,6 +67,16 @@ make_pristine() {
 }
 
 case $mode in
+upstream-test)
+  # The patch's paths (ssh/..., internal/poly1305/...) are x/crypto's own,
+  # and it touches no import line, so it applies to the module as is.
+  cp -r "$src" "$work/xcrypto"
+  chmod -R u+w "$work/xcrypto"
+  patch -s -p1 -d "$work/xcrypto" --no-backup-if-mismatch <"$PATCHFILE"
+  # The patch adds a parameter to newMux.
+  sed -i 's/newMux(\([a-zA-Z0-9.]*\))/newMux(\1, nil)/g' "$work/xcrypto"/ssh/*_test.go
+  (cd "$work/xcrypto" && GOFLAGS=-mod=mod go test -count=1 -short ./ssh/)
+  ;;
 pristine)
   make_pristine "$out"
   ;;
@@ -76,6 +89,9 @@ apply)
     trap - EXIT
     exit 1
   fi
+  # warren's tests of the fork are not in the patch: carry them over.
+  (cd "$FORK" && find ssh internal -name '*_test.go' -o -path '*/testdata/*' -type f 2>/dev/null) >"$work/keep" || true
+  while read -r f; do mkdir -p "$work/b/$(dirname "$f")" && cp "$FORK/$f" "$work/b/$f"; done <"$work/keep"
   rm -rf "$FORK/ssh" "$FORK/internal"
   cp -r "$work/b/ssh" "$work/b/internal" "$FORK/"
   echo "$version" >"$FORK/UPSTREAM"

@@ -24,8 +24,9 @@ type buffer struct {
 
 // An element represents a single link in a linked list.
 type element struct {
-	buf  []byte
-	next *element
+	buf    []byte
+	next   *element
+	pooled []byte // warren: the packet buf is in, returned to its pool once read
 }
 
 // newBuffer returns an empty buffer that is not closed.
@@ -42,8 +43,14 @@ func newBuffer() *buffer {
 // write makes buf available for Read to receive.
 // buf must not be modified after the call to write.
 func (b *buffer) write(buf []byte) {
+	b.writePooled(buf, nil)
+}
+
+// writePooled is write for a buf inside packet, a buffer of getPacketBuf
+// that Read returns to its pool once it has consumed buf. (warren)
+func (b *buffer) writePooled(buf, packet []byte) {
 	b.Cond.L.Lock()
-	e := &element{buf: buf}
+	e := &element{buf: buf, pooled: packet}
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
@@ -75,6 +82,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 		}
 		// if there is a next buffer, make it the head
 		if len(b.head.buf) == 0 && b.head != b.tail {
+			if b.head.pooled != nil { // warren
+				putPacketBuf(b.head.pooled)
+				b.head.pooled = nil
+			}
 			b.head = b.head.next
 			continue
 		}

@@ -325,11 +325,11 @@ func (ch *channel) handleData(packet []byte) error {
 	ch.windowMu.Unlock()
 
 	if extended == 1 {
-		ch.extPending.write(data)
+		ch.extPending.writePooled(data, packet) // warren: pooled
 	} else if extended > 0 {
 		// discard other extended data.
 	} else {
-		ch.pending.write(data)
+		ch.pending.writePooled(data, packet) // warren: pooled
 	}
 	return nil
 }
@@ -340,8 +340,8 @@ func (c *channel) adjustWindow(adj uint32) error {
 	// exceed the initial window setting, we don't worry about overflow.
 	c.myConsumed += adj
 	var sendAdj uint32
-	if (channelWindowSize-c.myWindow > 3*c.maxIncomingPayload) ||
-		(c.myWindow < channelWindowSize/2) {
+	if (c.mux.channelWindow-c.myWindow > 3*c.maxIncomingPayload) || // warren: mux's window
+		(c.myWindow < c.mux.channelWindow/2) {
 		sendAdj = c.myConsumed
 		c.myConsumed = 0
 		c.myWindow += sendAdj
@@ -469,7 +469,7 @@ func (ch *channel) handlePacket(packet []byte) error {
 func (m *mux) newChannel(chanType string, direction channelDirection, extraData []byte) *channel {
 	ch := &channel{
 		remoteWin:        window{Cond: newCond()},
-		myWindow:         channelWindowSize,
+		myWindow:         m.channelWindow, // warren
 		pending:          newBuffer(),
 		extPending:       newBuffer(),
 		direction:        direction,
@@ -504,7 +504,7 @@ func (ch *channel) Accept() (Channel, <-chan *Request, error) {
 	if ch.decided {
 		return nil, nil, errDecidedAlready
 	}
-	ch.maxIncomingPayload = channelMaxPacket
+	ch.maxIncomingPayload = ch.mux.channelMaxPacket // warren
 	confirm := channelOpenConfirmMsg{
 		PeersID:       ch.remoteId,
 		MyID:          ch.localId,

@@ -535,6 +535,18 @@ type Config struct {
 	// The allowed MAC algorithms. If unspecified then a sensible default is
 	// used. Unsupported values are silently ignored.
 	MACs []string
+
+	// warren: NoneKeyExchange offers dev-tunnels-ssh's "none" key exchange
+	// first (see warren_none.go). It is chosen only when the peer offers it
+	// too; otherwise the standard algorithms above are negotiated as usual.
+	NoneKeyExchange bool
+
+	// warren: ChannelMaxPacket is the largest channel data payload this
+	// side announces it accepts (channel open and confirmation). The peer
+	// sends packets up to the smaller of its own limit and this, so a larger
+	// value is safe with any peer. 0 means 32 KiB; larger values are capped
+	// at MaxChannelMaxPacket. The receive window of each channel grows with it.
+	ChannelMaxPacket uint32
 }
 
 // SetDefaults sets sensible values for unset fields in config. This is

@@ -5,6 +5,13 @@
 /*
 Package ssh implements an SSH client and server.
 
+This is warren's fork of golang.org/x/crypto/ssh (the version is in
+../UPSTREAM; the changes are ../PATCH.diff, described in ../README.md and
+warren_none.go): it adds dev-tunnels-ssh's "none" key exchange
+(Config.NoneKeyExchange), larger channel packets (Config.ChannelMaxPacket),
+pooled receive buffers, and reads a disconnect message without a language
+tag.
+
 SSH is a transport security protocol, an authentication protocol and a
 family of application protocols. The most typical application level
 protocol is a remote shell and this is specifically implemented.  However,

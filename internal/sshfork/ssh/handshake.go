@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // debugHandshake, if set, prints messages sent and received.  Key
@@ -128,6 +129,9 @@ type handshakeTransport struct {
 	// strictMode indicates if the other side of the handshake indicated
 	// that we should be following the strict KEX protocol restrictions.
 	strictMode bool
+
+	// warren: noneKex is set once the "none" key exchange was negotiated.
+	noneKex atomic.Bool
 }
 
 type pendingKex struct {
@@ -283,6 +287,9 @@ func (t *handshakeTransport) recordWriteError(err error) {
 }
 
 func (t *handshakeTransport) requestKeyExchange() {
+	if t.noneKex.Load() {
+		return // warren: a "none" session never starts a re-exchange
+	}
 	select {
 	case t.requestKex <- struct{}{}:
 	default:
@@ -558,6 +565,10 @@ func (t *handshakeTransport) sendKexInit() error {
 
 	}
 
+	if t.config.NoneKeyExchange {
+		offerNone(msg) // warren
+	}
+
 	packet := Marshal(msg)
 
 	// writePacket destroys the contents, so save a copy.
@@ -672,6 +683,11 @@ func (t *handshakeTransport) enterKeyExchange(otherInitPacket []byte) error {
 
 		magics.clientKexInit = t.sentInitPacket
 		magics.serverKexInit = otherInitPacket
+	}
+
+	// warren: the "none" key exchange ends here when both sides offer it.
+	if done, err := t.noneKeyExchange(isClient, otherInit, &clientInit, &serverInit); done || err != nil {
+		return err
 	}
 
 	var err error

@@ -97,6 +97,9 @@ type mux struct {
 
 	errCond *sync.Cond
 	err     error
+
+	// warren: what channels announce, from Config.ChannelMaxPacket.
+	channelMaxPacket, channelWindow uint32
 }
 
 // When debugging, each new chanList instantiation has a different
@@ -113,7 +116,7 @@ func (m *mux) Wait() error {
 }
 
 // newMux returns a mux that runs over the given connection.
-func newMux(p packetConn) *mux {
+func newMux(p packetConn, cfg *Config) *mux { // warren: cfg
 	m := &mux{
 		conn:             p,
 		incomingChannels: make(chan NewChannel, chanSize),
@@ -121,6 +124,7 @@ func newMux(p packetConn) *mux {
 		incomingRequests: make(chan *Request, chanSize),
 		errCond:          newCond(),
 	}
+	m.channelMaxPacket, m.channelWindow = channelLimits(cfg) // warren
 	if debugMux {
 		m.chanList.offset = atomic.AddUint32(&globalOff, 1)
 	}
@@ -312,7 +316,7 @@ func (m *mux) OpenChannel(chanType string, extra []byte) (Channel, <-chan *Reque
 func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
 	ch := m.newChannel(chanType, channelOutbound, extra)
 
-	ch.maxIncomingPayload = channelMaxPacket
+	ch.maxIncomingPayload = m.channelMaxPacket // warren
 
 	open := channelOpenMsg{
 		ChanType:         chanType,

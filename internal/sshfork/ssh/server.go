@@ -329,6 +329,14 @@ func (s *connection) serverHandshake(config *ServerConfig) (*Permissions, error)
 	s.sessionID = s.transport.getSessionID()
 	s.algorithms = s.transport.getAlgorithms()
 
+	if s.algorithms.KeyExchange == KeyExchangeNone {
+		// warren: no userauth after the none key exchange; the server
+		// offered it, which stands for "the transport authenticated the
+		// peer".
+		s.mux = newMux(s.transport, &config.Config)
+		return &Permissions{}, nil
+	}
+
 	var packet []byte
 	if packet, err = s.transport.readPacket(); err != nil {
 		return nil, err
@@ -352,7 +360,7 @@ func (s *connection) serverHandshake(config *ServerConfig) (*Permissions, error)
 	if err != nil {
 		return nil, err
 	}
-	s.mux = newMux(s.transport)
+	s.mux = newMux(s.transport, &config.Config) // warren: cfg
 	return perms, err
 }
 

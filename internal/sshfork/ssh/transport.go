@@ -164,7 +164,7 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 			// ensures that we don't have to handle it
 			// elsewhere.
 			var msg disconnectMsg
-			if err := Unmarshal(packet, &msg); err != nil {
+			if err := unmarshalDisconnect(packet, &msg); err != nil { // warren
 				return nil, err
 			}
 			return nil, &msg
@@ -173,7 +173,7 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 
 	// The packet may point to an internal buffer, so copy the
 	// packet out here.
-	fresh := make([]byte, len(packet))
+	fresh := getPacketBuf(len(packet)) // warren: pooled when large
 	copy(fresh, packet)
 
 	return fresh, err
