@@ -1,9 +1,9 @@
 package tunnelrelay
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
