@@ -246,8 +246,6 @@ func (h *Host) HostPublicKeys() []ssh.PublicKey {
 	return out
 }
 
-
-
 // Status returns the current connection status.
 func (h *Host) Status() Status {
 	h.mu.Lock()
