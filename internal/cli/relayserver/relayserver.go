@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/store/postgres"
@@ -116,6 +117,12 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
+	// The SSH host keys of the Dev Tunnels relay sockets, kept in the data
+	// dir so that they survive restarts.
+	hostKeys, err := hostkeys.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("SSH host keys: %w", err)}
+	}
 	nodeURL := strings.TrimRight(cfg.Cluster.PublicURL, "/")
 	if nodeURL == "" {
 		nodeURL = publicURL
@@ -141,6 +148,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		PublicURL:       publicURL,
 		TokenTTL:        cfg.Tunnels.TokenTTL,
 		AdminKey:        cfg.AdminKey,
+		SSHHostKeys:     hostKeys,
 		TicketsDisabled: !cfg.Tickets.Enabled,
 		Tickets: ticket.Config{
 			DefaultTTL:      cfg.Tickets.DefaultTTL,

@@ -25,6 +25,8 @@ type Config struct {
 	Bind         string   `yaml:"bind" flag:"bind" usage:"local address the forwarded ports listen on"`
 	PortMap      []string `yaml:"port_map" flag:"port-map" usage:"REMOTE:LOCAL pairs; unmapped ports listen on the same number"`
 	Mode         string   `yaml:"mode" flag:"mode" cmd:"connect" usage:"relay protocol: auto (V2, else V1), v2 or v1"`
+	// The none key exchange leaves a V2 relay socket to TLS alone.
+	AllowInsecureNone bool `yaml:"allow_insecure_none" flag:"allow-insecure-none" cmd:"connect" usage:"also offer the unencrypted none SSH key exchange on a plain ws:// (http) relay that is not on loopback; by default it is offered only where TLS (wss) or loopback protects the relay socket"`
 
 	// Turn holds the keys of `tunnel-client turn`; their flags exist on
 	// that subcommand only.
@@ -131,6 +133,8 @@ func connect(ctx context.Context, app *cli.App, cfg *Config, tunnel string, out 
 		Mode:         cfg.Mode,
 		Bind:         cfg.Bind,
 		PortMap:      pm,
+
+		AllowInsecureNone: cfg.AllowInsecureNone,
 	}, app.Logger)
 	if err != nil {
 		return &cli.ConfigError{Err: err}

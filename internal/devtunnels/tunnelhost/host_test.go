@@ -15,12 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 )
 
@@ -61,6 +61,11 @@ func TestSDKClient(t *testing.T) {
 			}
 			if got := metricValue(h.met.status.WithLabelValues("connected")); got != 1 {
 				t.Errorf("status{connected} = %v", got)
+			}
+			// The relay leg (V2 or V1) ran the none key exchange; the SDK's
+			// nested session inside it is the SDK's own, encrypted.
+			if got := e.Metric("warren_relay_tunnel_ssh_sessions_total", "role", "host", "kex", "none"); got != 1 {
+				t.Errorf("relay host sessions with kex none = %v, want 1", got)
 			}
 		})
 	}
