@@ -52,6 +52,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Node names this relay node on the endpoints it records. Default "local".
 	Node string
+	// ClusterID is the clusterId of every tunnel (tunnelapi.Config.ClusterID).
+	// Default: the first label of PublicURL's host.
+	ClusterID string
 	// WebDomain enables web forwarding by Host name,
 	// <tunnelId>-<port>.<WebDomain>, besides the path form
 	// /tunnels/<tunnelId>/ports/<port>/ that is always on.
@@ -146,6 +149,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		PublicURL: cfg.PublicURL,
 		TokenTTL:  cfg.TokenTTL,
 		Node:      cfg.Node,
+		ClusterID: cfg.ClusterID,
 		Now:       cfg.Now,
 		// endpoints[] lists a host only while its session is live here.
 		HostConnected: s.hosts.HostConnected,

@@ -124,6 +124,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	srv, err := relayserver.New(relayserver.Config{
 		Store:           db,
 		WebDomain:       cfg.Tunnels.WebDomain,
+		ClusterID:       cfg.Tunnels.ClusterID,
 		Expose:          exposures,
 		PublicURL:       publicURL,
 		TokenTTL:        cfg.Tunnels.TokenTTL,
