@@ -36,11 +36,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 

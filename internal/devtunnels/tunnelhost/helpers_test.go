@@ -14,11 +14,11 @@ import (
 
 	"github.com/coder/websocket"
 	tunnels "github.com/microsoft/dev-tunnels/go/tunnels"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 

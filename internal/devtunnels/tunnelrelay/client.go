@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/pipe"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )

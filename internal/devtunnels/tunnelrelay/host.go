@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 

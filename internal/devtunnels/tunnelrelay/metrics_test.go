@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 )
 
 // metricValue reads one series from the relay's registry: the gauge or

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/warrenhq/warren/internal/auth/token"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 )
 
 func TestPreUpgradeStatuses(t *testing.T) {

@@ -6,8 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
-
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/wsconn"
 )
 

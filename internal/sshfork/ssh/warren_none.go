@@ -1,0 +1,283 @@
+// Copyright 2026 The warren Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+package ssh
+
+// warren: this file holds what warren's fork adds to x/crypto/ssh (see
+// ../README.md): the "none" key exchange of dev-tunnels-ssh, a plain packet
+// codec for it, the lenient disconnect parser, and the buffer pool of
+// received packets.
+//
+// The "none" key exchange, as dev-tunnels-ssh (the SSH library of the Dev
+// Tunnels TypeScript and C# SDKs) speaks it on relay WebSockets:
+//
+//   - Each side sends a KEXINIT that names "none" in its key exchange list
+//     (dev-tunnels-ssh V1 hosts send "none" alone in every list; V2 hosts
+//     and clients put it first, before their real algorithms).
+//   - When the negotiated key exchange (RFC 4253 §7.1: the client's first
+//     algorithm the server also lists) is "none", nothing else is
+//     negotiated: no DH messages, no host key, no NEWKEYS in either
+//     direction, no service request and no userauth. The connection
+//     protocol starts right after the two KEXINITs.
+//   - Packets stay in the RFC 4253 §6 binary packet format with no
+//     encryption and no MAC, as before any key exchange. Sequence numbers
+//     keep counting but are never used.
+//   - A dev-tunnels-ssh peer without key exchange ignores any KEXINIT that
+//     names "none" in all eight algorithm lists and closes the session
+//     ("Encryption is disabled.") on one that does not; so an offer of none
+//     adds "none" to every list. A later KEXINIT from the peer is answered
+//     and again ends in "none"; this side never starts a re-exchange.
+//
+// Standard negotiation is unchanged when the peer does not offer "none":
+// the "none" entries this side adds to its host key, cipher and MAC lists
+// are ignored then, so a standard key exchange can never pick the "none"
+// cipher or MAC.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+)
+
+// KeyExchangeNone is dev-tunnels-ssh's "none" key exchange: no keys, no
+// encryption, no MAC, no authentication. Only Config.NoneKeyExchange
+// offers it; it is not in the package's supported algorithms.
+const KeyExchangeNone = "none"
+
+// MaxChannelMaxPacket is the largest Config.ChannelMaxPacket: a data
+// packet of that payload and its headers fit in the 256 KiB that every
+// packet reader of this package (and OpenSSH) accepts.
+const MaxChannelMaxPacket = maxPacket - 1024
+
+// offerNone adds "none" to a KEXINIT: first among the key exchanges, and
+// in every other list (see above).
+func offerNone(msg *kexInitMsg) {
+	msg.KexAlgos = append([]string{KeyExchangeNone}, msg.KexAlgos...)
+	msg.ServerHostKeyAlgos = appendNone(msg.ServerHostKeyAlgos)
+	msg.CiphersClientServer = appendNone(msg.CiphersClientServer)
+	msg.CiphersServerClient = appendNone(msg.CiphersServerClient)
+	msg.MACsClientServer = appendNone(msg.MACsClientServer)
+	msg.MACsServerClient = appendNone(msg.MACsServerClient)
+	msg.CompressionClientServer = appendNone(msg.CompressionClientServer)
+	msg.CompressionServerClient = appendNone(msg.CompressionServerClient)
+}
+
+func appendNone(list []string) []string {
+	if slices.Contains(list, KeyExchangeNone) {
+		return list
+	}
+	return append(slices.Clip(list), KeyExchangeNone)
+}
+
+// withoutNone returns a copy of msg without the "none" entries offerNone
+// added to the host key, cipher and MAC lists.
+func withoutNone(msg *kexInitMsg) *kexInitMsg {
+	c := *msg
+	drop := func(l []string) []string {
+		return slices.DeleteFunc(slices.Clone(l), func(s string) bool { return s == KeyExchangeNone })
+	}
+	c.ServerHostKeyAlgos = drop(c.ServerHostKeyAlgos)
+	c.CiphersClientServer = drop(c.CiphersClientServer)
+	c.CiphersServerClient = drop(c.CiphersServerClient)
+	c.MACsClientServer = drop(c.MACsClientServer)
+	c.MACsServerClient = drop(c.MACsServerClient)
+	return &c
+}
+
+// errNoneReexchange: a session that negotiated "none" was asked to move to
+// a real key exchange, which would need the session identifier it never
+// had.
+var errNoneReexchange = errors.New("ssh: peer asked to re-exchange keys away from the none key exchange")
+
+// noneKeyExchange finishes a key exchange that negotiates "none" and
+// reports done. Otherwise, when this side offered "none", it strips "none"
+// from its own lists in *clientInit or *serverInit so that the standard
+// negotiation that follows cannot pick it.
+func (t *handshakeTransport) noneKeyExchange(isClient bool, otherInit *kexInitMsg, clientInit, serverInit **kexInitMsg) (done bool, err error) {
+	if !t.config.NoneKeyExchange {
+		return false, nil
+	}
+	kex, err := findCommon("key exchange", (*clientInit).KexAlgos, (*serverInit).KexAlgos, isClient)
+	if err != nil || kex != KeyExchangeNone {
+		if t.noneKex.Load() {
+			return true, errNoneReexchange
+		}
+		if isClient {
+			*clientInit = withoutNone(*clientInit)
+		} else {
+			*serverInit = withoutNone(*serverInit)
+		}
+		return false, nil // findAgreedAlgorithms reports a failed negotiation
+	}
+	if otherInit.FirstKexFollows {
+		// A guessed DH packet can only be for a real key exchange: the
+		// guess is wrong, and RFC 4253 §7 says to drop it.
+		if _, err := t.conn.readPacket(); err != nil {
+			return true, err
+		}
+	}
+	none := DirectionAlgorithms{Cipher: KeyExchangeNone, MAC: KeyExchangeNone, compression: compressionNone}
+	t.algorithms = &NegotiatedAlgorithms{KeyExchange: KeyExchangeNone, HostKey: KeyExchangeNone, Read: none, Write: none}
+	if t.sessionID == nil {
+		// Non-nil marks the first exchange as done; "none" has no exchange
+		// hash to identify the session by.
+		t.sessionID = []byte{}
+	}
+	if tr, ok := t.conn.(*transport); ok {
+		// The read loop waits for this exchange and writers queue behind
+		// it, so neither direction is using its cipher now.
+		tr.reader.packetCipher = &nonePacketCipher{}
+		tr.writer.packetCipher = &nonePacketCipher{}
+	}
+	t.noneKex.Store(true)
+	return true, nil
+}
+
+// noneBlockSize is the packet length multiple without a cipher, as RFC 4253
+// §6 and dev-tunnels-ssh have it.
+const noneBlockSize = 8
+
+// nonePacketCipher reads and writes plain binary packets (no encryption, no
+// MAC). It reuses one buffer per direction, and writes each packet with a
+// single Write so that a message-oriented transport (a WebSocket) carries
+// it in one frame.
+type nonePacketCipher struct {
+	prefix [prefixLen]byte
+	buf    []byte
+}
+
+func (c *nonePacketCipher) readCipherPacket(_ uint32, r io.Reader) ([]byte, error) {
+	if _, err := io.ReadFull(r, c.prefix[:]); err != nil {
+		return nil, err
+	}
+	length, padding, err := parsePlainPrefix(c.prefix)
+	if err != nil {
+		return nil, err
+	}
+	if uint32(cap(c.buf)) < length-1 {
+		c.buf = make([]byte, length-1)
+	}
+	c.buf = c.buf[:length-1]
+	if _, err := io.ReadFull(r, c.buf); err != nil {
+		return nil, err
+	}
+	return c.buf[:length-1-padding], nil
+}
+
+// parsePlainPrefix checks the packet_length and padding_length of a plain
+// packet and returns them.
+func parsePlainPrefix(prefix [prefixLen]byte) (length, padding uint32, err error) {
+	length = binary.BigEndian.Uint32(prefix[:4])
+	padding = uint32(prefix[4])
+	switch {
+	case length > maxPacket:
+		return 0, 0, fmt.Errorf("ssh: invalid packet length %d, packet too large", length)
+	case length <= padding+1:
+		return 0, 0, fmt.Errorf("ssh: invalid packet length %d with padding %d, packet too small", length, padding)
+	case padding < 4:
+		return 0, 0, fmt.Errorf("ssh: invalid padding length %d, less than 4", padding)
+	}
+	return length, padding, nil
+}
+
+func (c *nonePacketCipher) writeCipherPacket(_ uint32, w io.Writer, _ io.Reader, packet []byte) error {
+	if len(packet) > maxPacket {
+		return errors.New("ssh: packet too large")
+	}
+	padding := noneBlockSize - (prefixLen+len(packet))%noneBlockSize
+	if padding < 4 {
+		padding += noneBlockSize
+	}
+	n := prefixLen + len(packet) + padding
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	b := c.buf[:n]
+	binary.BigEndian.PutUint32(b, uint32(1+len(packet)+padding))
+	b[4] = byte(padding)
+	copy(b[prefixLen:], packet)
+	clear(b[prefixLen+len(packet):]) // the padding: nothing to hide without a cipher
+	_, err := w.Write(b)
+	return err
+}
+
+// unmarshalDisconnect parses SSH_MSG_DISCONNECT. dev-tunnels-ssh omits the
+// language tag when it has none, which RFC 4253 §11.1 requires, so a
+// missing one is accepted.
+func unmarshalDisconnect(packet []byte, msg *disconnectMsg) error {
+	if err := Unmarshal(packet, msg); err == nil {
+		return nil
+	}
+	var short struct {
+		Reason  uint32 `sshtype:"1"`
+		Message string
+	}
+	if err := Unmarshal(packet, &short); err != nil {
+		return err
+	}
+	msg.Reason, msg.Message, msg.Language = short.Reason, short.Message, ""
+	return nil
+}
+
+// channelLimits returns the channel max packet and receive window a mux
+// of cfg announces.
+func channelLimits(cfg *Config) (maxPacket, window uint32) {
+	maxPacket = channelMaxPacket
+	if cfg != nil && cfg.ChannelMaxPacket > maxPacket {
+		maxPacket = min(cfg.ChannelMaxPacket, MaxChannelMaxPacket)
+	}
+	// The window holds at least 16 packets, so that a window adjust (sent
+	// after 3 packets are consumed) keeps the peer sending.
+	return maxPacket, max(channelWindowSize, 16*maxPacket)
+}
+
+// Received packets of pooledMin bytes and more, nearly all of them channel
+// data, are taken from size-class pools and returned when a channel's
+// reader has consumed them (buffer.Read), so a bulk transfer does not
+// allocate one buffer per packet.
+const (
+	pooledMin     = 16 << 10
+	pooledClasses = 6 // 16, 32, 64, 128, 256, 512 KiB
+)
+
+var packetPools [pooledClasses]sync.Pool
+
+// pooledClass returns the pool index for a packet of n bytes, or -1.
+func pooledClass(n int) int {
+	if n < pooledMin {
+		return -1
+	}
+	for i, size := 0, pooledMin; i < pooledClasses; i, size = i+1, size*2 {
+		if n <= size {
+			return i
+		}
+	}
+	return -1
+}
+
+// getPacketBuf returns a buffer of length n, pooled when n is large.
+func getPacketBuf(n int) []byte {
+	i := pooledClass(n)
+	if i < 0 {
+		return make([]byte, n)
+	}
+	if p, _ := packetPools[i].Get().(*[]byte); p != nil {
+		return (*p)[:n]
+	}
+	return make([]byte, n, pooledMin<<i)
+}
+
+// putPacketBuf returns a buffer from getPacketBuf to its pool. The caller
+// must hold no other reference to it.
+func putPacketBuf(b []byte) {
+	i := pooledClass(cap(b))
+	if i < 0 || cap(b) != pooledMin<<i {
+		return
+	}
+	b = b[:0]
+	packetPools[i].Put(&b)
+}

@@ -1,0 +1,535 @@
+// Copyright 2026 The warren Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+package ssh
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the fork's tests when a goroutine outlives them.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// recConn records what one side writes, to check the wire afterwards.
+type recConn struct {
+	net.Conn
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (c *recConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *recConn) written() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.out.Bytes())
+}
+
+// plainPackets splits a recorded plain stream (version line, then binary
+// packets without MAC) into payloads.
+func plainPackets(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	i := bytes.Index(b, []byte("\r\n"))
+	if i < 0 {
+		t.Fatalf("no version line in %q", b)
+	}
+	b = b[i+2:]
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < prefixLen {
+			t.Fatalf("truncated packet prefix %x", b)
+		}
+		var prefix [prefixLen]byte
+		copy(prefix[:], b)
+		length, padding, err := parsePlainPrefix(prefix)
+		if err != nil {
+			t.Fatalf("packet %d: %v", len(out), err)
+		}
+		if int(length)+4 > len(b) {
+			t.Fatalf("packet %d: truncated", len(out))
+		}
+		out = append(out, b[prefixLen:4+length-padding])
+		b = b[4+length:]
+	}
+	return out
+}
+
+func testSigners(t testing.TB) []Signer {
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Signer
+	for _, k := range []any{edKey, ecKey} {
+		s, err := NewSignerFromKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { c, err := l.Accept(); ch <- res{c, err} }()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { client.Close(); r.c.Close() })
+	return client, r.c
+}
+
+type handshakeResult struct {
+	client, server       Conn
+	serverRec, clientRec *recConn
+}
+
+// handshake connects a client and a server over loopback TCP; each offers
+// "none" as asked. The server echoes every "echo" channel. The
+// connections close at the end of the test.
+func handshake(t *testing.T, clientNone, serverNone bool, maxPacket uint32) handshakeResult {
+	t.Helper()
+	cc, sc := tcpPair(t)
+	crec, srec := &recConn{Conn: cc}, &recConn{Conn: sc}
+
+	scfg := &ServerConfig{NoClientAuth: true}
+	scfg.NoneKeyExchange = serverNone
+	scfg.ChannelMaxPacket = maxPacket
+	for _, s := range testSigners(t) {
+		scfg.AddHostKey(s)
+	}
+	type res struct {
+		c   *ServerConn
+		err error
+	}
+	done := make(chan res, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, chans, reqs, err := NewServerConn(srec, scfg)
+		done <- res{c, err}
+		if err != nil {
+			return
+		}
+		go DiscardRequests(reqs)
+		for nc := range chans {
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go DiscardRequests(creqs)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(ch, ch)
+				_ = ch.CloseWrite()
+			}()
+		}
+	}()
+	ccfg := &ClientConfig{User: "tunnel", HostKeyCallback: InsecureIgnoreHostKey()}
+	ccfg.NoneKeyExchange = clientNone
+	ccfg.ChannelMaxPacket = maxPacket
+	c, chans, reqs, err := NewClientConn(crec, "relay", ccfg)
+	if err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	go DiscardRequests(reqs)
+	go func() {
+		for nc := range chans {
+			_ = nc.Reject(UnknownChannelType, "")
+		}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("server handshake: %v", r.err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		r.c.Close()
+		wg.Wait()
+	})
+	return handshakeResult{client: c, server: r.c, serverRec: srec, clientRec: crec}
+}
+
+// echo sends data through an echo channel and checks it comes back.
+func echo(t *testing.T, c Conn, data []byte) {
+	t.Helper()
+	ch, reqs, err := c.OpenChannel("echo", nil)
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	go DiscardRequests(reqs)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ch.Write(data)
+		if err == nil {
+			err = ch.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(ch)
+	if err != nil {
+		t.Fatalf("read echo: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("echo: got %d bytes, want %d (equal prefix: %v)", len(got), len(data), bytes.HasPrefix(data, got))
+	}
+	ch.Close()
+}
+
+func messageTypes(pkts [][]byte) []byte {
+	var out []byte
+	for _, p := range pkts {
+		out = append(out, p[0])
+	}
+	return out
+}
+
+// TestNoneKeyExchangeBothOffer: both sides offer none, so none is
+// negotiated: after the two KEXINITs the connection protocol starts in
+// plain packets, with no DH, NEWKEYS, service request or userauth.
+func TestNoneKeyExchangeBothOffer(t *testing.T) {
+	t.Parallel()
+	h := handshake(t, true, true, 0)
+	if a := h.client.(*connection).algorithms; a.KeyExchange != KeyExchangeNone || a.Read.Cipher != KeyExchangeNone {
+		t.Fatalf("client negotiated %+v", a)
+	}
+	if a := h.server.(*ServerConn).Conn.(*connection).algorithms; a.KeyExchange != KeyExchangeNone {
+		t.Fatalf("server negotiated %+v", a)
+	}
+	if id := h.client.SessionID(); len(id) != 0 {
+		t.Fatalf("session id %x, want none", id)
+	}
+	data := bytes.Repeat([]byte("warren none "), 50000)
+	echo(t, h.client, data)
+
+	for side, rec := range map[string]*recConn{"client": h.clientRec, "server": h.serverRec} {
+		pkts := plainPackets(t, rec.written())
+		types := messageTypes(pkts)
+		if types[0] != msgKexInit {
+			t.Fatalf("%s: first message %d, want KEXINIT", side, types[0])
+		}
+		for _, mt := range types[1:] {
+			switch mt {
+			case msgKexInit, msgNewKeys, msgKexDHInit, msgKexDHReply, msgServiceRequest, msgServiceAccept, msgUserAuthRequest, msgUserAuthSuccess, msgExtInfo:
+				t.Fatalf("%s sent message %d after a none key exchange (all: %v)", side, mt, types)
+			}
+		}
+		var init kexInitMsg
+		if err := Unmarshal(pkts[0], &init); err != nil {
+			t.Fatal(err)
+		}
+		// A dev-tunnels-ssh peer without key exchange accepts this KEXINIT
+		// only if every list names none.
+		for i, l := range [][]string{init.KexAlgos, init.ServerHostKeyAlgos, init.CiphersClientServer, init.CiphersServerClient,
+			init.MACsClientServer, init.MACsServerClient, init.CompressionClientServer, init.CompressionServerClient} {
+			if !contains(l, KeyExchangeNone) {
+				t.Fatalf("%s KEXINIT list %d lacks none: %v", side, i, l)
+			}
+		}
+		if init.KexAlgos[0] != KeyExchangeNone {
+			t.Fatalf("%s KEXINIT kex list %v: none is not first", side, init.KexAlgos)
+		}
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, v := range l {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNoneKeyExchangeOneSideStandard: when only one side offers none, the
+// standard key exchange, encryption and userauth run as upstream.
+func TestNoneKeyExchangeOneSideStandard(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                   string
+		clientNone, serverNone bool
+	}{{"client offers none", true, false}, {"server offers none", false, true}, {"neither", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := handshake(t, tc.clientNone, tc.serverNone, 0)
+			a := h.client.(*connection).algorithms
+			if a.KeyExchange == KeyExchangeNone || a.Read.Cipher == KeyExchangeNone || a.Write.MAC == KeyExchangeNone || a.HostKey == KeyExchangeNone {
+				t.Fatalf("negotiated %+v", a)
+			}
+			if len(h.client.SessionID()) == 0 {
+				t.Fatal("no session id after a standard key exchange")
+			}
+			echo(t, h.client, []byte("standard"))
+			// Past the KEXINIT the standard stream is encrypted: the
+			// plaintext must not appear on the wire.
+			if bytes.Contains(h.clientRec.written(), []byte("standard")) {
+				t.Fatal("plaintext on the wire after a standard key exchange")
+			}
+		})
+	}
+}
+
+// TestChannelMaxPacket: two sides with a larger ChannelMaxPacket send
+// larger data packets; a side with the default still gets 32 KiB ones.
+func TestChannelMaxPacket(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte{7}, 3<<20)
+	maxData := func(rec *recConn) int {
+		biggest := 0
+		for _, p := range plainPackets(t, rec.written()) {
+			if p[0] == msgChannelData && len(p)-9 > biggest {
+				biggest = len(p) - 9
+			}
+		}
+		return biggest
+	}
+	big := handshake(t, true, true, 256<<10)
+	echo(t, big.client, data)
+	if got := maxData(big.clientRec); got != MaxChannelMaxPacket {
+		t.Fatalf("largest data packet %d, want %d", got, MaxChannelMaxPacket)
+	}
+	small := handshake(t, true, true, 0)
+	echo(t, small.client, data)
+	if got := maxData(small.clientRec); got != channelMaxPacket {
+		t.Fatalf("largest data packet %d, want %d", got, channelMaxPacket)
+	}
+}
+
+// rawPeer speaks the wire by hand, as a dev-tunnels-ssh peer would.
+type rawPeer struct {
+	t    *testing.T
+	conn net.Conn
+	r    *nonePacketCipher
+	w    *nonePacketCipher
+}
+
+func newRawPeer(t *testing.T, conn net.Conn, version string) *rawPeer {
+	t.Helper()
+	if _, err := conn.Write([]byte(version + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readVersion(conn); err != nil {
+		t.Fatal(err)
+	}
+	return &rawPeer{t: t, conn: conn, r: &nonePacketCipher{}, w: &nonePacketCipher{}}
+}
+
+func (p *rawPeer) send(msg any) {
+	p.t.Helper()
+	if err := p.w.writeCipherPacket(0, p.conn, nil, Marshal(msg)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *rawPeer) read() []byte {
+	p.t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := p.r.readCipherPacket(0, p.conn)
+	if err != nil {
+		p.t.Fatalf("raw peer read: %v", err)
+	}
+	return bytes.Clone(b)
+}
+
+// devTunnelsNoneInit is KEXINIT as a dev-tunnels-ssh session without key
+// exchange sends it: none in every list, empty language lists.
+func devTunnelsNoneInit() *kexInitMsg {
+	none := []string{"none"}
+	return &kexInitMsg{
+		KexAlgos: none, ServerHostKeyAlgos: none,
+		CiphersClientServer: none, CiphersServerClient: none,
+		MACsClientServer: none, MACsServerClient: none,
+		CompressionClientServer: none, CompressionServerClient: none,
+	}
+}
+
+// TestNoneDevTunnelsV1Host plays a dev-tunnels-ssh V1 host (no key
+// exchange at all) against a server offering none: the server's KEXINIT
+// names none everywhere, it sends no NEWKEYS, and channels and global
+// requests work straight after. A re-exchange the peer starts is answered
+// with none again, and a disconnect without a language tag is parsed.
+func TestNoneDevTunnelsV1Host(t *testing.T) {
+	t.Parallel()
+	cc, sc := tcpPair(t)
+	scfg := &ServerConfig{NoClientAuth: true}
+	scfg.NoneKeyExchange = true
+	scfg.AddHostKey(testSigners(t)[1])
+	type res struct {
+		c    *ServerConn
+		reqs <-chan *Request
+		err  error
+	}
+	done := make(chan res, 1)
+	go func() {
+		c, chans, reqs, err := NewServerConn(sc, scfg)
+		if err == nil {
+			go func() {
+				for nc := range chans {
+					_ = nc.Reject(Prohibited, "no")
+				}
+			}()
+		}
+		done <- res{c, reqs, err}
+	}()
+
+	p := newRawPeer(t, cc, "SSH-2.0-dev-tunnels-ssh_3.12.42")
+	// Like dev-tunnels-ssh, send KEXINIT and a request right away, without
+	// waiting for the server's KEXINIT.
+	p.send(devTunnelsNoneInit())
+	p.send(globalRequestMsg{Type: "early", WantReply: true})
+	var init kexInitMsg
+	if err := Unmarshal(p.read(), &init); err != nil {
+		t.Fatalf("server KEXINIT: %v", err)
+	}
+	if !contains(init.KexAlgos, "none") || !contains(init.CiphersServerClient, "none") || !contains(init.MACsClientServer, "none") || !contains(init.ServerHostKeyAlgos, "none") {
+		t.Fatalf("server KEXINIT does not allow none: %+v", init)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("server handshake: %v", r.err)
+	}
+	defer r.c.Close()
+	go func() {
+		for req := range r.reqs {
+			_ = req.Reply(req.Type == "early" || req.Type == "late", []byte(req.Type))
+		}
+	}()
+	if got := p.read(); got[0] != msgRequestSuccess || string(got[1:]) != "early" {
+		t.Fatalf("reply to the early request: %x", got)
+	}
+
+	// The server opens a channel on the peer (the relay's
+	// client-ssh-session-stream); the peer refuses it.
+	opened := make(chan error, 1)
+	go func() {
+		_, _, err := r.c.OpenChannel("client-ssh-session-stream", nil)
+		opened <- err
+	}()
+	var open channelOpenMsg
+	if err := Unmarshal(p.read(), &open); err != nil || open.ChanType != "client-ssh-session-stream" {
+		t.Fatalf("channel open: %+v, %v", open, err)
+	}
+	p.send(channelOpenFailureMsg{PeersID: open.PeersID, Reason: Prohibited, Message: "no", Language: ""})
+	var oce *OpenChannelError
+	if err := <-opened; !errors.As(err, &oce) || oce.Reason != Prohibited {
+		t.Fatalf("open channel: %v", err)
+	}
+
+	// A re-exchange from the peer: answered with KEXINIT, none again, and
+	// no NEWKEYS.
+	p.send(devTunnelsNoneInit())
+	if got := p.read(); got[0] != msgKexInit {
+		t.Fatalf("answer to a re-exchange: message %d", got[0])
+	}
+	p.send(globalRequestMsg{Type: "late", WantReply: true})
+	if got := p.read(); got[0] != msgRequestSuccess || string(got[1:]) != "late" {
+		t.Fatalf("reply after the re-exchange: %x", got)
+	}
+
+	// dev-tunnels-ssh's disconnect: no language tag.
+	p.send(struct {
+		Reason  uint32 `sshtype:"1"`
+		Message string
+	}{11, "Replaced."})
+	err := r.c.Wait()
+	var dm *disconnectMsg
+	if !errors.As(err, &dm) || dm.Reason != 11 || dm.Message != "Replaced." {
+		t.Fatalf("Wait: %v, want the parsed disconnect", err)
+	}
+}
+
+// TestNoneRefusedWithoutOffer: a dev-tunnels-ssh V1 host against a server
+// that does not offer none gets a negotiation error, as with upstream.
+func TestNoneRefusedWithoutOffer(t *testing.T) {
+	t.Parallel()
+	cc, sc := tcpPair(t)
+	scfg := &ServerConfig{NoClientAuth: true}
+	scfg.AddHostKey(testSigners(t)[0])
+	errc := make(chan error, 1)
+	go func() {
+		_, _, _, err := NewServerConn(sc, scfg)
+		errc <- err
+	}()
+	p := newRawPeer(t, cc, "SSH-2.0-dev-tunnels-ssh_3.12.42")
+	p.send(devTunnelsNoneInit())
+	var ane *AlgorithmNegotiationError
+	if err := <-errc; !errors.As(err, &ane) || ane.What != "key exchange" {
+		t.Fatalf("server handshake: %v, want a key exchange negotiation error", err)
+	}
+}
+
+func TestParsePlainPrefix(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		length  uint32
+		padding byte
+		ok      bool
+	}{{12, 4, true}, {maxPacket, 4, true}, {maxPacket + 1, 4, false}, {5, 4, false}, {12, 3, false}, {0, 0, false}} {
+		var p [prefixLen]byte
+		binary.BigEndian.PutUint32(p[:], tc.length)
+		p[4] = tc.padding
+		if _, _, err := parsePlainPrefix(p); (err == nil) != tc.ok {
+			t.Errorf("length %d padding %d: err %v", tc.length, tc.padding, err)
+		}
+	}
+}
+
+func TestPacketPool(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, pooledMin - 1, pooledMin, pooledMin + 1, 200 << 10, maxPacket, maxPacket + 4096} {
+		b := getPacketBuf(n)
+		if len(b) != n {
+			t.Fatalf("getPacketBuf(%d): len %d", n, len(b))
+		}
+		if n >= pooledMin && (cap(b) < n || cap(b) > 2*n) {
+			t.Fatalf("getPacketBuf(%d): cap %d", n, cap(b))
+		}
+		putPacketBuf(b)
+	}
+}
