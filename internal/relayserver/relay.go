@@ -21,6 +21,7 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/devtunnels/webforward"
 	"github.com/warrenhq/warren/internal/metrics"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/store"
 	"github.com/warrenhq/warren/internal/ticket"
 	"github.com/warrenhq/warren/internal/wing/winghub"
@@ -66,6 +67,11 @@ type Config struct {
 	Expose []Exposure
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// SSHHostKeys are the relay's SSH host keys on Dev Tunnels relay
+	// sockets (see tunnelrelay.Config.HostKeys); relay-server loads them
+	// from its data dir with hostkeys.LoadOrCreate. Default: generated per
+	// Server.
+	SSHHostKeys []ssh.Signer
 	// Wings tunes the wing hub (/ws/wing, /ws/pty, /ws/relay,
 	// /api/app/wings, /health). Its token hooks are
 	// set by the Server.
@@ -131,7 +137,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.authn.Keys = cfg.Store
 	s.authn.Tokens = s.tokens
 	s.adminRoutes()
-	s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry},
+	s.hosts, err = tunnelrelay.New(tunnelrelay.Config{Tokens: s.tokens, Store: cfg.Store, Now: cfg.Now, Registerer: cfg.Registry, HostKeys: cfg.SSHHostKeys},
 		logger.With("service", "tunnel-relay"))
 	if err != nil {
 		return nil, fmt.Errorf("tunnel relay: %w", err)

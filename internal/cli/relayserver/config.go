@@ -18,7 +18,7 @@ type Config struct {
 
 	Listen    string `yaml:"listen" flag:"listen,l" usage:"address to serve HTTP(S) on"`
 	PublicURL string `yaml:"public_url" flag:"public-url" usage:"URL clients reach this relay at, used in links it hands out; empty means derived from listen"`
-	DataDir   string `yaml:"data_dir" flag:"data-dir" usage:"directory for persistent state"`
+	DataDir   string `yaml:"data_dir" flag:"data-dir" usage:"directory for persistent state: the database and the SSH host keys of the tunnel relay sockets"`
 	Dev       bool   `yaml:"dev" flag:"dev" usage:"development mode: loopback only, admin key generated and printed, data in a temp dir removed on exit unless data_dir is set"`
 	// The admin subcommands use the admin key too, so its flag is global.
 	AdminKey string `yaml:"admin_key" flag:"admin-key" secret:"true" cmd:"*" usage:"admin key for the management API (required unless dev)"`

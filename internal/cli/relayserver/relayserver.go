@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/ticket"
@@ -112,6 +113,12 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
+	// The SSH host keys of the Dev Tunnels relay sockets, kept beside the
+	// database so that they survive restarts.
+	hostKeys, err := hostkeys.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("SSH host keys: %w", err)}
+	}
 	var exposures []relayserver.Exposure
 	for i, e := range cfg.Tunnels.Expose {
 		l, err := net.Listen("tcp", e.Listen)
@@ -129,6 +136,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		PublicURL:       publicURL,
 		TokenTTL:        cfg.Tunnels.TokenTTL,
 		AdminKey:        cfg.AdminKey,
+		SSHHostKeys:     hostKeys,
 		TicketsDisabled: !cfg.Tickets.Enabled,
 		Tickets: ticket.Config{
 			DefaultTTL:      cfg.Tickets.DefaultTTL,

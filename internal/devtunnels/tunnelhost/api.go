@@ -66,7 +66,7 @@ func (h *Host) putEndpoint(ctx context.Context) (*tunnelproto.TunnelEndpoint, er
 		ID:             h.endpointID(),
 		HostID:         h.hostID,
 		ConnectionMode: tunnelproto.ConnectionModeTunnelRelay,
-		HostPublicKeys: []string{h.pubKeyB64},
+		HostPublicKeys: h.pubKeyB64,
 	})
 	return ep, apiErr(err)
 }

@@ -1,6 +1,7 @@
 package tunnelhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -188,6 +189,19 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// publishedKeys accepts any of the host keys h publishes (x/crypto clients
+// prefer its ECDSA key, others its ed25519 one).
+func publishedKeys(h *Host) ssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, k ssh.PublicKey) error {
+		for _, p := range h.HostPublicKeys() {
+			if bytes.Equal(p.Marshal(), k.Marshal()) {
+				return nil
+			}
+		}
+		return errors.New("host key is not one the host publishes")
+	}
+}
+
 // v1RawClient is a raw x/crypto SSH client on the V1 client socket, talking
 // to the host's nested server end to end; it checks the published host key.
 func (e *env) v1RawClient(ctx context.Context, h *Host) ssh.Conn {
@@ -205,7 +219,7 @@ func (e *env) v1RawClient(ctx context.Context, h *Host) ssh.Conn {
 		e.t.Fatalf("dial client relay: %v (%v)", err, resp)
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(ws, "host", &ssh.ClientConfig{
-		User: "tunnel", HostKeyCallback: ssh.FixedHostKey(h.HostPublicKey()), Timeout: 10 * time.Second,
+		User: "tunnel", HostKeyCallback: publishedKeys(h), Timeout: 10 * time.Second,
 	})
 	if err != nil {
 		e.t.Fatal(err)

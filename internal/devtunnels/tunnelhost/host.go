@@ -2,7 +2,6 @@ package tunnelhost
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -18,8 +17,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/cpu"
 
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
+	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/sshfork/ssh"
@@ -79,6 +80,17 @@ type Config struct {
 	HTTPClient      *http.Client          // management API; default: 30s timeout
 	Registerer      prometheus.Registerer // nil: no metrics
 	Backoff         *backoff.Backoff      // nil: 100ms → 12.8s, jitter [d/2, d]
+	// HostKeys are the nested (V1) SSH server's host keys, published in
+	// the endpoint's hostPublicKeys: ed25519 and ECDSA P-384 (the only one
+	// the TypeScript SDK's clients can use), e.g. from
+	// hostkeys.LoadOrCreate on tunnel-host's state dir. nil: generated for
+	// this Host.
+	HostKeys []ssh.Signer
+	// AllowInsecureNone offers the unencrypted "none" SSH key exchange on
+	// the relay socket even when it is plain ws:// to a relay that is not
+	// on loopback (see tunnelrelay.NoneAllowed). Default false: there the
+	// standard key exchange encrypts the relay leg.
+	AllowInsecureNone bool
 }
 
 var (
@@ -101,8 +113,8 @@ type Host struct {
 	api       *apiclient.Client
 	wsc       *http.Client
 	hostID    string
-	signer    ssh.Signer
-	pubKeyB64 string
+	signers   []ssh.Signer
+	pubKeyB64 []string // of signers, in order
 	nestedCfg *ssh.ServerConfig
 	met       *metrics
 
@@ -174,21 +186,27 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 		}
 		h.ports[p.Number] = normPort(p)
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
+	h.signers = cfg.HostKeys
+	if len(h.signers) == 0 {
+		var err error
+		if h.signers, err = hostkeys.Generate(); err != nil {
+			return nil, err
+		}
 	}
-	if h.signer, err = ssh.NewSignerFromKey(priv); err != nil {
-		return nil, err
-	}
-	h.pubKeyB64 = base64.StdEncoding.EncodeToString(h.signer.PublicKey().Marshal())
 	h.nestedCfg = &ssh.ServerConfig{
 		NoClientAuth: true,
-		Config: ssh.Config{KeyExchanges: []string{
-			"ecdh-sha2-nistp384", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256",
-		}},
+		Config: ssh.Config{
+			KeyExchanges: []string{"ecdh-sha2-nistp384", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"},
+			Ciphers:      nestedCiphers(),
+			// Safe with any client: each side sends at most what the other announces.
+			ChannelMaxPacket: ssh.MaxChannelMaxPacket,
+		},
 	}
-	h.nestedCfg.AddHostKey(h.signer)
+	for _, s := range h.signers {
+		h.pubKeyB64 = append(h.pubKeyB64, base64.StdEncoding.EncodeToString(s.PublicKey().Marshal()))
+		h.nestedCfg.AddHostKey(s)
+	}
+	var err error
 	if cfg.Registerer != nil {
 		if h.met, err = newMetrics(cfg.Registerer); err != nil {
 			return nil, err
@@ -216,8 +234,33 @@ func newUUID() string {
 // HostID returns the host id; the endpoint id is HostID()+"-relay".
 func (h *Host) HostID() string { return h.hostID }
 
-// HostPublicKey returns the nested SSH host key the endpoint publishes.
-func (h *Host) HostPublicKey() ssh.PublicKey { return h.signer.PublicKey() }
+// HostPublicKey returns the first nested SSH host key the endpoint
+// publishes (ed25519 unless Config.HostKeys says otherwise).
+func (h *Host) HostPublicKey() ssh.PublicKey { return h.signers[0].PublicKey() }
+
+// HostPublicKeys returns every nested SSH host key the endpoint publishes.
+func (h *Host) HostPublicKeys() []ssh.PublicKey {
+	out := make([]ssh.PublicKey, len(h.signers))
+	for i, s := range h.signers {
+		out[i] = s.PublicKey()
+	}
+	return out
+}
+
+// nestedCiphers is the cipher preference of the end-to-end V1 session,
+// which stays encrypted: AES-GCM first where the CPU has AES instructions
+// (it is then the fastest), ChaCha20-Poly1305 first where it has not.
+func nestedCiphers() []string {
+	aesGCM := []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
+	rest := []string{ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR}
+	chacha := []string{ssh.CipherChaCha20Poly1305}
+	if hasAESInstructions {
+		return slices.Concat(aesGCM, chacha, rest)
+	}
+	return slices.Concat(chacha, aesGCM, rest)
+}
+
+var hasAESInstructions = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ || cpu.ARM64.HasAES && cpu.ARM64.HasPMULL || cpu.S390X.HasAESGCM
 
 // Status returns the current connection status.
 func (h *Host) Status() Status {
@@ -436,7 +479,7 @@ func (h *Host) setup(ctx context.Context) (string, error) {
 			hasSSH = true
 		}
 	}
-	sig := fmt.Sprintf("%s.%s:%s.%s:%t:%s:%s", t.TunnelID, t.ClusterID, t.Name, t.Domain, hasSSH, h.hostID, h.pubKeyB64)
+	sig := fmt.Sprintf("%s.%s:%s.%s:%t:%s:%s", t.TunnelID, t.ClusterID, t.Name, t.Domain, hasSSH, h.hostID, strings.Join(h.pubKeyB64, ","))
 	h.mu.Lock()
 	same := h.epPut && h.epSig == sig && h.relayURI != ""
 	uri := h.relayURI
@@ -473,6 +516,21 @@ func (h *Host) mergeAPIPorts(api []tunnelproto.TunnelPort, replace bool) {
 	}
 }
 
+// relaySSHConfig is the SSH client configuration of the relay socket at
+// uri: the none key exchange is offered where tunnelrelay.NoneAllowed says.
+func (h *Host) relaySSHConfig(uri string) *ssh.ClientConfig {
+	none, _ := tunnelrelay.NoneAllowed(uri, h.cfg.AllowInsecureNone) // Dial has checked the URL
+	if !none {
+		h.log.Debug("not offering the none key exchange: plain ws:// to a relay beyond loopback", "stage", "ssh")
+	}
+	return &ssh.ClientConfig{
+		Config:          tunnelrelay.LegConfig(none),
+		User:            "tunnel",
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         tunnelrelay.SSHHandshakeTimeout,
+	}
+}
+
 // runOnce runs one relay session. connected reports whether it reached the
 // connected state.
 func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
@@ -496,11 +554,10 @@ func (h *Host) runOnce(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("tunnelhost: relay upgrade: %w", err)
 	}
 	v2 := conn.Subprotocol() == tunnelproto.SubprotocolHostV2
-	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, "relay", &ssh.ClientConfig{
-		User:            "tunnel",
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         tunnelrelay.SSHHandshakeTimeout,
-	})
+	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, "relay", h.relaySSHConfig(uri))
+	if errors.Is(err, tunnelrelay.ErrNoneRefused) {
+		return false, &protocolError{err} // retrying cannot help
+	}
 	if err != nil {
 		return false, fmt.Errorf("tunnelhost: relay SSH handshake: %w", err)
 	}

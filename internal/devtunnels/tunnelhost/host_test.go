@@ -64,6 +64,11 @@ func TestSDKClient(t *testing.T) {
 			if got := metricValue(h.met.status.WithLabelValues("connected")); got != 1 {
 				t.Errorf("status{connected} = %v", got)
 			}
+			// The relay leg (V2 or V1) ran the none key exchange; the SDK's
+			// nested session inside it is the SDK's own, encrypted.
+			if got := e.Metric("warren_relay_tunnel_ssh_sessions_total", "role", "host", "kex", "none"); got != 1 {
+				t.Errorf("relay host sessions with kex none = %v, want 1", got)
+			}
 		})
 	}
 }

@@ -167,7 +167,7 @@ func (r *Relay) serveClientV1(h *hostSession, c *clientSession, log *slog.Logger
 // serveClientV2 terminates SSH with the client and bridges its
 // forwarded-tcpip channels to the host (docs/protocols/devtunnels.md §2.6).
 func (r *Relay) serveClientV2(h *hostSession, c *clientSession, log *slog.Logger) {
-	sc, chans, reqs, err := r.serverHandshake(c.conn)
+	sc, chans, reqs, err := r.serverHandshake(c.conn, roleClient)
 	if err != nil {
 		log.Info("client SSH handshake failed", "err", err)
 		return

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -81,6 +83,51 @@ type DialConfig struct {
 	HandshakeTimeout time.Duration
 }
 
+// LegConfig is the SSH configuration of a relay leg: the SSH session over a
+// relay WebSocket between relay-server and a host or a V2 client (not the
+// end-to-end V1 session inside it). none offers dev-tunnels-ssh's "none"
+// key exchange, which the official TypeScript and C# hosts and clients
+// need and which skips SSH's own encryption where TLS (wss) already
+// protects the socket; a peer that does not offer it gets the standard key
+// exchange. Channels announce the largest packets the SSH fork allows; a
+// peer with smaller ones (the Go SDK, older warren) keeps its own.
+func LegConfig(none bool) ssh.Config {
+	return ssh.Config{NoneKeyExchange: none, ChannelMaxPacket: ssh.MaxChannelMaxPacket}
+}
+
+// ErrNoneRefused is returned by SSHHandshake when the relay offers only the
+// "none" key exchange and this side did not offer it (see NoneAllowed).
+var ErrNoneRefused = errors.New("the relay offers only the unencrypted \"none\" SSH key exchange, refused on a plain ws:// connection to a non-loopback relay: use a wss:// (https) relay URL, or allow it explicitly (allow_insecure_none)")
+
+// NoneAllowed reports whether a host or client may offer the "none" key
+// exchange on the relay socket at rawURL. "none" leaves the relay leg
+// without SSH encryption, so only TLS protects it: it is offered on wss://
+// (and https://), on a loopback relay (localhost, 127.0.0.0/8, ::1), and
+// elsewhere only if allowInsecure. Without it the standard key exchange
+// encrypts the leg.
+func NoneAllowed(rawURL string, allowInsecure bool) (bool, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false, fmt.Errorf("tunnelrelay: relay URL %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "wss", "https":
+		return true, nil
+	case "ws", "http":
+	default:
+		return false, fmt.Errorf("tunnelrelay: relay URL %q: scheme %q is not ws, wss, http or https", rawURL, u.Scheme)
+	}
+	if allowInsecure {
+		return true, nil
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback(), nil
+}
+
 // SSHHandshake runs an SSH client handshake over conn, a relay socket or
 // a stream inside one, within cfg.Timeout (default SSHHandshakeTimeout):
 // x/crypto uses that Timeout only when it dials TCP itself, so a timer
@@ -98,6 +145,10 @@ func SSHHandshake(conn net.Conn, addr string, cfg *ssh.ClientConfig) (ssh.Conn, 
 	}
 	if err != nil {
 		_ = conn.Close()
+		var ane *ssh.AlgorithmNegotiationError
+		if !cfg.NoneKeyExchange && errors.As(err, &ane) && ane.What == "key exchange" && slices.Contains(ane.RequestedAlgorithms, ssh.KeyExchangeNone) {
+			err = fmt.Errorf("%w (%w)", ErrNoneRefused, err)
+		}
 		return nil, nil, nil, err
 	}
 	return sc, chans, reqs, nil

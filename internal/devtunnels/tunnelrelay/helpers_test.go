@@ -41,6 +41,20 @@ type env struct {
 	// created is the creation time of the env's tunnels, which their
 	// tokens carry.
 	created time.Time
+	// none makes dialHost and v2Client offer the none key exchange, as
+	// warren's tunnel-host and tunnel-client do; false is an older warren
+	// or another x/crypto peer.
+	none bool
+}
+
+// legConfig is the SSH client configuration of the env's hosts and V2
+// clients.
+func (e *env) legConfig() *ssh.ClientConfig {
+	c := clientConfig()
+	if e.none {
+		c.Config = LegConfig(true)
+	}
+	return c
 }
 
 func newEnv(t *testing.T) *env {
@@ -169,7 +183,7 @@ func (e *env) dialHost(protos ...string) *testHost {
 	if err != nil {
 		e.t.Fatalf("host dial: %v", err)
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", clientConfig())
+	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", e.legConfig())
 	if err != nil {
 		e.t.Fatalf("host ssh: %v", err)
 	}

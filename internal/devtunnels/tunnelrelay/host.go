@@ -60,7 +60,7 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 		return
 	}
 	log := r.log.With("role", "host", "subprotocol", proto, "remote", req.RemoteAddr)
-	sc, chans, reqs, err := r.serverHandshake(conn)
+	sc, chans, reqs, err := r.serverHandshake(conn, roleHost)
 	if err != nil {
 		log.Info("host SSH handshake failed", "err", err)
 		conn.Close()
@@ -90,7 +90,7 @@ func (r *Relay) ServeHost(w http.ResponseWriter, req *http.Request, tunnelID str
 		// and the new host should not wait for it.
 		go old.replace()
 	}
-	log.Info("host connected", "tunnel_id", h.tunnelID)
+	log.Info("host connected", "tunnel_id", h.tunnelID, "kex", kexKind(sc))
 
 	go func() {
 		// Hosts open no channels towards the relay (docs/protocols/devtunnels.md §2.4–2.6).

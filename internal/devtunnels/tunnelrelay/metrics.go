@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/transport/pipe"
 )
 
@@ -22,6 +23,23 @@ const (
 	roleClient = "client"
 )
 
+// Key exchange kinds of warren_relay_tunnel_ssh_sessions_total.
+const (
+	kexNone     = "none"
+	kexStandard = "standard"
+)
+
+// kexKind names the key exchange c negotiated.
+func kexKind(c ssh.Conn) string {
+	if s, ok := c.(*ssh.ServerConn); ok {
+		c = s.Conn // the embedded connection has the algorithms
+	}
+	if a, ok := c.(ssh.AlgorithmsConnMetadata); ok && a.Algorithms().KeyExchange == ssh.KeyExchangeNone {
+		return kexNone
+	}
+	return kexStandard
+}
+
 // metrics are the relay's Prometheus collectors. They carry no tunnel ID
 // or address labels, so their cardinality is fixed.
 type metrics struct {
@@ -29,6 +47,7 @@ type metrics struct {
 	clients   *prometheus.GaugeVec   // version
 	forwarded *prometheus.CounterVec // kind
 	upgrades  *prometheus.CounterVec // role, result
+	kex       *prometheus.CounterVec // role, kex
 
 	bytesToHost, bytesFromHost prometheus.Counter
 }
@@ -53,6 +72,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "warren", Subsystem: "relay", Name: "tunnel_upgrades_total",
 			Help: "Host and client relay WebSocket requests, by role and pre-upgrade outcome.",
 		}, []string{"role", "result"}),
+		kex: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "relay", Name: "tunnel_ssh_sessions_total",
+			Help: "SSH sessions on relay sockets (hosts and V2 clients), by role and key exchange: none (dev-tunnels-ssh's unencrypted one, TLS protects the socket) or standard.",
+		}, []string{"role", "kex"}),
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "warren", Subsystem: "relay", Name: "tunnel_bytes_total",
@@ -68,12 +91,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.forwarded.WithLabelValues(tunnelproto.ChannelForwardedTCPIP)
 	m.forwarded.WithLabelValues(tunnelproto.ChannelClientSSHSessionStream)
 	for _, role := range []string{roleHost, roleClient} {
+		m.kex.WithLabelValues(role, kexNone)
+		m.kex.WithLabelValues(role, kexStandard)
 		for _, res := range []string{upgradeOK, upgradeUnauthorized, upgradeForbidden, upgradeNotFound, upgradeBadRequest, upgradeError} {
 			m.upgrades.WithLabelValues(role, res)
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.hosts, m.clients, m.forwarded, m.upgrades, bytes} {
+		for _, c := range []prometheus.Collector{m.hosts, m.clients, m.forwarded, m.upgrades, m.kex, bytes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -2,8 +2,6 @@ package tunnelrelay
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/internal/auth/token"
+	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/sshfork/ssh"
 	"github.com/warrenhq/warren/internal/store"
@@ -45,9 +44,12 @@ type Config struct {
 	// Store resolves the {tunnelId} of the URLs (ID, name or name.domain).
 	// Required.
 	Store store.Store
-	// HostKey is the relay's SSH host key on host and V2 client sessions.
-	// nil: New generates an ed25519 key (peers do not verify it, docs/protocols/devtunnels.md §2.4).
-	HostKey ssh.Signer
+	// HostKeys are the relay's SSH host keys on host and V2 client
+	// sessions, e.g. from hostkeys.LoadOrCreate: ed25519 for warren and
+	// OpenSSH-style peers, ECDSA P-384 for dev-tunnels-ssh, which has no
+	// ed25519. nil: New generates both for this Relay (peers do not verify
+	// them, docs/protocols/devtunnels.md §2.4).
+	HostKeys []ssh.Signer
 	// Now is the clock for session bookkeeping. Default time.Now.
 	Now func() time.Time
 	// Registerer receives the relay's warren_relay_tunnel_* metrics (see
@@ -89,19 +91,19 @@ func New(cfg Config, logger *slog.Logger) (*Relay, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HostKey == nil {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if len(cfg.HostKeys) == 0 {
+		keys, err := hostkeys.Generate()
 		if err != nil {
-			return nil, fmt.Errorf("tunnelrelay: generate host key: %w", err)
+			return nil, fmt.Errorf("tunnelrelay: %w", err)
 		}
-		if cfg.HostKey, err = ssh.NewSignerFromKey(priv); err != nil {
-			return nil, fmt.Errorf("tunnelrelay: host key: %w", err)
-		}
+		cfg.HostKeys = keys
 	}
 	// Hosts and V2 clients authenticate with the token on the WebSocket
 	// upgrade; the SSH layer has nothing left to check (docs/protocols/devtunnels.md §2.4).
-	sshCfg := &ssh.ServerConfig{NoClientAuth: true}
-	sshCfg.AddHostKey(cfg.HostKey)
+	sshCfg := &ssh.ServerConfig{NoClientAuth: true, Config: LegConfig(true)}
+	for _, k := range cfg.HostKeys {
+		sshCfg.AddHostKey(k)
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("tunnelrelay: metrics: %w", err)
@@ -277,13 +279,15 @@ func (r *Relay) verifyToken(tok, tunnelID string, created time.Time, scope strin
 	return nil
 }
 
-// serverHandshake runs the SSH server handshake under HandshakeTimeout.
-func (r *Relay) serverHandshake(c *wsconn.Conn) (*ssh.ServerConn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
+// serverHandshake runs the SSH server handshake of role under
+// HandshakeTimeout.
+func (r *Relay) serverHandshake(c *wsconn.Conn, role string) (*ssh.ServerConn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
 	_ = c.SetDeadline(time.Now().Add(HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, r.sshCfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
+	r.m.kex.WithLabelValues(role, kexKind(sc)).Inc()
 	return sc, chans, reqs, nil
 }

@@ -3,6 +3,7 @@ package tunnelrelay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -182,9 +183,14 @@ func TestV1HostRejectsGlobalRequests(t *testing.T) {
 // raw bytes reach the host's nested SSH server, through which a real
 // x/crypto client reaches the echo server.
 func TestV1Client(t *testing.T) {
-	for _, hostProto := range []string{tunnelproto.SubprotocolHostV1, tunnelproto.SubprotocolHostV2} {
-		t.Run(hostProto, func(t *testing.T) {
+	for _, tc := range []struct {
+		hostProto string
+		none      bool // the host leg's key exchange; the nested session stays standard
+	}{{tunnelproto.SubprotocolHostV1, false}, {tunnelproto.SubprotocolHostV2, false}, {tunnelproto.SubprotocolHostV1, true}, {tunnelproto.SubprotocolHostV2, true}} {
+		hostProto := tc.hostProto
+		t.Run(fmt.Sprintf("%s/none=%v", hostProto, tc.none), func(t *testing.T) {
 			e := newEnv(t)
+			e.none = tc.none
 			e.dialHost(hostProto)
 			conn, _, err := dialWS(testCtx(t), e.url("client", testTunnel), "Tunnel "+e.token(testTunnel, "connect"), tunnelproto.SubprotocolClientV1)
 			if err != nil {
@@ -272,7 +278,7 @@ func (e *env) v2Client(t *testing.T) (ssh.Conn, chan string) {
 	if conn.Subprotocol() != tunnelproto.SubprotocolClientV2 {
 		t.Fatalf("subprotocol %q", conn.Subprotocol())
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", clientConfig())
+	sc, chans, reqs, err := ssh.NewClientConn(conn, "relay", e.legConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

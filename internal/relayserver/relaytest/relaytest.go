@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/store/sqlite"
@@ -35,6 +37,7 @@ type Relay struct {
 
 	mu   sync.Mutex
 	db   *sqlite.DB
+	reg  *prometheus.Registry
 	stop func()
 }
 
@@ -75,7 +78,8 @@ func (r *Relay) start(ln net.Listener) {
 		r.TB.Fatal(err)
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(r.Skew.Load())) }
-	srv, err := relayserver.New(relayserver.Config{AdminKey: AdminKey, Store: db, PublicURL: r.URL, ShutdownTimeout: 2 * time.Second, Now: now}, nil)
+	reg := prometheus.NewRegistry()
+	srv, err := relayserver.New(relayserver.Config{AdminKey: AdminKey, Store: db, PublicURL: r.URL, ShutdownTimeout: 2 * time.Second, Now: now, Registry: reg}, nil)
 	if err != nil {
 		r.TB.Fatal(err)
 	}
@@ -84,12 +88,52 @@ func (r *Relay) start(ln net.Listener) {
 	go func() { _ = srv.Serve(ctx, ln); close(done) }()
 	r.mu.Lock()
 	r.db = db
+	r.reg = reg
 	r.stop = func() {
 		cancel()
 		<-done
 		_ = db.Close()
 	}
 	r.mu.Unlock()
+}
+
+// Metric returns the value of the relay's counter or gauge name with
+// exactly these labels (name, value pairs), or -1 if the series does not
+// exist. After Restart it reads the new relay's metrics.
+func (r *Relay) Metric(name string, labels ...string) float64 {
+	r.TB.Helper()
+	r.mu.Lock()
+	reg := r.reg
+	r.mu.Unlock()
+	mfs, err := reg.Gather()
+	if err != nil {
+		r.TB.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(want) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if want[lp.GetName()] != lp.GetValue() {
+					continue series
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // DB is the relay's store while it runs.
