@@ -18,13 +18,22 @@ async function echo(client, port, n, seed) {
   const stream = await client.connectToForwardedPort(port);
   const data = pattern(n, seed);
   const chunks = [];
+  let have = 0;
+  // Read until all bytes are back (no half-close: an SDK stream's end()
+  // may close the channel in both directions), or the stream ends.
   await new Promise((resolve, reject) => {
-    stream.on('data', (d) => chunks.push(Buffer.from(d)));
+    stream.on('data', (d) => {
+      chunks.push(Buffer.from(d));
+      have += d.length;
+      if (have >= n) resolve();
+    });
     stream.on('end', resolve);
+    stream.on('close', resolve);
     stream.on('error', reject);
-    stream.end(data);
+    stream.write(data);
   });
   const got = Buffer.concat(chunks);
+  stream.end();
   stream.destroy();
   return { ok: sha(got) === sha(data), bytes: got.length, e2e: stream instanceof SecureStream, stream: stream.constructor.name };
 }

@@ -3,11 +3,17 @@
 // configuration comes from WARREN_TS_* variables, every result is one JSON
 // line on stdout, commands arrive as JSON lines on stdin, and the SDK's trace
 // goes to stderr, which the Go side shows only when a test fails.
+const fs = require('fs');
 const readline = require('readline');
 const mgmt = require('@microsoft/dev-tunnels-management');
 
+// Synchronous writes: process.exit must not drop what was said before it.
 function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
+  fs.writeSync(1, JSON.stringify(obj) + '\n');
+}
+
+function stderr(line) {
+  fs.writeSync(2, line + '\n');
 }
 
 function fail(err) {
@@ -15,7 +21,9 @@ function fail(err) {
   process.exit(1);
 }
 
-process.on('unhandledRejection', fail);
+// A rejection the SDK leaves unhandled inside one stream (a local port
+// refusing, say) must not end a host serving others: report it and go on.
+process.on('unhandledRejection', (err) => emit({ event: 'unhandled', message: String((err && err.message) || err) }));
 process.on('uncaughtException', fail);
 
 function env(name, def) {
@@ -34,7 +42,7 @@ function ports(name) {
 
 // trace sends the SDK's trace lines to stderr.
 function trace(level, eventId, msg, err) {
-  process.stderr.write(`[sdk ${level}] ${msg}${err ? ' ' + err : ''}\n`);
+  stderr(`[sdk ${level}] ${msg}${err ? ' ' + err : ''}`);
 }
 
 // managementClient talks to the relay at WARREN_TS_SERVICE. auth is the
@@ -47,7 +55,7 @@ function managementClient(auth) {
     async () => auth,
     env('WARREN_TS_SERVICE'),
   );
-  c.trace = (msg) => process.stderr.write(`[mgmt] ${msg}\n`);
+  c.trace = (msg) => stderr(`[mgmt] ${msg}`);
   return c;
 }
 
