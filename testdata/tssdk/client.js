@@ -1,6 +1,6 @@
 'use strict';
 // A TS SDK client (TunnelRelayTunnelClient) of tunnel WARREN_TS_TUNNEL in
-// cluster WARREN_TS_CLUSTER, with a connect token from WARREN_TS_AUTH's
+// cluster WARREN_TS_CLUSTER (default: as GET /tunnels lists it), with a connect token from WARREN_TS_AUTH's
 // operator credentials. It waits for ports WARREN_TS_PORTS, then takes
 // commands on stdin:
 //   {"cmd":"echo","port":P,"bytes":N,"seed":S}  send N pattern bytes, half-close,
@@ -40,10 +40,16 @@ async function echo(client, port, n, seed) {
 
 async function main() {
   const op = managementClient(env('WARREN_TS_AUTH'));
-  const tunnel = await op.getTunnel(
-    { tunnelId: env('WARREN_TS_TUNNEL'), clusterId: env('WARREN_TS_CLUSTER') },
-    { includePorts: true, tokenScopes: ['connect'] },
-  );
+  const tunnelId = env('WARREN_TS_TUNNEL');
+  let clusterId = process.env.WARREN_TS_CLUSTER;
+  if (!clusterId) {
+    // A client knowing only the tunnel's id finds its cluster in the list.
+    const found = (await op.listTunnels()).find((t) => t.tunnelId === tunnelId);
+    if (!found) throw new Error(`tunnel ${tunnelId} is not listed`);
+    clusterId = found.clusterId;
+  }
+  const tunnel = await op.getTunnel({ tunnelId, clusterId }, { includePorts: true, tokenScopes: ['connect'] });
+  emit({ event: 'tunnel', tunnelId, clusterId, endpoints: (tunnel.endpoints || []).length });
   const client = new TunnelRelayTunnelClient(managementClient(null), trace);
   client.trace = trace;
   client.acceptLocalConnectionsForForwardedPorts = false;

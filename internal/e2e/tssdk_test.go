@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
+	"github.com/warrenhq/warren/internal/devtunnels/tssdk"
+)
+
+// Interop with the official Dev Tunnels TypeScript SDK (testdata/tssdk, run
+// by node through internal/devtunnels/tssdk) and the built binaries. The TS
+// management calls alone are checked in tunnelapi's TestTSSDKManagement.
+
+const tsWait = 60 * time.Second
+
+// tsEnv is the environment of a TS script against relayURL with the admin
+// key; protocol "1" or "2" forces the SDK's relay protocol (its own
+// DEVTUNNELS_PROTOCOL_VERSION), "" lets it offer V2 then V1.
+func tsEnv(relayURL, tunnel, protocol string, ports ...uint16) []string {
+	ps := make([]string, len(ports))
+	for i, p := range ports {
+		ps[i] = strconv.Itoa(int(p))
+	}
+	env := []string{
+		"WARREN_TS_SERVICE=" + relayURL + "/",
+		"WARREN_TS_AUTH=Bearer admin-k",
+		"WARREN_TS_TUNNEL=" + tunnel,
+		"WARREN_TS_PORTS=" + strings.Join(ps, ","),
+	}
+	if protocol != "" {
+		env = append(env, "DEVTUNNELS_PROTOCOL_VERSION="+protocol)
+	}
+	return env
+}
+
+// tsEcho has the TS client send n bytes to port and checks they came back;
+// it returns whether the stream was end-to-end encrypted (a SecureStream).
+func tsEcho(t *testing.T, c *tssdk.Proc, port uint16, n int, seed int) bool {
+	t.Helper()
+	c.Send(map[string]any{"cmd": "echo", "port": port, "bytes": n, "seed": seed})
+	ev := c.Wait("echo", tsWait)
+	if ev["ok"] != true || int(ev.Num("bytes")) != n || ev.Num("port") != float64(port) {
+		t.Fatalf("TS client echo on port %d: %v", port, ev)
+	}
+	return ev["e2e"] == true
+}
+
+// echoExact writes n pattern bytes to addr and reads exactly n back, with
+// no half-close: the TS SDK's port forwarding does not pass a channel EOF
+// on to the local socket, so an echo server behind a TS host never sees
+// the end of its input (echoHash would wait for ever).
+func echoExact(addr string, n int, seed byte) error {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(tsWait))
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = seed + byte(i*7)
+	}
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(data); werr <- err }()
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if err := <-werr; err != nil {
+		return err
+	}
+	if !bytes.Equal(got, data) {
+		return fmt.Errorf("%d bytes back, content differs", n)
+	}
+	return nil
+}
+
+// TestTSSDKHost: a TS host (V2, and V1) creates its tunnel with two ports
+// and connects; warren's tunnel-client and the official Go SDK client reach
+// both ports; a port the TS host adds while tunnel-client is connected
+// becomes reachable through it.
+func TestTSSDKHost(t *testing.T) {
+	tssdk.Install(t)
+	for _, v := range []string{"2", "1"} {
+		t.Run("v"+v, func(t *testing.T) {
+			_, relayURL := startRelay(t, "admin-k")
+			dir := t.TempDir()
+			tunnel := "tshost" + v
+			echo1, echo2, echo3 := echoServer(t), echoServer(t), echoServer(t)
+			host := tssdk.Start(t, "host.js", tsEnv(relayURL, tunnel, v, echo1, echo2)...)
+			if ev := host.Wait("created", tsWait); ev.Str("clusterId") != "127" {
+				t.Errorf("created %v", ev)
+			}
+			wantProto := map[string]string{"2": "tunnel-relay-host-v2-dev", "1": "tunnel-relay-host"}[v]
+			if ev := host.Wait("connected", tsWait); ev.Str("protocol") != wantProto {
+				t.Fatalf("TS host connected with %v, want %s", ev, wantProto)
+			}
+
+			l1, l2, l3 := freePort(t), freePort(t), freePort(t)
+			client := start(t, dir, cleanEnv(t, "WARREN_TUNNEL_CLIENT_API_KEY=admin-k"), "tunnel-client", "connect", tunnel,
+				"--relay", relayURL, "-o", "json",
+				"--port-map", fmt.Sprintf("%d:%d,%d:%d,%d:%d", echo1, l1, echo2, l2, echo3, l3))
+			for i, l := range []int{l1, l2} {
+				client.stdout.wait(t, regexpOf(fmt.Sprintf(`"event":"ready".*"local_port":%d`, l)), tsWait)
+				if err := echoExact(fmt.Sprintf("127.0.0.1:%d", l), 256<<10, byte(i)); err != nil {
+					t.Fatalf("tunnel-client to TS host port %d: %v", i+1, err)
+				}
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), tsWait)
+			defer cancel()
+			sdk := sdktest.Connect(t, ctx, relayURL, "admin-k", tunnel)
+			for _, p := range []uint16{echo1, echo2} {
+				if err := sdktest.WaitForwarded(ctx, sdk, p); err != nil {
+					t.Fatalf("Go SDK: port %d not forwarded: %v", p, err)
+				}
+				if err := sdkEcho(ctx, sdk, p, "go sdk through a TS host "+v); err != nil {
+					t.Fatalf("Go SDK to TS host port %d: %v", p, err)
+				}
+			}
+
+			host.Send(map[string]any{"cmd": "addPort", "port": echo3})
+			host.Wait("portAdded", tsWait)
+			client.stdout.wait(t, regexpOf(fmt.Sprintf(`"event":"ready".*"local_port":%d`, l3)), tsWait)
+			if err := echoExact(fmt.Sprintf("127.0.0.1:%d", l3), 64<<10, 9); err != nil {
+				t.Fatalf("tunnel-client to the port the TS host added: %v", err)
+			}
+
+			host.CloseInput()
+			host.Wait("closed", tsWait)
+		})
+	}
+}
+
+// TestTSSDKClient: a TS client with default settings (E2E requested)
+// reaches warren's tunnel-host in V2 (the host serves E2E) and V1, and
+// echoes on both ports.
+func TestTSSDKClient(t *testing.T) {
+	tssdk.Install(t)
+	for _, mode := range []string{"v2", "v1"} {
+		t.Run(mode, func(t *testing.T) {
+			_, relayURL := startRelay(t, "admin-k")
+			dir := t.TempDir()
+			admin := cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k")
+			run(t, dir, admin, "relay-server", "tunnels", "create", "wh", "--server", relayURL).wantCode(t, 0, "tunnels create")
+			echo1, echo2 := echoServer(t), echoServer(t)
+			hostEnv := cleanEnv(t, "WARREN_TUNNEL_HOST_API_KEY=admin-k", "WARREN_TUNNEL_HOST_CONTROL_SOCKET="+dir+"/h.sock")
+			start(t, dir, hostEnv, "tunnel-host", "--relay", relayURL, "--tunnel", "wh", "--mode", mode,
+				"--port", strconv.Itoa(int(echo1)), "--port", strconv.Itoa(int(echo2)))
+			waitHostConnected(t, dir, hostEnv, "wh")
+
+			c := tssdk.Start(t, "client.js", tsEnv(relayURL, "wh", "", echo1, echo2)...)
+			if ev := c.Wait("tunnel", tsWait); ev.Str("clusterId") != "127" || ev.Num("endpoints") != 1 {
+				t.Errorf("tunnel as the TS client reads it: %v", ev)
+			}
+			wantProto := map[string]string{"v2": "tunnel-relay-client-v2-dev", "v1": "tunnel-relay-client"}[mode]
+			if ev := c.Wait("connected", tsWait); ev.Str("protocol") != wantProto {
+				t.Fatalf("TS client connected with %v, want %s", ev, wantProto)
+			}
+			c.Wait("forwarded", tsWait)
+			c.Wait("forwarded", tsWait)
+			for i, p := range []uint16{echo1, echo2} {
+				e2e := tsEcho(t, c, p, 300<<10, i)
+				// V2: the TS client asks for E2E by default and warren's
+				// host serves it. V1 is end to end by construction (the
+				// nested session), so the SDK adds no SecureStream.
+				if want := mode == "v2"; e2e != want {
+					t.Errorf("%s port %d: E2E stream %v, want %v", mode, p, e2e, want)
+				}
+			}
+			c.CloseInput()
+			c.Wait("closed", tsWait)
+		})
+	}
+}
+
+// TestTSSDKHostAndClient: a TS host and a TS client with default settings
+// (V2, E2E requested and enabled by the host) through warren's relay; the
+// relay carries the E2E request and the host's answer. A port the host
+// adds while the client is connected reaches the client and echoes.
+func TestTSSDKHostAndClient(t *testing.T) {
+	tssdk.Install(t)
+	_, relayURL := startRelay(t, "admin-k")
+	echo1, echo2, echo3 := echoServer(t), echoServer(t), echoServer(t)
+	host := tssdk.Start(t, "host.js", tsEnv(relayURL, "tsboth", "", echo1, echo2)...)
+	host.Wait("created", tsWait)
+	if ev := host.Wait("connected", tsWait); ev.Str("protocol") != "tunnel-relay-host-v2-dev" {
+		t.Fatalf("TS host: %v", ev)
+	}
+	c := tssdk.Start(t, "client.js", tsEnv(relayURL, "tsboth", "", echo1, echo2)...)
+	if ev := c.Wait("connected", tsWait); ev.Str("protocol") != "tunnel-relay-client-v2-dev" {
+		t.Fatalf("TS client: %v", ev)
+	}
+	c.Wait("forwarded", tsWait)
+	c.Wait("forwarded", tsWait)
+	for i, p := range []uint16{echo1, echo2} {
+		if !tsEcho(t, c, p, 300<<10, i) {
+			t.Errorf("port %d: the stream was not end-to-end encrypted", p)
+		}
+	}
+
+	host.Send(map[string]any{"cmd": "addPort", "port": echo3})
+	host.Wait("portAdded", tsWait)
+	c.Send(map[string]any{"cmd": "wait", "port": echo3})
+	if ev := c.Wait("forwarded", tsWait); ev.Num("port") != float64(echo3) {
+		t.Fatalf("forwarded %v, want port %d", ev, echo3)
+	}
+	if !tsEcho(t, c, echo3, 64<<10, 7) {
+		t.Errorf("added port: the stream was not end-to-end encrypted")
+	}
+
+	c.CloseInput()
+	c.Wait("closed", tsWait)
+	host.CloseInput()
+	host.Wait("closed", tsWait)
+}
