@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelhost"
 	"github.com/warrenhq/warren/internal/metrics"
 )
@@ -31,6 +33,9 @@ type Config struct {
 	ControlSocket   string        `yaml:"control_socket" flag:"control-socket" usage:"unix socket for 'tunnel-host status' and 'ports'; empty means $XDG_RUNTIME_DIR/warren/tunnel-host-<tunnel>.sock or /tmp/warren-<uid>/tunnel-host-<tunnel>.sock"`
 	MetricsListen   string        `yaml:"metrics_listen" flag:"metrics-listen" usage:"address to serve /metrics on; empty means off"`
 	RefreshInterval time.Duration `yaml:"refresh_interval" usage:"how often ports are re-read from the relay while connected"`
+	StateDir        string        `yaml:"state_dir" flag:"state-dir" usage:"directory for the host's SSH host keys (ed25519, ECDSA P-384), created if missing; empty means $XDG_STATE_HOME/warren/tunnel-host or ~/.local/state/warren/tunnel-host"`
+	// The none key exchange leaves the relay socket to TLS alone.
+	AllowInsecureNone bool `yaml:"allow_insecure_none" flag:"allow-insecure-none" usage:"also offer the unencrypted none SSH key exchange on a plain ws:// (http) relay that is not on loopback; by default it is offered only where TLS (wss) or loopback protects the relay socket"`
 }
 
 func defaultConfig() *Config {
@@ -117,6 +122,14 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		return err
 	}
 	ports, _ := parsePorts(cfg.Ports)
+	dir, err := stateDir(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := hostkeys.LoadOrCreate(dir)
+	if err != nil {
+		return &cli.ConfigError{Key: "state_dir", Where: app.Source("state_dir"), Err: err}
+	}
 	reg := metrics.NewRegistry("tunnel-host")
 	host, err := tunnelhost.New(tunnelhost.Config{
 		RelayURL:        strings.TrimRight(cfg.Relay, "/"),
@@ -127,6 +140,9 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 		Mode:            tunnelhost.Mode(cfg.Mode),
 		RefreshInterval: cfg.RefreshInterval,
 		Registerer:      reg,
+
+		HostKeys:          keys,
+		AllowInsecureNone: cfg.AllowInsecureNone,
 	}, app.Logger) // the engine adds tunnel= itself
 	if err != nil {
 		return &cli.ConfigError{Err: err}
@@ -161,6 +177,22 @@ func run(ctx context.Context, app *cli.App, cfg *Config) error {
 }
 
 // controlPath is the configured socket, or a per-user, per-tunnel default.
+// stateDir is where the host keeps its SSH host keys, so that the keys
+// its endpoint publishes survive restarts.
+func stateDir(cfg *Config) (string, error) {
+	if cfg.StateDir != "" {
+		return cfg.StateDir, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "warren", "tunnel-host"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", &cli.ConfigError{Key: "state_dir", Err: fmt.Errorf("not set and no home directory to default to: %w", err)}
+	}
+	return filepath.Join(home, ".local", "state", "warren", "tunnel-host"), nil
+}
+
 func controlPath(cfg *Config) string {
 	if cfg.ControlSocket != "" {
 		return cfg.ControlSocket

@@ -42,10 +42,16 @@ type Config struct {
 	Bind string
 	// PortMap maps remote ports to local ones; unmapped ports listen on
 	// the same number.
-	PortMap    map[uint16]uint16
-	HTTPClient *http.Client          // management API; default: 30s timeout
-	Backoff    *backoff.Backoff      // nil: 100ms → 12.8s, jitter 0.5
-	Registerer prometheus.Registerer // nil: no metrics
+	PortMap map[uint16]uint16
+	// AllowInsecureNone offers the unencrypted "none" SSH key exchange on
+	// a V2 relay socket even when it is plain ws:// to a relay that is not
+	// on loopback (see tunnelrelay.NoneAllowed). Default false: there the
+	// standard key exchange encrypts the relay leg. V1 sessions are always
+	// encrypted end to end.
+	AllowInsecureNone bool
+	HTTPClient        *http.Client          // management API; default: 30s timeout
+	Backoff           *backoff.Backoff      // nil: 100ms → 12.8s, jitter 0.5
+	Registerer        prometheus.Registerer // nil: no metrics
 }
 
 // Event kinds.

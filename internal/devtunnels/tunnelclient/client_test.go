@@ -78,6 +78,22 @@ func TestEndToEnd(t *testing.T) {
 				if n := metricValue(t, reg, "warren_tunnel_client_bytes_total"); n < 2*20*(64<<10) {
 					t.Errorf("bytes_total %v too small", n)
 				}
+				// Relay legs with warren at both ends run the none key
+				// exchange: the host's always, the client's in V2 (in V1 the
+				// client's session is end to end with the host, encrypted).
+				if n := e.Metric("warren_relay_tunnel_ssh_sessions_total", "role", "host", "kex", "none"); n != 1 {
+					t.Errorf("relay host sessions with kex none: %v, want 1", n)
+				}
+				wantClient := 0.0
+				if tc.wantProto == tunnelproto.SubprotocolClientV2 {
+					wantClient = 1
+				}
+				if n := e.Metric("warren_relay_tunnel_ssh_sessions_total", "role", "client", "kex", "none"); n != wantClient {
+					t.Errorf("relay client sessions with kex none: %v, want %v", n, wantClient)
+				}
+				if n := e.Metric("warren_relay_tunnel_ssh_sessions_total", "role", "client", "kex", "standard"); n != 0 {
+					t.Errorf("relay client sessions with a standard kex: %v, want 0", n)
+				}
 			})
 		})
 	}
@@ -395,5 +411,28 @@ func TestSecond401IsRefused(t *testing.T) {
 	}
 	if n := rt.done.Load(); n != 2 {
 		t.Fatalf("%d tunnel reads, want 2", n)
+	}
+}
+
+// TestOfferNonePolicy: a V2 client offers the none key exchange on wss and
+// on loopback, and on plain ws beyond loopback only with AllowInsecureNone.
+func TestOfferNonePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		uri      string
+		insecure bool
+		want     bool
+	}{
+		{"wss://relay.example/relay/client/t", false, true},
+		{"ws://127.0.0.1:8080/relay/client/t", false, true},
+		{"ws://relay.example/relay/client/t", false, false},
+		{"ws://relay.example/relay/client/t", true, true},
+	} {
+		c, err := New(Config{RelayURL: "http://relay.example", TunnelID: "t", ConnectToken: "x", AllowInsecureNone: tc.insecure}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.offerNone(tc.uri); got != tc.want {
+			t.Errorf("%s (allow insecure %v): offers none = %v, want %v", tc.uri, tc.insecure, got, tc.want)
+		}
 	}
 }

@@ -185,6 +185,16 @@ func hostKeyCallback(ep *tunnelproto.TunnelEndpoint) (ssh.HostKeyCallback, error
 	}, nil
 }
 
+// offerNone reports whether the V2 session on the relay socket at uri
+// offers the none key exchange (tunnelrelay.NoneAllowed).
+func (c *Client) offerNone(uri string) bool {
+	none, _ := tunnelrelay.NoneAllowed(uri, c.cfg.AllowInsecureNone) // the dial has checked the URL
+	if !none {
+		c.log.Debug("not offering the none key exchange: plain ws:// to a relay beyond loopback")
+	}
+	return none
+}
+
 // serveSession runs the SSH session over conn until it ends.
 func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto string, ep *tunnelproto.TunnelEndpoint) (bool, error) {
 	v2 := proto == tunnelproto.SubprotocolClientV2
@@ -203,7 +213,12 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 		// The relay is the SSH server; its key is not verified: the
 		// WebSocket URL and TLS identify it (docs/protocols/devtunnels.md §2.4).
 		cfg.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+		cfg.Config = tunnelrelay.LegConfig(c.offerNone(ep.ClientRelayURI))
 	} else {
+		// End to end with the host: encrypted, large packets (each side
+		// sends at most what the other announces).
+		cfg.Ciphers = tunnelrelay.EndToEndCiphers()
+		cfg.ChannelMaxPacket = ssh.MaxChannelMaxPacket
 		addr = "host"
 		cb, err := hostKeyCallback(ep)
 		if err != nil {
@@ -213,6 +228,9 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 		cfg.HostKeyCallback = cb
 	}
 	sc, chans, reqs, err := tunnelrelay.SSHHandshake(conn, addr, cfg)
+	if errors.Is(err, tunnelrelay.ErrNoneRefused) {
+		return false, fatal(err) // retrying cannot help
+	}
 	if err != nil {
 		return false, fmt.Errorf("tunnelclient: SSH handshake (%s): %w", proto, err)
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/cpu"
 
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
@@ -197,7 +196,7 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 		NoClientAuth: true,
 		Config: ssh.Config{
 			KeyExchanges: []string{"ecdh-sha2-nistp384", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"},
-			Ciphers:      nestedCiphers(),
+			Ciphers:      tunnelrelay.EndToEndCiphers(),
 			// Safe with any client: each side sends at most what the other announces.
 			ChannelMaxPacket: ssh.MaxChannelMaxPacket,
 		},
@@ -246,21 +245,6 @@ func (h *Host) HostPublicKeys() []ssh.PublicKey {
 	}
 	return out
 }
-
-// nestedCiphers is the cipher preference of the end-to-end V1 session,
-// which stays encrypted: AES-GCM first where the CPU has AES instructions
-// (it is then the fastest), ChaCha20-Poly1305 first where it has not.
-func nestedCiphers() []string {
-	aesGCM := []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
-	rest := []string{ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR}
-	chacha := []string{ssh.CipherChaCha20Poly1305}
-	if hasAESInstructions {
-		return slices.Concat(aesGCM, chacha, rest)
-	}
-	return slices.Concat(chacha, aesGCM, rest)
-}
-
-var hasAESInstructions = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ || cpu.ARM64.HasAES && cpu.ARM64.HasPMULL || cpu.S390X.HasAESGCM
 
 // Status returns the current connection status.
 func (h *Host) Status() Status {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sys/cpu"
 
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/sshfork/ssh"
@@ -94,6 +95,23 @@ type DialConfig struct {
 func LegConfig(none bool) ssh.Config {
 	return ssh.Config{NoneKeyExchange: none, ChannelMaxPacket: ssh.MaxChannelMaxPacket}
 }
+
+// EndToEndCiphers is the cipher preference of the end-to-end V1 session
+// inside a relay socket, which stays encrypted: AES-GCM first where the CPU
+// has AES instructions (it is then the fastest), ChaCha20-Poly1305 first
+// where it has not.
+func EndToEndCiphers() []string {
+	aesGCM := []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
+	chacha := []string{ssh.CipherChaCha20Poly1305}
+	ctr := []string{ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR}
+	if hasAESInstructions {
+		return slices.Concat(aesGCM, chacha, ctr)
+	}
+	return slices.Concat(chacha, aesGCM, ctr)
+}
+
+var hasAESInstructions = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ ||
+	cpu.ARM64.HasAES && cpu.ARM64.HasPMULL || cpu.S390X.HasAESGCM
 
 // ErrNoneRefused is returned by SSHHandshake when the relay offers only the
 // "none" key exchange and this side did not offer it (see NoneAllowed).

@@ -4,9 +4,14 @@
 // docs/protocols/devtunnels.md §2.3–2.6 and §3.3.
 //
 // A Relay keeps at most one host session per tunnel. The relay is the SSH
-// server of every host (x/crypto/ssh, no client auth: the tunnel access
-// token on the WebSocket upgrade is the authentication). Clients reach the
-// host in one of two ways:
+// server of every host (warren's x/crypto/ssh fork, internal/sshfork, no
+// client auth: the tunnel access token on the WebSocket upgrade is the
+// authentication). It offers dev-tunnels-ssh's "none" key exchange besides
+// the standard ones, so the official TypeScript/C# hosts and clients get
+// in, and warren's own hosts and clients use it where TLS protects the
+// socket (NoneAllowed, LegConfig; docs/protocols/devtunnels.md §2.4.1);
+// peers that do not offer it get a standard, encrypted session. Clients
+// reach the host in one of two ways:
 //
 //   - V1 (tunnel-relay-client, the only one the Go SDK speaks, and used on
 //     V1 and V2 hosts alike): the relay opens a client-ssh-session-stream
@@ -31,7 +36,8 @@
 //
 // The spec asks the relay to send SSH_MSG_DISCONNECT with reason 11
 // (SSH_DISCONNECT_TOO_MANY_CONNECTIONS) to a host that a newer host of the
-// same tunnel replaces. Stock golang.org/x/crypto/ssh cannot do that:
+// same tunnel replaces. Stock golang.org/x/crypto/ssh (and so far warren's
+// fork of it, which does not add this) cannot do that:
 // it sends a disconnect message only inside the server's authentication
 // loop ("too many authentication failures"); an established ssh.Conn has
 // no call that writes one (Close just drops the transport), and the packet

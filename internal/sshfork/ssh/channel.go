@@ -468,17 +468,18 @@ func (ch *channel) handlePacket(packet []byte) error {
 
 func (m *mux) newChannel(chanType string, direction channelDirection, extraData []byte) *channel {
 	ch := &channel{
-		remoteWin:        window{Cond: newCond()},
-		myWindow:         m.channelWindow, // warren
-		pending:          newBuffer(),
-		extPending:       newBuffer(),
-		direction:        direction,
-		incomingRequests: make(chan *Request, chanSize),
-		msg:              make(chan interface{}, chanSize),
-		chanType:         chanType,
-		extraData:        extraData,
-		mux:              m,
-		packetPool:       make(map[uint32][]byte),
+		remoteWin:          window{Cond: newCond()},
+		myWindow:           m.channelWindow,    // warren
+		maxIncomingPayload: m.channelMaxPacket, // warren
+		pending:            newBuffer(),
+		extPending:         newBuffer(),
+		direction:          direction,
+		incomingRequests:   make(chan *Request, chanSize),
+		msg:                make(chan interface{}, chanSize),
+		chanType:           chanType,
+		extraData:          extraData,
+		mux:                m,
+		packetPool:         make(map[uint32][]byte),
 	}
 	ch.localId = m.chanList.add(ch)
 	return ch
@@ -504,11 +505,16 @@ func (ch *channel) Accept() (Channel, <-chan *Request, error) {
 	if ch.decided {
 		return nil, nil, errDecidedAlready
 	}
-	ch.maxIncomingPayload = ch.mux.channelMaxPacket // warren
+	// warren: a peer may send data before Accept, so maxIncomingPayload is
+	// set by newChannel and myWindow read under its lock (upstream raced
+	// with the mux here).
+	ch.windowMu.Lock()
+	myWindow := ch.myWindow
+	ch.windowMu.Unlock()
 	confirm := channelOpenConfirmMsg{
 		PeersID:       ch.remoteId,
 		MyID:          ch.localId,
-		MyWindow:      ch.myWindow,
+		MyWindow:      myWindow,
 		MaxPacketSize: ch.maxIncomingPayload,
 	}
 	ch.decided = true

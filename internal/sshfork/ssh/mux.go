@@ -316,7 +316,7 @@ func (m *mux) OpenChannel(chanType string, extra []byte) (Channel, <-chan *Reque
 func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
 	ch := m.newChannel(chanType, channelOutbound, extra)
 
-	ch.maxIncomingPayload = m.channelMaxPacket // warren
+	// warren: maxIncomingPayload is set by newChannel.
 
 	open := channelOpenMsg{
 		ChanType:         chanType,

@@ -26,11 +26,15 @@ func AcceptWithData(nc NewChannel, data []byte) (Channel, <-chan *Request, error
 	if ch.decided {
 		return nil, nil, errDecidedAlready
 	}
-	ch.maxIncomingPayload = ch.mux.channelMaxPacket
+	// As Accept: maxIncomingPayload was set by newChannel, and myWindow is
+	// read under its lock (the peer may already be sending data).
+	ch.windowMu.Lock()
+	myWindow := ch.myWindow
+	ch.windowMu.Unlock()
 	confirm := channelOpenConfirmMsg{
 		PeersID:          ch.remoteId,
 		MyID:             ch.localId,
-		MyWindow:         ch.myWindow,
+		MyWindow:         myWindow,
 		MaxPacketSize:    ch.maxIncomingPayload,
 		TypeSpecificData: data,
 	}
@@ -49,8 +53,7 @@ func OpenChannelWithConfirm(c Conn, chanType string, extra []byte) (Channel, <-c
 	if m == nil {
 		return nil, nil, nil, errNotForkChannel
 	}
-	ch := m.newChannel(chanType, channelOutbound, extra)
-	ch.maxIncomingPayload = m.channelMaxPacket
+	ch := m.newChannel(chanType, channelOutbound, extra) // sets maxIncomingPayload
 	open := channelOpenMsg{
 		ChanType:         chanType,
 		PeersWindow:      ch.myWindow,

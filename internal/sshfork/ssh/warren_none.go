@@ -120,6 +120,11 @@ func (t *handshakeTransport) noneKeyExchange(isClient bool, otherInit *kexInitMs
 			return true, err
 		}
 	}
+	if t.noneKex.Load() {
+		// A re-exchange the peer started: nothing changes. (The connection
+		// may be reading the algorithms now, so they are not rewritten.)
+		return true, nil
+	}
 	none := DirectionAlgorithms{Cipher: KeyExchangeNone, MAC: KeyExchangeNone, compression: compressionNone}
 	t.algorithms = &NegotiatedAlgorithms{KeyExchange: KeyExchangeNone, HostKey: KeyExchangeNone, Read: none, Write: none}
 	if t.sessionID == nil {
