@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/microsoft/dev-tunnels/go/tunnels"
 
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/devtunnels/tssdk"
@@ -83,10 +87,44 @@ func echoExact(addr string, n int, seed byte) error {
 	return nil
 }
 
+// sdkEchoWhy is sdkEcho that also reports the SDK's own error when the
+// pipe fails (ConnectToForwardedPort closes it on failure).
+func sdkEchoWhy(ctx context.Context, c *tunnels.Client, port uint16, msg string) error {
+	mine, theirs := net.Pipe()
+	defer mine.Close()
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.ConnectToForwardedPort(fctx, theirs, port) }()
+	mine.SetDeadline(time.Now().Add(tsWait))
+	fail := func(err error) error {
+		select {
+		case sdkErr := <-done:
+			return fmt.Errorf("%w (SDK: %v)", err, sdkErr)
+		case <-time.After(time.Second):
+			return err
+		}
+	}
+	if _, err := mine.Write([]byte(msg)); err != nil {
+		return fail(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(mine, buf); err != nil {
+		return fail(err)
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo mismatch: %q", buf)
+	}
+	cancel()
+	<-done
+	return nil
+}
+
 // TestTSSDKHost: a TS host (V2, and V1) creates its tunnel with two ports
-// and connects; warren's tunnel-client and the official Go SDK client reach
-// both ports; a port the TS host adds while tunnel-client is connected
-// becomes reachable through it.
+// (and a web app's) and connects; warren's tunnel-client and the official
+// Go SDK client reach both ports; web forwarding reaches the app of a V2
+// host; a port the TS host adds while tunnel-client is connected becomes
+// reachable through it.
 func TestTSSDKHost(t *testing.T) {
 	tssdk.Install(t)
 	for _, v := range []string{"2", "1"} {
@@ -95,7 +133,12 @@ func TestTSSDKHost(t *testing.T) {
 			dir := t.TempDir()
 			tunnel := "tshost" + v
 			echo1, echo2, echo3 := echoServer(t), echoServer(t), echoServer(t)
-			host := tssdk.Start(t, "host.js", tsEnv(relayURL, tunnel, v, echo1, echo2)...)
+			web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "behind a TS host, path %s", r.URL.Path)
+			}))
+			defer web.Close()
+			webPort := uint16(web.Listener.Addr().(*net.TCPAddr).Port)
+			host := tssdk.Start(t, "host.js", tsEnv(relayURL, tunnel, v, echo1, echo2, webPort)...)
 			if ev := host.Wait("created", tsWait); ev.Str("clusterId") != "127" {
 				t.Errorf("created %v", ev)
 			}
@@ -122,9 +165,28 @@ func TestTSSDKHost(t *testing.T) {
 				if err := sdktest.WaitForwarded(ctx, sdk, p); err != nil {
 					t.Fatalf("Go SDK: port %d not forwarded: %v", p, err)
 				}
-				if err := sdkEcho(ctx, sdk, p, "go sdk through a TS host "+v); err != nil {
+				if err := sdkEchoWhy(ctx, sdk, p, "go sdk through a TS host "+v); err != nil {
 					t.Fatalf("Go SDK to TS host port %d: %v", p, err)
 				}
+			}
+
+			// Web forwarding opens a V2 stream to the host itself, so it
+			// reaches a V2 TS host; a V1 host gets the documented 502.
+			r := run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_ADMIN_KEY=admin-k"), "relay-server", "tunnels", "token", tunnel, "--scope", "connect", "--server", relayURL)
+			r.wantCode(t, 0, "tunnels token")
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/tunnels/%s/ports/%d/some/path", relayURL, tunnel, webPort), nil)
+			req.Header.Set("X-Tunnel-Authorization", "tunnel "+strings.TrimSpace(r.stdout))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case v == "2" && (resp.StatusCode != 200 || string(body) != "behind a TS host, path /some/path"):
+				t.Errorf("web forwarding to a TS V2 host: %d %q", resp.StatusCode, body)
+			case v == "1" && resp.StatusCode != http.StatusBadGateway:
+				t.Errorf("web forwarding to a TS V1 host: %d %q, want 502", resp.StatusCode, body)
 			}
 
 			host.Send(map[string]any{"cmd": "addPort", "port": echo3})
