@@ -136,3 +136,12 @@ for m in udp tcp; do
   n="BenchmarkUDPOverlay/turn-over-$m"
   echo "TURN over $m: $(median_mbs "$n" "$work/turn.txt") MB/s ($(median_metric "$n" pkt/s "$work/turn.txt") pkt/s) vs direct $(median_metric "$n" direct-MB/s "$work/turn.txt") MB/s, ratio $(median_metric "$n" x-direct "$work/turn.txt"); loss at 1000/2000 pps: $(median_metric "$n" loss-%@1000pps "$work/turn.txt")% / $(median_metric "$n" loss-%@2000pps "$work/turn.txt")%"
 done
+
+echo
+echo "== TURN tcp overlay: one bulk TCP stream (KCP+smux in DTLS), PSK and compat profiles side by side, vs direct TCP (go test, median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkTCPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turntcp.txt" | grep -E '^Benchmark' || true
+for v in pion-turn-over-udp coturn-turn-over-udp coturn-turn-over-tcp; do
+  n="BenchmarkTCPOverlay/$v"
+  grep -qE "^$n(-[0-9]+)?[[:space:]]" "$work/turntcp.txt" || { echo "$v: skipped (coturn not installed?)"; continue; }
+  echo "$v: PSK $(median_metric "$n" psk-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" psk-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), compat $(median_metric "$n" compat-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" compat-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), psk/compat $(median_metric "$n" psk/compat "$work/turntcp.txt"); direct $(median_metric "$n" direct-MB/s "$work/turntcp.txt") MB/s, PSK ratio $(median_metric "$n" psk-x-direct "$work/turntcp.txt")"
+done

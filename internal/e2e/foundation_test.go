@@ -181,11 +181,20 @@ func TestSecretFromFile(t *testing.T) {
 
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	d, url := startRelay(t, "k", "--shutdown-timeout", "3s")
-	resp, err := http.Get(url + "/readyz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("readyz: %v %v", resp, err)
+	// "listening" comes before the node has registered in its store;
+	// /readyz turns 200 after that, as an operator's health check sees.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz not 200 within 30s: %v %v", resp, err)
+		}
 	}
-	resp.Body.Close()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d.exitCode(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, d.stderr)

@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	args := []string{"build", "-race", "-o", dir + "/"}
+	// warren_testhooks compiles in the test-only hooks (the vk provider's
+	// WARREN_TEST_VK_BASE_URL, to reach vkfake); release builds lack them.
+	args := []string{"build", "-race", "-tags", "warren_testhooks", "-o", dir + "/"}
 	if coverDir != "" {
 		// Coverage runs go without the race detector, as `make cover` does
 		// for the unit tests.
@@ -52,7 +54,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		args = []string{"build", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
+		args = []string{"build", "-tags", "warren_testhooks", "-cover", "-covermode=set", "-coverpkg=github.com/warrenhq/warren/...", "-o", dir + "/"}
 	}
 	for _, b := range binaries {
 		args = append(args, "github.com/warrenhq/warren/cmd/"+b)
@@ -132,14 +134,16 @@ type daemon struct {
 
 // lines collects a stream's lines and lets a test wait for one.
 type lines struct {
-	mu   sync.Mutex
-	all  []string
-	cond *sync.Cond
-	eof  bool
+	mu sync.Mutex
+	// closed is closed once the stream hit EOF.
+	closed chan struct{}
+	all    []string
+	cond   *sync.Cond
+	eof    bool
 }
 
 func newLines(r io.Reader) *lines {
-	l := &lines{}
+	l := &lines{closed: make(chan struct{})}
 	l.cond = sync.NewCond(&l.mu)
 	go func() {
 		sc := bufio.NewScanner(r)
@@ -154,6 +158,7 @@ func newLines(r io.Reader) *lines {
 		l.eof = true
 		l.cond.Broadcast()
 		l.mu.Unlock()
+		close(l.closed)
 	}()
 	return l
 }
@@ -188,15 +193,51 @@ func (l *lines) String() string {
 // start runs a binary in the background; the test's cleanup kills it.
 func start(t *testing.T, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
+	return startIn(t, dir, env, nil, bin, args...)
+}
+
+// startIn is start with stdin (nil: none) given to the binary.
+func startIn(t *testing.T, dir string, env []string, stdin *os.File, bin string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, bin), args...)
 	cmd.Dir, cmd.Env = dir, env
-	so, _ := cmd.StdoutPipe()
-	se, _ := cmd.StderrPipe()
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	// Our own pipes, not StdoutPipe: Wait closes those as soon as the
+	// process exits, which can drop its last lines (the error a test
+	// checks). These reach EOF only when every writer has closed them.
+	so, sow, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	se, sew, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = sow, sew
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	sow.Close()
+	sew.Close()
 	d := &daemon{cmd: cmd, stdout: newLines(so), stderr: newLines(se), done: make(chan struct{})}
-	go func() { d.err = cmd.Wait(); close(d.done) }()
+	go func() {
+		d.err = cmd.Wait()
+		// done means the output is complete too, unless a child the
+		// binary started still holds the pipes.
+		grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, c := range []chan struct{}{d.stdout.closed, d.stderr.closed} {
+			select {
+			case <-c:
+			case <-grace.Done():
+			}
+		}
+		so.Close()
+		se.Close()
+		close(d.done)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-d.done

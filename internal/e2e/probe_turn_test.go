@@ -182,7 +182,7 @@ func TestProbeResolve(t *testing.T) {
 		provider string // artifact dir; "" none
 		msg      string
 	}{
-		{"vk", nil, []string{"--provider", "vk", "--link", "x"}, 3, "vk", `probe failed: provider "vk": not available offline`},
+		{"vk", nil, []string{"--provider", "vk", "--link", "x"}, 2, "vk", `probe failed: vk stage vk_invite_link [invalid_link]: invalid vk link`},
 		{"query", []string{"WARREN_PROBE_RESOLVE_LINK=generic-turn://u:" + pass + "@h:3478?transport=tcp"}, []string{"--provider", "generic-turn"}, 2,
 			"generic-turn", "probe failed: invalid generic-turn link: query is not supported"},
 		{"empty user", nil, []string{"--provider", "generic-turn", "--link", "generic-turn://:pw@h:3478"}, 2, "generic-turn", "probe failed: invalid generic-turn link: username must not be empty"},
@@ -339,7 +339,7 @@ func TestProbeRunTURN(t *testing.T) {
 		"alloc-wrong-pass": {"CRITICAL", "turn_allocate", "refused the credentials"},
 		"dtls-wrong-psk":   {"CRITICAL", "dtls_handshake", `identity "default" with this key`},
 		"echo-wrong-psk":   {"CRITICAL", "dtls_handshake", "via relay"},
-		"alloc-vk":         {"UNKNOWN", "provider_resolve", "not available offline"},
+		"alloc-vk":         {"CRITICAL", "provider_resolve", "vk stage vk_invite_link [invalid_link]"},
 	}
 	for _, c := range rep.Checks {
 		w := want[c.Name]

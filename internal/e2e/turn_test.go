@@ -229,10 +229,10 @@ func TestTurnFailures(t *testing.T) {
 		return cleanEnv(t, append([]string{"WARREN_TUNNEL_CLIENT_TURN_PSK=" + key}, extra...)...)
 	}
 
-	t.Run("vk exits 3", func(t *testing.T) {
+	t.Run("vk bad link", func(t *testing.T) {
 		r := run(t, dir, clientEnv(), "tunnel-client", "turn", "--provider", "vk", "--link", "x", "--peer", "127.0.0.1:1", "--listen", "127.0.0.1:0")
-		r.wantCode(t, 3, "vk")
-		if !strings.Contains(r.stderr, `client runtime failed stage=provider_resolve: provider "vk": not available offline`) {
+		r.wantCode(t, 1, "vk")
+		if !strings.Contains(r.stderr, `client runtime failed stage=provider_resolve: vk stage vk_invite_link [invalid_link]: invalid vk link`) {
 			t.Errorf("stderr: %s", r.stderr)
 		}
 	})

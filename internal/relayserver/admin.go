@@ -36,6 +36,19 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("GET /api/v1/keys", s.admin(s.listKeys))
 	s.mux.HandleFunc("DELETE /api/v1/keys/{id}", s.admin(s.revokeKey))
 	s.mux.HandleFunc("POST /api/v1/signing-keys/rotate", s.admin(s.rotateKeys))
+	s.mux.HandleFunc("GET /api/v1/cluster", s.admin(s.clusterStatus))
+}
+
+// clusterStatus answers `relay-server cluster status`: the registry and
+// what each node holds, read from the store by this node.
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.member.Status(r.Context())
+	if err != nil {
+		s.log.Warn("cluster status: store failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // admin lets only the admin key through.

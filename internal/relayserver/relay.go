@@ -17,6 +17,7 @@ import (
 	"github.com/warrenhq/warren/internal/auth/apikey"
 	"github.com/warrenhq/warren/internal/auth/token"
 	"github.com/warrenhq/warren/internal/buildinfo"
+	"github.com/warrenhq/warren/internal/cluster"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelapi"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/devtunnels/webforward"
@@ -51,11 +52,21 @@ type Config struct {
 	// TokenTTL is the lifetime of tunnel access tokens handed out through
 	// tokenScopes. Default 1h.
 	TokenTTL time.Duration
-	// Node names this relay node on the endpoints it records. Default "local".
+	// Node names this relay node in the store's node registry and on the
+	// records it owns (endpoints, ...). Default "local".
 	Node string
 	// ClusterID is the clusterId of every tunnel (tunnelapi.Config.ClusterID).
 	// Default: the first label of PublicURL's host.
 	ClusterID string
+	// InternalURL is where other relay nodes reach this one. Default "".
+	InternalURL string
+	// NodePublicURL is where clients reach this node directly, recorded in
+	// the node registry. Default PublicURL.
+	NodePublicURL string
+	// Lease is how long this node counts as alive after renewing its
+	// registration; a node silent for longer is dead and what it owned is
+	// released. Default cluster.DefaultLease (15s).
+	Lease time.Duration
 	// WebDomain enables web forwarding by Host name,
 	// <tunnelId>-<port>.<WebDomain>, besides the path form
 	// /tunnels/<tunnelId>/ports/<port>/ that is always on.
@@ -91,6 +102,7 @@ type Server struct {
 	handler http.Handler      // mux behind web forwarding by Host
 	wings   *winghub.Hub      // wing hub
 	wingTok *wingtoken.Issuer // wing and user tokens
+	member  *cluster.Member   // this node in the store's registry
 	ready   atomic.Bool
 }
 
@@ -123,10 +135,23 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Node == "" {
+		cfg.Node = cluster.DefaultNodeID
+	}
 	s := &Server{cfg: cfg, log: logger, mux: http.NewServeMux()}
+	if cfg.NodePublicURL == "" {
+		cfg.NodePublicURL = cfg.PublicURL
+	}
+	var err error
+	s.member, err = cluster.New(cluster.Config{Store: cfg.Store, NodeID: cfg.Node, InternalURL: cfg.InternalURL,
+		PublicURL: cfg.NodePublicURL, Lease: cfg.Lease, Now: cfg.Now, Registerer: cfg.Registry}, logger.With("service", "cluster"))
+	if err != nil {
+		return nil, err
+	}
 
 	s.authn = &auth.Authenticator{AdminKey: cfg.AdminKey}
-	ring, err := loadKeyring(context.Background(), cfg.Store, cfg.Now())
+	var ring *token.Keyring
+	ring, err = loadKeyring(context.Background(), cfg.Store, cfg.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +245,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Registered before serving, so the first requests find this node in
+	// the registry; should the store be down, Run keeps trying and /readyz
+	// says not ready meanwhile.
+	if err := s.member.Register(ctx); err != nil {
+		s.log.Warn("node registration failed; not ready until the store answers", "err", err)
+	}
+	memberCtx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
+	memberDone := make(chan struct{})
+	go func() { s.member.Run(memberCtx); close(memberDone) }()
+	// Deregistered last, once connections are closed: what this node held
+	// is released at once instead of after the lease.
+	defer func() { stopMember(); <-memberDone }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	exposed := s.serveExposures(ctx)
@@ -276,6 +313,16 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.ready.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	if !s.member.Ready() {
+		// The error is the store's, which names the database but never
+		// its password.
+		reason := "store not ready"
+		if err := s.member.Err(); err != nil {
+			reason = err.Error()
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -1,11 +1,13 @@
 // Package store is relay-server's persistent state: tunnels and their ports,
 // the host endpoints registered on them, operator API keys, token signing
-// keys and wing owners.
+// keys, wing owners, and the cluster's node registry with the records each
+// node owns (see [ClusterStore]).
 //
 // [Store] is the contract every backend implements. It speaks plain Go types
 // and sentinel errors, never SQL, so callers are written once and a backend
-// (embedded SQLite today, package store/sqlite; PostgreSQL for larger
-// deployments later) is picked at startup. Package store/storetest holds the
+// (embedded SQLite, package store/sqlite, the default; PostgreSQL, package
+// store/postgres, where several relay nodes share one database) is picked
+// at startup. Package store/storetest holds the
 // conformance suite each backend runs to prove it honours the contract below.
 //
 // # Contract shared by all methods

@@ -195,6 +195,9 @@ type Store interface {
 	// claims it. ErrNotFound if it has no owner.
 	DeleteWingOwner(ctx context.Context, wingID string) error
 
+	// The node registry and what nodes own: see ClusterStore.
+	ClusterStore
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }

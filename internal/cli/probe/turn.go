@@ -15,14 +15,19 @@ import (
 // ResolveConfig is the `resolve:` section: one TURN provider resolution.
 type ResolveConfig struct {
 	Provider  string `yaml:"provider" flag:"provider" usage:"TURN credential provider: generic-turn, turn-rest or vk (see 'probe providers')"`
-	Link      string `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT or turn-rest://USER@HOST:PORT?ttl=1h (a generic-turn password on the command line is visible in ps: prefer WARREN_PROBE_RESOLVE_LINK)"`
+	Link      string `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT, turn-rest://USER@HOST:PORT?ttl=1h or https://vk.com/call/join/TOKEN (a generic-turn password on the command line is visible in ps: prefer WARREN_PROBE_RESOLVE_LINK)"`
 	OutputDir string `yaml:"output_dir" flag:"output-dir" usage:"directory for the sanitized artifact DIR/<provider>/probe-artifact.json"`
+	// Interactive lets a person answer a provider's challenge (VK's
+	// captcha) on the terminal: the URL goes to stderr, the answer is
+	// read from stdin.
+	Interactive bool `yaml:"interactive" flag:"interactive" usage:"when the provider asks for a person (VK captcha), print the challenge URL on stderr and read the answer from stdin"`
 }
 
 // Exit codes of probe resolve (Nagios): 0 resolved; 2 CRITICAL, the link
-// does not resolve (bad link, ...); 3 UNKNOWN, probe could not judge:
-// provider not available offline (vk), unknown provider, missing
-// turn-rest secret or options, artifact not written.
+// does not resolve (bad link, the provider's answer is an error or lacks
+// a field); 3 UNKNOWN, probe could not judge: unknown provider, missing
+// turn-rest secret or options, the provider unreachable, a challenge
+// nobody answered, artifact not written.
 
 func providersCmd(app *cli.App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -62,9 +67,17 @@ The turn-rest shared secret comes from WARREN_PROBE_TURN_REST_SECRET,
 turn_rest_secret in the config file or --turn-rest-secret-file, never from a
 flag value.
 
-Exit codes: 0 resolved; 2 CRITICAL (the link does not resolve); 3 UNKNOWN
-(provider not available offline, e.g. vk; unknown provider; missing secret or
-options; the artifact could not be written).`,
+A provider that resolves in stages (vk) names the failing stage and a code:
+  probe failed: vk stage ok_join_conversation_by_link [missing_turn_url]: ...
+When VK asks for a captcha, --interactive prints the challenge URL on stderr
+("challenge: open <url> in a browser") and reads the answer from stdin;
+without it the run fails with code captcha_required.
+
+Exit codes: 0 resolved; 2 CRITICAL (the link does not resolve, or the
+provider answered with an error or without a required field); 3 UNKNOWN
+(unknown provider; missing secret or options; the provider could not be
+reached; a captcha that needed a person and got none; the artifact could
+not be written).`,
 		Args: cobra.NoArgs,
 	}
 	out := cli.AddOutputFlag(cmd)
@@ -91,11 +104,20 @@ func resolve(ctx context.Context, app *cli.App, cfg *Config, out *cli.Output) er
 		fmt.Fprintf(app.Stderr, "probe failed: %v\n", err)
 		return cli.Exit(code)
 	}
-	res, err := turnprovider.Resolve(ctx, r.Provider, turnprovider.Request{Link: r.Link, RESTSecret: cfg.TURNRestSecret})
+	req := turnprovider.Request{Link: r.Link, RESTSecret: cfg.TURNRestSecret}
+	if r.Interactive {
+		req.Solver = &turnprovider.PromptSolver{In: app.Stdin, Out: app.Stderr}
+	}
+	res, err := turnprovider.Resolve(ctx, r.Provider, req)
 	if err != nil {
 		code, shown := cli.NagiosCritical, err
+		var se *turnprovider.StageError
 		switch {
-		case errors.Is(err, turnprovider.ErrNotImplemented), errors.Is(err, turnprovider.ErrNotRegistered):
+		case errors.Is(err, turnprovider.ErrNotImplemented), errors.Is(err, turnprovider.ErrNotRegistered),
+			errors.Is(err, turnprovider.ErrChallengeRequired), errors.Is(err, turnprovider.ErrChallengeCanceled):
+			code = cli.NagiosUnknown
+		case errors.As(err, &se) && se.Code == turnprovider.CodeRequestFailed:
+			// Nothing answered: probe cannot say whether the link is good.
 			code = cli.NagiosUnknown
 		case errors.Is(err, turnprovider.ErrMissingSecret):
 			code = cli.NagiosUnknown

@@ -88,3 +88,18 @@ func (c *apiClient) call(ctx context.Context, op string, f func(context.Context)
 	}
 	return fmt.Errorf("%s: cannot reach relay at %s (is relay-server running? see --server): %w", op, c.base, err)
 }
+
+// apiCall opens the client and runs one API call within --timeout,
+// returning its result or an operator-readable failure (see call).
+func apiCall[T any](ctx context.Context, client func() (*apiClient, error), op string, f func(context.Context, *apiclient.Client) (T, error)) (T, error) {
+	var res T
+	c, err := client()
+	if err != nil {
+		return res, err
+	}
+	err = c.call(ctx, op, func(ctx context.Context) (err error) {
+		res, err = f(ctx, c.api)
+		return err
+	})
+	return res, err
+}

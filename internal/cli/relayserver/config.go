@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/internal/cli"
+	"github.com/warrenhq/warren/internal/cluster"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelapi"
 )
 
@@ -45,6 +46,17 @@ type Config struct {
 		WorkspaceCap  int           `yaml:"workspace_cap" usage:"live tickets allowed per workspace"`
 	} `yaml:"tickets"`
 
+	Store struct {
+		DSN string `yaml:"dsn" secret:"true" usage:"PostgreSQL connection string (postgres://user:password@host:5432/db or key=value form) shared by the relay nodes of a cluster; empty: SQLite in data_dir. It holds the password: prefer store.dsn_file"`
+	} `yaml:"store"`
+
+	Cluster struct {
+		NodeID      string        `yaml:"node_id" usage:"this relay node's name in the store's node registry, unique in the cluster and stable across restarts"`
+		InternalURL string        `yaml:"internal_url" usage:"URL other relay nodes reach this node at; empty on a single node"`
+		PublicURL   string        `yaml:"public_url" usage:"URL clients reach this node at directly (not through the load balancer); empty: public_url"`
+		Lease       time.Duration `yaml:"lease" usage:"a node that has not renewed its registration for this long is dead, and what it held is released"`
+	} `yaml:"cluster"`
+
 	Wings struct {
 		Bandwidth struct {
 			Rate       cli.ByteSize `yaml:"rate" usage:"per-user sustained PTY output to browsers and wing attach, in bytes per second; faster output is delayed; 0: no limit (upstream's free tier: 375KB)"`
@@ -71,6 +83,8 @@ func defaultConfig() *Config {
 	c.Tickets.MaxBytesLimit = 64 << 30
 	c.Tickets.IdleTimeout = 60 * time.Second
 	c.Tickets.WorkspaceCap = 16
+	c.Cluster.NodeID = cluster.DefaultNodeID
+	c.Cluster.Lease = cluster.DefaultLease
 	return c
 }
 
@@ -84,6 +98,24 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return cli.FieldErrorf("public_url", "expected an http:// or https:// URL, got %q", c.PublicURL)
 		}
+	}
+	if c.Cluster.NodeID == "" || strings.ContainsAny(c.Cluster.NodeID, " \t\r\n\x00/") {
+		return cli.FieldErrorf("cluster.node_id", "expected a name without spaces or slashes such as relay-a, got %q", c.Cluster.NodeID)
+	}
+	for key, v := range map[string]string{"cluster.internal_url": c.Cluster.InternalURL, "cluster.public_url": c.Cluster.PublicURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cli.FieldErrorf(key, "expected an http:// or https:// URL, got %q", v)
+		}
+	}
+	if c.Cluster.Lease < time.Second || c.Cluster.Lease > 10*time.Minute {
+		return cli.FieldErrorf("cluster.lease", "must be between 1s and 10m, got %s", c.Cluster.Lease)
+	}
+	if d := c.Store.DSN; d != "" && !strings.HasPrefix(d, "postgres://") && !strings.HasPrefix(d, "postgresql://") && !strings.Contains(d, "=") {
+		// The value is a secret: the error does not repeat it.
+		return cli.FieldErrorf("store.dsn", "expected a postgres:// URL or key=value connection string")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return cli.FieldErrorf("tls.cert_file", "tls.cert_file and tls.key_file go together")

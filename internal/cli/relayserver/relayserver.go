@@ -8,16 +8,20 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/devtunnels/hostkeys"
 	"github.com/warrenhq/warren/internal/relayserver"
+	"github.com/warrenhq/warren/internal/store"
+	"github.com/warrenhq/warren/internal/store/postgres"
 	"github.com/warrenhq/warren/internal/store/sqlite"
 	"github.com/warrenhq/warren/internal/ticket"
 	"github.com/warrenhq/warren/internal/wing/winghub"
@@ -45,7 +49,7 @@ func build(app *cli.App) *cobra.Command {
 	root := app.NewRoot(cfg, func(cmd *cobra.Command, _ []string) error {
 		return serve(cmd.Context(), app, cfg)
 	})
-	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg), wingsCmd(app, cfg))
+	root.AddCommand(ticketsCmd(app, cfg), keysCmd(app, cfg), tunnelsCmd(app, cfg), wingsCmd(app, cfg), clusterCmd(app, cfg))
 	app.Preflight("", func() error { _, err := checkServe(app, cfg); return err })
 	return root
 }
@@ -108,16 +112,20 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	if publicURL == "" {
 		publicURL = url
 	}
-	db, err := openStore(ctx, cfg.DataDir)
+	db, err := openStore(ctx, app, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// The SSH host keys of the Dev Tunnels relay sockets, kept beside the
-	// database so that they survive restarts.
+	// The SSH host keys of the Dev Tunnels relay sockets, kept in the data
+	// dir so that they survive restarts.
 	hostKeys, err := hostkeys.LoadOrCreate(cfg.DataDir)
 	if err != nil {
 		return &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("SSH host keys: %w", err)}
+	}
+	nodeURL := strings.TrimRight(cfg.Cluster.PublicURL, "/")
+	if nodeURL == "" {
+		nodeURL = publicURL
 	}
 	var exposures []relayserver.Exposure
 	for i, e := range cfg.Tunnels.Expose {
@@ -130,6 +138,10 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	}
 	srv, err := relayserver.New(relayserver.Config{
 		Store:           db,
+		Node:            cfg.Cluster.NodeID,
+		InternalURL:     strings.TrimRight(cfg.Cluster.InternalURL, "/"),
+		NodePublicURL:   nodeURL,
+		Lease:           cfg.Cluster.Lease,
 		WebDomain:       cfg.Tunnels.WebDomain,
 		ClusterID:       cfg.Tunnels.ClusterID,
 		Expose:          exposures,
@@ -167,12 +179,34 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	})
 }
 
-// openStore opens (creating) the relay's database in dataDir.
-func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("create %s: %w", dataDir, err)}
+// openStore opens the relay's database: PostgreSQL when store.dsn is set,
+// else SQLite in data_dir. PostgreSQL is waited for (nodes of a cluster may
+// start before their database); the wait ends with ctx.
+func openStore(ctx context.Context, app *cli.App, cfg *Config) (store.Store, error) {
+	if cfg.Store.DSN != "" {
+		var delay time.Duration
+		for {
+			db, err := postgres.Open(ctx, cfg.Store.DSN)
+			if err == nil {
+				return db, nil
+			}
+			if errors.Is(err, postgres.ErrSchemaTooNew) || ctx.Err() != nil {
+				return nil, fmt.Errorf("open database (store.dsn, %s): %w", app.Source("store.dsn"), err)
+			}
+			delay = min(max(2*delay, 500*time.Millisecond), 15*time.Second)
+			// The error names host, user and database, never the password.
+			app.Logger.Warn("database not reachable; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(delay):
+			}
+		}
 	}
-	path := filepath.Join(dataDir, "relay.db")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, &cli.ConfigError{Key: "data_dir", Err: fmt.Errorf("create %s: %w", cfg.DataDir, err)}
+	}
+	path := filepath.Join(cfg.DataDir, "relay.db")
 	db, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)

@@ -49,20 +49,15 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 	create.Flags().StringSliceVar(&labels, "label", nil, "label (repeatable)")
 	createOut := out(create)
 	create.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
 		id := newTunnelID()
 		if len(args) == 1 {
 			id = args[0]
 		}
-		var t *tunnelproto.Tunnel
 		body := tunnelproto.Tunnel{TunnelID: id, Name: id, Description: desc, Labels: labels}
-		if err := c.call(cmd.Context(), "create tunnel", func(ctx context.Context) (err error) {
-			t, err = c.api.PutTunnel(ctx, &body, apiclient.CreateOnly)
-			return err
-		}); err != nil {
+		t, err := apiCall(cmd.Context(), client, "create tunnel", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.Tunnel, error) {
+			return api.PutTunnel(ctx, &body, apiclient.CreateOnly)
+		})
+		if err != nil {
 			return err
 		}
 		return printTunnel(app, createOut, t)
@@ -71,15 +66,10 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "List tunnels", Args: cobra.NoArgs}
 	listOut := out(list)
 	list.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := client()
+		res, err := apiCall(cmd.Context(), client, "list tunnels", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.TunnelListByRegionResponse, error) {
+			return api.ListTunnels(ctx)
+		})
 		if err != nil {
-			return err
-		}
-		var res *tunnelproto.TunnelListByRegionResponse
-		if err := c.call(cmd.Context(), "list tunnels", func(ctx context.Context) (err error) {
-			res, err = c.api.ListTunnels(ctx)
-			return err
-		}); err != nil {
 			return err
 		}
 		if listOut.JSON() {
@@ -98,15 +88,10 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 	show := &cobra.Command{Use: "show ID", Short: "Show a tunnel with its ports and host endpoint", Args: cobra.ExactArgs(1)}
 	showOut := out(show)
 	show.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
+		t, err := apiCall(cmd.Context(), client, "show tunnel", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.Tunnel, error) {
+			return api.GetTunnel(ctx, args[0], apiclient.GetOptions{IncludePorts: true})
+		})
 		if err != nil {
-			return err
-		}
-		var t *tunnelproto.Tunnel
-		if err := c.call(cmd.Context(), "show tunnel", func(ctx context.Context) (err error) {
-			t, err = c.api.GetTunnel(ctx, args[0], apiclient.GetOptions{IncludePorts: true})
-			return err
-		}); err != nil {
 			return err
 		}
 		return printTunnel(app, showOut, t)
@@ -114,16 +99,12 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 
 	del := &cobra.Command{Use: "delete ID", Short: "Delete a tunnel with its ports", Args: cobra.ExactArgs(1)}
 	del.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
-		if err := c.call(cmd.Context(), "delete tunnel", func(ctx context.Context) error {
-			return c.api.DeleteTunnel(ctx, args[0])
+		if _, err := apiCall(cmd.Context(), client, "delete tunnel", func(ctx context.Context, api *apiclient.Client) (struct{}, error) {
+			return struct{}{}, api.DeleteTunnel(ctx, args[0])
 		}); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(app.Stdout, "deleted tunnel %s\n", args[0])
+		_, err := fmt.Fprintf(app.Stdout, "deleted tunnel %s\n", args[0])
 		return err
 	}
 
@@ -137,15 +118,10 @@ func tunnelsCmd(app *cli.App, cfg *Config) *cobra.Command {
 	tok.MarkFlagRequired("scope")
 	tokOut := out(tok)
 	tok.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
+		t, err := apiCall(cmd.Context(), client, "issue token", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.Tunnel, error) {
+			return api.GetTunnel(ctx, args[0], apiclient.GetOptions{TokenScopes: scopes})
+		})
 		if err != nil {
-			return err
-		}
-		var t *tunnelproto.Tunnel
-		if err := c.call(cmd.Context(), "issue token", func(ctx context.Context) (err error) {
-			t, err = c.api.GetTunnel(ctx, args[0], apiclient.GetOptions{TokenScopes: scopes})
-			return err
-		}); err != nil {
 			return err
 		}
 		if tokOut.JSON() {
@@ -180,19 +156,14 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, err := client()
-		if err != nil {
-			return err
-		}
-		var p *tunnelproto.TunnelPort
 		body := tunnelproto.TunnelPort{PortNumber: n, Protocol: protocol, Name: name}
 		if anonymous {
 			body.AccessControl = tunnelproto.AnonymousConnectDocument()
 		}
-		if err := c.call(cmd.Context(), "add port", func(ctx context.Context) (err error) {
-			p, err = c.api.PutPort(ctx, args[0], &body, apiclient.CreateOnly)
-			return err
-		}); err != nil {
+		p, err := apiCall(cmd.Context(), client, "add port", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.TunnelPort, error) {
+			return api.PutPort(ctx, args[0], &body, apiclient.CreateOnly)
+		})
+		if err != nil {
 			return err
 		}
 		if addOut.JSON() {
@@ -208,12 +179,8 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, err := client()
-		if err != nil {
-			return err
-		}
-		if err := c.call(cmd.Context(), "remove port", func(ctx context.Context) error {
-			return c.api.DeletePort(ctx, args[0], n)
+		if _, err := apiCall(cmd.Context(), client, "remove port", func(ctx context.Context, api *apiclient.Client) (struct{}, error) {
+			return struct{}{}, api.DeletePort(ctx, args[0], n)
 		}); err != nil {
 			return err
 		}
@@ -234,18 +201,14 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, err := client()
-		if err != nil {
-			return err
-		}
 		doc := json.RawMessage(`{"entries":[]}`)
 		if anon {
 			doc = tunnelproto.AnonymousConnectDocument()
 		}
 		body := tunnelproto.TunnelPort{PortNumber: n, AccessControl: doc}
-		if err := c.call(cmd.Context(), "set port access", func(ctx context.Context) error {
-			_, err := c.api.PutPort(ctx, args[0], &body, apiclient.UpdateOnly)
-			return err
+		if _, err := apiCall(cmd.Context(), client, "set port access", func(ctx context.Context, api *apiclient.Client) (struct{}, error) {
+			_, err := api.PutPort(ctx, args[0], &body, apiclient.UpdateOnly)
+			return struct{}{}, err
 		}); err != nil {
 			return err
 		}
@@ -260,15 +223,10 @@ func portsCmd(app *cli.App, client func() (*apiClient, error)) *cobra.Command {
 	list := &cobra.Command{Use: "list TUNNEL", Short: "List the ports of a tunnel", Args: cobra.ExactArgs(1)}
 	listOut := cli.AddOutputFlag(list)
 	list.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
+		res, err := apiCall(cmd.Context(), client, "list ports", func(ctx context.Context, api *apiclient.Client) (*tunnelproto.TunnelPortList, error) {
+			return api.ListPorts(ctx, args[0])
+		})
 		if err != nil {
-			return err
-		}
-		var res *tunnelproto.TunnelPortList
-		if err := c.call(cmd.Context(), "list ports", func(ctx context.Context) (err error) {
-			res, err = c.api.ListPorts(ctx, args[0])
-			return err
-		}); err != nil {
 			return err
 		}
 		if listOut.JSON() {

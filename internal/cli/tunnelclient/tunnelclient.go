@@ -32,6 +32,8 @@ type Config struct {
 	// Turn holds the keys of `tunnel-client turn`; their flags exist on
 	// that subcommand only.
 	Turn TurnConfig `yaml:"turn" cmd:"turn"`
+	// Control holds the keys of `tunnel-client control`, the local API.
+	Control ControlConfig `yaml:"control" cmd:"control"`
 }
 
 // RemovedKeys names keys that older versions had, so a config still
@@ -41,7 +43,7 @@ func (*Config) RemovedKeys() map[string]string {
 }
 
 func defaultConfig() *Config {
-	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto", Turn: defaultTurnConfig()}
+	return &Config{Daemon: cli.DefaultDaemon(), Bind: "127.0.0.1", Mode: "auto", Turn: defaultTurnConfig(), Control: defaultControlConfig()}
 }
 
 // Validate checks what the types alone cannot.
@@ -54,7 +56,10 @@ func (c *Config) Validate() error {
 	if _, err := parsePortMap(c.PortMap); err != nil {
 		return cli.FieldErrorf("port_map", "%w", err)
 	}
-	return c.Turn.validate()
+	if err := c.Turn.validate(); err != nil {
+		return err
+	}
+	return c.Control.validate()
 }
 
 func parsePortMap(list []string) (map[uint16]uint16, error) {
@@ -82,7 +87,7 @@ func Main(args []string) int { return cli.Main(spec, build, args) }
 func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
-	root.AddCommand(connectCmd(app, cfg), turnCmd(app, cfg))
+	root.AddCommand(connectCmd(app, cfg), turnCmd(app, cfg), controlCmd(app, cfg))
 	return root
 }
 

@@ -19,7 +19,7 @@ import (
 // TurnConfig is the `turn:` section: the TURN overlay client.
 type TurnConfig struct {
 	Provider         string        `yaml:"provider" flag:"provider" usage:"credential provider: generic-turn, turn-rest or vk"`
-	Link             string        `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT or turn-rest://USER@HOST:PORT?ttl=1h (a generic-turn password on the command line is visible in ps: prefer env or YAML)"`
+	Link             string        `yaml:"link" flag:"link" usage:"provider link, e.g. generic-turn://USER:PASS@HOST:PORT, turn-rest://USER@HOST:PORT?ttl=1h or https://vk.com/call/join/TOKEN (a generic-turn password on the command line is visible in ps: prefer env or YAML)"`
 	Listen           string        `yaml:"listen" flag:"listen" usage:"local address to accept UDP datagrams (ingress udp) or TCP connections (ingress tcp) on"`
 	Peer             string        `yaml:"peer" flag:"peer" usage:"tunnel-server host:port as reachable from the TURN relay (required)"`
 	Connections      int           `yaml:"connections" flag:"connections" usage:"number of workers (TURN allocations with one DTLS session each)"`
@@ -35,6 +35,7 @@ type TurnConfig struct {
 	PSKIdentity      string        `yaml:"psk_identity" flag:"psk-identity" usage:"PSK identity sent to tunnel-server"`
 	RESTSecret       string        `yaml:"rest_secret" flag:"turn-rest-secret" secret:"true" usage:"turn-rest shared secret (coturn static-auth-secret)"`
 	MetricsListen    string        `yaml:"metrics_listen" flag:"metrics-listen" usage:"address to serve /metrics on; empty means off"`
+	Interactive      bool          `yaml:"interactive" flag:"interactive" usage:"when the provider asks for a person (VK captcha), print the challenge URL on stderr and read the answer from stdin (also at re-resolution)"`
 }
 
 func defaultTurnConfig() TurnConfig {
@@ -91,8 +92,12 @@ and forwards what arrives on --listen over them. It prints "ready ..." on
 stdout once every worker is up.
 
 Secrets (psk, rest_secret) are read from env, YAML or their _file keys, never
-from the command line. Exit codes: 0 stopped, 1 runtime failure, 2 config
-error, 3 provider not available.`,
+from the command line. A vk provider failure names its stage and code:
+  client runtime failed stage=provider_resolve: vk stage <stage> [<code>]: ...
+When VK asks for a captcha, --interactive prints the challenge URL on stderr
+and reads the answer from stdin. Exit codes: 0 stopped, 1 runtime failure
+(including a provider stage failure), 2 config error, 3 provider not
+available (a captcha with nobody to answer it: use --interactive).`,
 		Args: cobra.NoArgs,
 	}
 	list := cmd.Flags().Bool("list-providers", false, "print the provider names and exit")
@@ -163,8 +168,12 @@ func runTurn(ctx context.Context, app *cli.App, t *TurnConfig, out *cli.Output) 
 	}
 	reg := metrics.NewRegistry("tunnel-client")
 	ready := make(chan struct{}, 1)
+	var solver turnprovider.ChallengeSolver
+	if t.Interactive {
+		solver = &turnprovider.PromptSolver{In: app.Stdin, Out: app.Stderr}
+	}
 	client, err := turnclient.New(turnclient.Config{
-		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret,
+		Provider: strings.ToLower(t.Provider), Link: t.Link, RESTSecret: t.RESTSecret, Solver: solver,
 		TURNHost: t.Server, TURNPort: t.Port, Peer: t.Peer, Connections: t.Connections,
 		BindIP: t.BindInterface, Mode: t.Mode, Ingress: t.Ingress, HandshakeTimeout: t.HandshakeTimeout,
 		AllocationCheck: t.AllocationCheck, Compat: t.Compat, PSKIdentity: identity, PSK: key, Registry: reg,
@@ -239,7 +248,7 @@ func printReady(app *cli.App, out *cli.Output, addr string, t *TurnConfig) {
 }
 
 // turnFailure maps engine errors to exit codes: 3 for an unavailable
-// provider, 2 for policy errors, 1 with "client runtime failed stage=<s>: <msg>"
+// provider (or one that needs a person nobody is there to be), 2 for policy errors, 1 with "client runtime failed stage=<s>: <msg>"
 // for the rest.
 func turnFailure(err error) error {
 	if err == nil {
@@ -251,7 +260,8 @@ func turnFailure(err error) error {
 	}
 	msg := fmt.Errorf("client runtime failed stage=%s: %s", se.Stage, se.Msg())
 	switch {
-	case errors.Is(err, turnprovider.ErrNotImplemented):
+	case errors.Is(err, turnprovider.ErrNotImplemented), errors.Is(err, turnprovider.ErrChallengeRequired),
+		errors.Is(err, turnprovider.ErrChallengeCanceled):
 		return &cli.ExitError{Code: 3, Err: msg}
 	case se.Stage == overlay.StagePolicyValidate:
 		return &cli.ConfigError{Err: msg}

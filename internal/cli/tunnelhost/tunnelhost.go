@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -183,14 +182,11 @@ func stateDir(cfg *Config) (string, error) {
 	if cfg.StateDir != "" {
 		return cfg.StateDir, nil
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "warren", "tunnel-host"), nil
-	}
-	home, err := os.UserHomeDir()
+	dir, err := cli.StatePath("the SSH host keys", "tunnel-host")
 	if err != nil {
-		return "", &cli.ConfigError{Key: "state_dir", Err: fmt.Errorf("not set and no home directory to default to: %w", err)}
+		return "", &cli.ConfigError{Key: "state_dir", Err: err}
 	}
-	return filepath.Join(home, ".local", "state", "warren", "tunnel-host"), nil
+	return dir, nil
 }
 
 func controlPath(cfg *Config) string {

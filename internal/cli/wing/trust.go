@@ -30,15 +30,7 @@ type knownWings struct {
 // knownWingsPath is $XDG_STATE_HOME/warren/known_wings, else
 // ~/.local/state/warren/known_wings.
 func knownWingsPath() (string, error) {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no home directory for known_wings (set XDG_STATE_HOME): %w", err)
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "warren", "known_wings"), nil
+	return cli.StatePath("known_wings", "known_wings")
 }
 
 func openKnownWings(relay string) (*knownWings, error) {

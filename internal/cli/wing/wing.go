@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -146,15 +144,7 @@ func needUserToken(cfg *Config) error {
 
 // defaultIdentityPath is under the user's state dir.
 func defaultIdentityPath() (string, error) {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no home directory for the identity key; set serve.identity_key: %w", err)
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "warren", "wing", "identity.key"), nil
+	return cli.StatePath("the identity key (or set serve.identity_key)", "wing", "identity.key")
 }
 
 // accessOf turns serve.locked and serve.allow into the agent's Access.

@@ -124,18 +124,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.RelayURL == "" || cfg.TunnelID == "" {
-		return nil, fmt.Errorf("%w: RelayURL and TunnelID are required", ErrBadConfig)
+	mode, err := tunnelrelay.CheckTarget(cfg.RelayURL, cfg.TunnelID, cfg.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	cfg.Mode = mode
 	if cfg.APIKey == "" && cfg.ConnectToken == "" {
 		return nil, fmt.Errorf("%w: APIKey or ConnectToken is required", ErrBadConfig)
-	}
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModeAuto
-	case ModeAuto, ModeV1, ModeV2:
-	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrBadConfig, cfg.Mode)
 	}
 	if cfg.Bind == "" {
 		cfg.Bind = "127.0.0.1"

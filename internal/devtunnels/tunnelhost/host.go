@@ -137,18 +137,13 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.RelayURL == "" || cfg.TunnelID == "" {
-		return nil, fmt.Errorf("%w: RelayURL and TunnelID are required", ErrBadConfig)
+	mode, err := tunnelrelay.CheckTarget(cfg.RelayURL, cfg.TunnelID, string(cfg.Mode))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	cfg.Mode = Mode(mode)
 	if cfg.APIKey == "" && cfg.HostToken == "" {
 		return nil, fmt.Errorf("%w: APIKey or HostToken is required", ErrBadConfig)
-	}
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModeAuto
-	case ModeAuto, ModeV1, ModeV2:
-	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrBadConfig, cfg.Mode)
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 30 * time.Second
@@ -187,7 +182,6 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 	}
 	h.signers = cfg.HostKeys
 	if len(h.signers) == 0 {
-		var err error
 		if h.signers, err = hostkeys.Generate(); err != nil {
 			return nil, err
 		}
@@ -205,7 +199,6 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 		h.pubKeyB64 = append(h.pubKeyB64, base64.StdEncoding.EncodeToString(s.PublicKey().Marshal()))
 		h.nestedCfg.AddHostKey(s)
 	}
-	var err error
 	if cfg.Registerer != nil {
 		if h.met, err = newMetrics(cfg.Registerer); err != nil {
 			return nil, err
@@ -464,8 +457,12 @@ func (h *Host) setup(ctx context.Context) (string, error) {
 		}
 	}
 	sig := fmt.Sprintf("%s.%s:%s.%s:%t:%s:%s", t.TunnelID, t.ClusterID, t.Name, t.Domain, hasSSH, h.hostID, strings.Join(h.pubKeyB64, ","))
+	// Registered again when the relay no longer lists it: a relay that
+	// restarted, or a cluster node that died, releases its endpoints. (A
+	// host replaced by another stops instead: ErrReplaced.)
+	listed := slices.ContainsFunc(t.Endpoints, func(e tunnelproto.TunnelEndpoint) bool { return e.HostID == h.hostID })
 	h.mu.Lock()
-	same := h.epPut && h.epSig == sig && h.relayURI != ""
+	same := h.epPut && h.epSig == sig && h.relayURI != "" && listed
 	uri := h.relayURI
 	h.mu.Unlock()
 	if same {

@@ -41,6 +41,26 @@ const (
 // ErrUnknownMode is returned for a mode other than "", auto, v2 or v1.
 var ErrUnknownMode = errors.New("tunnelrelay: unknown relay protocol mode")
 
+// ErrNoTarget is returned by CheckTarget when the relay URL or tunnel id
+// is missing.
+var ErrNoTarget = errors.New("RelayURL and TunnelID are required")
+
+// CheckTarget validates what tunnel-host and tunnel-client are pointed at
+// alike: a relay URL, a tunnel id and a mode. It returns the mode with ""
+// made ModeAuto.
+func CheckTarget(relayURL, tunnelID, mode string) (string, error) {
+	if relayURL == "" || tunnelID == "" {
+		return "", ErrNoTarget
+	}
+	if mode == "" {
+		return ModeAuto, nil
+	}
+	if _, err := Subprotocols(HostSide, mode); err != nil {
+		return "", err
+	}
+	return mode, nil
+}
+
 // Subprotocols returns the subprotocols side offers in mode ("" is
 // ModeAuto), most preferred first.
 func Subprotocols(side Side, mode string) ([]string, error) {

@@ -87,11 +87,23 @@ func (t *turnTarget) validate() error {
 	return nil
 }
 
-// resolve returns the TURN credentials and adds them to red, so that
-// neither the username nor the password can reach output.
+// resolve returns the TURN credentials, adds them to red, so that neither
+// the username nor the password can reach output, and records where they
+// lead in res's details.
 func (t *turnTarget) resolve(ctx context.Context, red *redact.Redactor, res *probe.Result) (*turnprovider.Resolution, error) {
 	end := res.Begin(overlay.StageProviderResolve)
 	defer end()
+	r, err := t.credentials(ctx, red)
+	if err != nil {
+		return nil, err
+	}
+	res.Detail("provider", r.Provider)
+	res.Detail("turn_addr", r.Address)
+	res.Detail("transport", t.Transport)
+	return r, nil
+}
+
+func (t *turnTarget) credentials(ctx context.Context, red *redact.Redactor) (*turnprovider.Resolution, error) {
 	if t.Server != "" {
 		r := &turnprovider.Resolution{Provider: "static", Address: t.Server, Username: t.Username.Value, Password: t.Password.Value, ResolvedAt: time.Now()}
 		red.Add("turn-username", r.Username)
@@ -134,7 +146,9 @@ func allocate(ctx context.Context, cr *turnprovider.Resolution, transport string
 
 // failResolve maps a provider error onto the check's result.
 func failResolve(res probe.Result, err error) probe.Result {
-	if errors.Is(err, turnprovider.ErrNotImplemented) {
+	var se *turnprovider.StageError
+	if errors.Is(err, turnprovider.ErrNotImplemented) || errors.Is(err, turnprovider.ErrChallengeRequired) ||
+		errors.As(err, &se) && se.Code == turnprovider.CodeRequestFailed {
 		res.Status = probe.Unknown
 	}
 	return res.Fail(overlay.StageProviderResolve, err)
@@ -189,9 +203,6 @@ func (c *turnAllocate) Run(ctx context.Context) probe.Result {
 	if err != nil {
 		return failResolve(res, err)
 	}
-	res.Detail("provider", cr.Provider)
-	res.Detail("turn_addr", cr.Address)
-	res.Detail("transport", c.t.Transport)
 	a, stage, err := allocate(ctx, cr, c.t.Transport, &res)
 	if err != nil {
 		return res.Fail(stage, err)
@@ -415,9 +426,6 @@ func (c *overlayEcho) Run(ctx context.Context) probe.Result {
 	if err != nil {
 		return failResolve(res, err)
 	}
-	res.Detail("provider", cr.Provider)
-	res.Detail("turn_addr", cr.Address)
-	res.Detail("transport", c.t.Transport)
 	peer, err := net.ResolveUDPAddr("udp", c.peer.Peer)
 	if err != nil {
 		return res.Fail(overlay.StagePeerSetup, fmt.Errorf("resolve peer %s: %w", c.peer.Peer, err))

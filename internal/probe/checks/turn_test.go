@@ -163,7 +163,7 @@ func TestTURNOverlayChecks(t *testing.T) {
 		{"alloc-static", probe.OK, "", "provider static", ""},
 		{"alloc-rest", probe.OK, "", "provider turn-rest", ""},
 		{"alloc-401", probe.Critical, "turn_allocate", "refused the credentials (400 Bad Request", "provider_resolve,turn_dial,turn_allocate"},
-		{"alloc-vk", probe.Unknown, "provider_resolve", `provider "vk": not available offline`, "provider_resolve"},
+		{"alloc-vk", probe.Critical, "provider_resolve", `vk stage vk_invite_link [invalid_link]`, "provider_resolve"},
 		{"dtls-psk", probe.OK, "", "psk handshake with " + peer, "dtls_handshake"},
 		{"dtls-compat", probe.OK, "", "compat handshake", ""},
 		{"dtls-wrong", probe.Critical, "dtls_handshake", `does it know identity "default" with this key?`, "dtls_handshake"},

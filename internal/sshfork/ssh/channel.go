@@ -350,9 +350,12 @@ func (c *channel) adjustWindow(adj uint32) error {
 	if sendAdj == 0 {
 		return nil
 	}
-	return c.sendMessage(windowAdjustMsg{
-		AdditionalBytes: sendAdj,
-	})
+	// warren: as frequent as data; written without Marshal.
+	p := make([]byte, 9)
+	p[0] = msgChannelWindowAdjust
+	binary.BigEndian.PutUint32(p[1:], c.remoteId)
+	binary.BigEndian.PutUint32(p[5:], sendAdj)
+	return c.writePacket(p)
 }
 
 func (c *channel) ReadExtended(data []byte, extended uint32) (n int, err error) {
@@ -422,6 +425,13 @@ func (ch *channel) handlePacket(packet []byte) error {
 		ch.extPending.eof()
 		ch.pending.eof()
 		return nil
+	case msgChannelWindowAdjust:
+		if len(packet) == 9 { // warren: as frequent as data; read without decode
+			if adj := binary.BigEndian.Uint32(packet[5:]); !ch.remoteWin.add(adj) {
+				return fmt.Errorf("ssh: invalid window update for %d bytes", adj)
+			}
+			return nil
+		}
 	}
 
 	decoded, err := decode(packet)

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // These are SSH message type numbers. They are scattered around several
@@ -366,6 +367,9 @@ type pongMsg struct {
 // typeTags returns the possible type bytes for the given reflect.Type, which
 // should be a struct. The possible values are separated by a '|' character.
 func typeTags(structType reflect.Type) (tags []byte) {
+	if t, ok := typeTagsCache.Load(structType); ok { // warren: parsed once per type
+		return t.([]byte)
+	}
 	tagStr := structType.Field(0).Tag.Get("sshtype")
 
 	for _, tag := range strings.Split(tagStr, "|") {
@@ -375,8 +379,13 @@ func typeTags(structType reflect.Type) (tags []byte) {
 		}
 	}
 
+	typeTagsCache.Store(structType, tags) // warren
 	return tags
 }
+
+// warren: typeTagsCache holds typeTags by type; Marshal and Unmarshal of
+// every message asked for them, splitting the struct tag each time.
+var typeTagsCache sync.Map
 
 func fieldError(t reflect.Type, field int, problem string) error {
 	if problem != "" {

@@ -39,9 +39,10 @@ type Config struct {
 // DB is a [store.Store] kept in a SQLite database. It is safe for
 // concurrent use.
 type DB struct {
-	path   string
-	writer *sql.DB // one connection: SQLite has one writer at a time
-	reader *sql.DB // query-only pool; == writer for MemoryPath
+	path    string
+	version int     // the schema version this build migrates to
+	writer  *sql.DB // one connection: SQLite has one writer at a time
+	reader  *sql.DB // query-only pool; == writer for MemoryPath
 }
 
 var _ store.Store = (*DB)(nil)
@@ -92,7 +93,7 @@ func open(ctx context.Context, cfg Config, migs func() ([]migration, error)) (*D
 		w.Set("_journal_mode", "WAL")
 		w.Set("_synchronous", "FULL")
 	}
-	db := &DB{path: cfg.Path}
+	db := &DB{path: cfg.Path, version: list[len(list)-1].version}
 	if db.writer, err = sql.Open("sqlite", name+"?"+w.Encode()); err != nil {
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", cfg.Path, err)
 	}

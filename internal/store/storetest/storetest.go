@@ -57,6 +57,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NoAliasing", testNoAliasing},
 		{"CancelledContext", testCancelledContext},
 		{"Concurrency", testConcurrency},
+		{"Nodes", testNodes},
+		{"ReapNodes", testReapNodes},
+		{"WingRegistrations", testWingRegistrations},
+		{"TicketClaims", testTicketClaims},
+		{"Check", testCheck},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

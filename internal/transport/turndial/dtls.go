@@ -32,6 +32,10 @@ type ServerProfile struct {
 	// Compat also accepts the unauthenticated prototype profile (docs/protocols/turn-overlay.md §2.2).
 	// Default false.
 	Compat bool
+	// Protocols are the ALPN protocol ids the server selects from (the
+	// first one the client also offers wins). Empty: no ALPN, every client
+	// gets the raw overlay.
+	Protocols []string
 }
 
 // ServerOptions builds the DTLS server options. With Keys and Compat both
@@ -65,6 +69,9 @@ func ServerOptions(p ServerProfile) ([]dtls.ServerOption, error) {
 		suites = append(suites, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
 		opts = append(opts, dtls.WithCertificates(cert))
 	}
+	if len(p.Protocols) > 0 {
+		opts = append(opts, dtls.WithSupportedProtocols(p.Protocols...))
+	}
 	return append(opts, dtls.WithCipherSuites(suites...)), nil
 }
 
@@ -78,6 +85,10 @@ type ClientProfile struct {
 	Identity string
 	// Key is the PSK.
 	Key []byte
+	// Protocols are the ALPN protocol ids offered, in preference order
+	// (PSK profile only: the compat profile stays the prototype's, byte for
+	// byte). A server that selects none leaves NegotiatedProtocol empty.
+	Protocols []string
 }
 
 // Name is "compat" or "psk", as logs and probe results name the profile.
@@ -93,7 +104,11 @@ func ClientOptions(p ClientProfile) ([]dtls.ClientOption, error) {
 	if p.Compat {
 		return ClientCompatOptions()
 	}
-	return ClientPSKOptions(p.Identity, p.Key), nil
+	opts := ClientPSKOptions(p.Identity, p.Key)
+	if len(p.Protocols) > 0 {
+		opts = append(opts, dtls.WithSupportedProtocols(p.Protocols...))
+	}
+	return opts, nil
 }
 
 // ClientPSKOptions is the authenticated client profile (docs/protocols/turn-overlay.md §2.3).

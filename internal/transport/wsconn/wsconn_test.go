@@ -22,7 +22,7 @@ import (
 )
 
 // testTimeout bounds every test so that a bug shows up as a failure, not a hang.
-const testTimeout = 5 * time.Second
+const testTimeout = 30 * time.Second
 
 const subprotocol = "warren.test"
 

@@ -49,6 +49,8 @@ type Client struct {
 	readyCount int
 	everReady  map[int]bool
 	allReady   bool
+
+	obs observer // what Snapshot reports (observe.go)
 }
 
 // New checks cfg (stage policy_validate) and prepares a client.
@@ -119,8 +121,10 @@ func (c *Client) run(ctx context.Context, dispatch func(context.Context) error) 
 			stage := overlay.StageOf(err)
 			c.m.SessionFailures.WithLabelValues(stage).Inc()
 			c.log.Error("session failed", "event", "runtime_failure", "stage", stage, "result", "failed", "err", err)
+			c.emit(Event{Kind: EventRuntimeFailure, Stage: stage, Result: "failed", Worker: -1, Err: err})
 		} else {
 			c.log.Info("stopped", "event", "runtime_stop", "stage", overlay.StageShutdown, "result", "stopped")
+			c.emit(Event{Kind: EventRuntimeStop, Stage: overlay.StageShutdown, Result: "stopped", Worker: -1})
 		}
 	}()
 	if _, err := c.credentials(ctx); err != nil {
@@ -196,7 +200,8 @@ func (c *Client) credentials(ctx context.Context) (*turnprovider.Resolution, err
 	if c.res != nil && !c.res.Stale(time.Now()) {
 		return c.res, nil
 	}
-	res, err := turnprovider.Resolve(ctx, c.cfg.Provider, turnprovider.Request{Link: c.cfg.Link, RESTSecret: c.cfg.RESTSecret})
+	c.emit(Event{Kind: EventProviderResolution, Stage: overlay.StageProviderResolve, Result: "started", Worker: -1})
+	res, err := turnprovider.Resolve(ctx, c.cfg.Provider, turnprovider.Request{Link: c.cfg.Link, RESTSecret: c.cfg.RESTSecret, Solver: c.cfg.Solver})
 	if err == nil {
 		err = res.Override(c.cfg.TURNHost, c.cfg.TURNPort)
 	}
@@ -206,9 +211,11 @@ func (c *Client) credentials(ctx context.Context) (*turnprovider.Resolution, err
 		if errors.Is(err, turnprovider.ErrMissingSecret) {
 			stage = overlay.StagePolicyValidate
 		}
+		c.emit(Event{Kind: EventProviderResolution, Stage: stage, Result: "failed", Worker: -1, Err: err})
 		return nil, overlay.Wrap(stage, err)
 	}
 	c.res = res
+	c.emit(Event{Kind: EventProviderResolution, Stage: overlay.StageProviderResolve, Result: "succeeded", Worker: -1})
 	c.log.Info("provider resolved", "event", "provider_resolution", "stage", overlay.StageProviderResolve, "result", "succeeded",
 		"provider", res.Provider, "turn_addr", res.Address, "ttl", res.TTL)
 	return res, nil
@@ -227,6 +234,7 @@ func (c *Client) markReady(w *worker) {
 	c.readyMu.Unlock()
 	if all {
 		c.log.Info("all workers ready", "event", "runtime_ready", "stage", overlay.StageForwardingLoop, "result", "ready", "workers", len(c.workers))
+		c.emit(Event{Kind: EventRuntimeReady, Stage: overlay.StageForwardingLoop, Result: "ready", Worker: -1})
 		if c.cfg.OnReady != nil {
 			c.cfg.OnReady()
 		}
@@ -272,6 +280,7 @@ func (c *Client) supervise(ctx context.Context, w *worker) error {
 		d := delays.Next()
 		c.log.Warn("worker restart scheduled", "event", "worker_restart_scheduled", "stage", stage, "result", "retrying",
 			"worker", w.id, "delay", d.Round(time.Millisecond), "budget_left", budget, "err", err)
+		c.emit(Event{Kind: EventWorkerRestart, Stage: stage, Result: "retrying", Worker: w.id, Delay: d, BudgetLeft: budget, Err: err})
 		if !sleepCtx(ctx, d) {
 			return nil
 		}
@@ -303,7 +312,8 @@ func (c *Client) runWorker(ctx context.Context, w *worker) (readyAt time.Time, e
 	c.install(w, s)
 	c.m.ActiveWorkers.Inc()
 	c.log.Info("worker ready", "event", "worker_ready", "stage", overlay.StageDTLSHandshake, "result", "ready",
-		"worker", w.id, "relay", s.relayAddr)
+		"worker", w.id, "relay", s.relayAddr, "framing", s.framing())
+	c.emit(Event{Kind: EventWorkerReady, Stage: overlay.StageDTLSHandshake, Result: "ready", Worker: w.id, Relay: s.relayAddr})
 	c.markReady(w)
 	defer func() {
 		c.m.ActiveWorkers.Dec()
@@ -338,6 +348,7 @@ func (c *Client) runWorker(ctx context.Context, w *worker) (readyAt time.Time, e
 			}
 			c.log.Info("worker credentials rotated", "event", "worker_ready", "stage", overlay.StageProviderResolve, "result", "ready",
 				"worker", w.id, "relay", ns.relayAddr)
+			c.emit(Event{Kind: EventWorkerRotated, Stage: overlay.StageProviderResolve, Result: "ready", Worker: w.id, Relay: ns.relayAddr})
 			c.rotations.Add(1)
 			old := s
 			s = ns
@@ -352,7 +363,7 @@ func (c *Client) install(w *worker, s *session) {
 	if c.cfg.Ingress == "udp" {
 		w.cur.Store(s)
 		go c.receiveLoop(w, s)
-		c.router.up(w)
+		c.router.up(w, s.framed)
 		return
 	}
 	c.poolMu.Lock()
@@ -415,12 +426,21 @@ type session struct {
 	relayAddr string
 	dtls      *dtls.Conn
 	mux       *smux.Session
+	framed    bool // negotiated overlay.ALPNFramedUDP: records carry peer ids
 
 	dead      chan struct{}
 	deadOnce  sync.Once
 	errMu     sync.Mutex
 	failure   error
 	closeOnce sync.Once
+}
+
+// framing names the udp overlay framing of s for logs.
+func (s *session) framing() string {
+	if s.framed {
+		return "peer-id"
+	}
+	return "raw"
 }
 
 func (s *session) fail(err error) {
@@ -484,10 +504,12 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 		}
 	}()
 	tcfg := c.cfg.turnConfig(res)
+	c.workerStage(w, overlay.StageTURNDial)
 	conn, err := turndial.Dial(ctx, tcfg)
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageTURNDial, err)
 	}
+	c.workerStage(w, overlay.StageTURNAllocate)
 	alloc, err := turndial.Allocate(ctx, &watchedConn{PacketConn: conn, s: s}, tcfg)
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageTURNAllocate, err)
@@ -500,14 +522,19 @@ func (c *Client) connect(ctx context.Context, w *worker) (_ *session, err error)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	c.workerStage(w, overlay.StageDTLSHandshake)
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	dc, err := turndial.Handshake(hctx, alloc.Relay, c.peer, c.dtlsOpts)
 	cancel()
 	<-c.hs
 	if err != nil {
+		err = turndial.ExplainHandshake(err, c.cfg.profile())
 		return nil, overlay.Errorf(overlay.StageDTLSHandshake, "handshake with %s via relay %s: %w", c.cfg.Peer, s.relayAddr, err)
 	}
 	s.dtls = dc
+	if st, ok := dc.ConnectionState(); ok {
+		s.framed = st.NegotiatedProtocol == overlay.ALPNFramedUDP
+	}
 	if c.cfg.Ingress == "tcp" {
 		k, err := overlay.DialKCP(dc)
 		if err != nil {

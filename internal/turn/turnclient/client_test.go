@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/warrenhq/warren/internal/transport/turndial"
 	"github.com/warrenhq/warren/internal/turn/overlay"
 	"github.com/warrenhq/warren/internal/turn/turnlab"
 	"github.com/warrenhq/warren/internal/turn/turnprovider"
@@ -198,9 +199,9 @@ func TestUDPOverlay(t *testing.T) {
 					echoOnce(t, c, []byte(fmt.Sprintf("P%d-round-%d", i, round)))
 				}
 			}
-			a, b := r.client.router.workersOf(conns[0].LocalAddr().String()), r.client.router.workersOf(conns[1].LocalAddr().String())
-			if len(a) == 0 || len(b) == 0 || len(a)+len(b) != 4 {
-				t.Fatalf("bindings: A %v, B %v", a, b)
+			// PSK sessions carry peer ids: all four workers serve both peers.
+			if n := len(r.client.router.framedWorkers()); n != 4 {
+				t.Fatalf("%d framed workers, want 4", n)
 			}
 
 			// Metrics: series present, no session_id, byte counters consistent.
@@ -309,29 +310,39 @@ func tcpEcho(t testing.TB, addr string, size, id int) {
 	}
 }
 
+// TestPSKMismatchFailsAtHandshake: a wrong key or an unknown identity is
+// refused by tunnel-server with an alert, so the client fails at once
+// with an error naming the PSK. Both handshake timeouts are far longer
+// than the wait: only the alert can end these handshakes in time.
 func TestPSKMismatchFailsAtHandshake(t *testing.T) {
 	lab := startLab(t, turnlab.Config{})
-	peer := startServer(t, turnserver.Config{Connect: lab.EchoUDP, Keys: map[string][]byte{"default": testKey}, HandshakeTimeout: 3 * time.Second})
-	for name, mut := range map[string]func(*Config){
-		"wrong key":        func(c *Config) { c.PSK = bytes.Repeat([]byte{1}, 32) },
-		"unknown identity": func(c *Config) { c.PSKIdentity = "mallory" },
-		"compat client":    func(c *Config) { c.Compat = true },
+	peer := startServer(t, turnserver.Config{Connect: lab.EchoUDP, Keys: map[string][]byte{"default": testKey}, HandshakeTimeout: 10 * time.Minute})
+	for name, tc := range map[string]struct {
+		mut  func(*Config)
+		want string
+	}{
+		"wrong key":        {func(c *Config) { c.PSK = bytes.Repeat([]byte{1}, 32) }, `its key for psk_identity "default" differs from this psk`},
+		"unknown identity": {func(c *Config) { c.PSKIdentity = "mallory" }, `it has no key for psk_identity "mallory"`},
+		"compat client":    {func(c *Config) { c.Compat = true }, "InsufficientSecurity"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := baseConfig(lab, peer, "udp", "udp")
-			cfg.HandshakeTimeout = 3 * time.Second
-			mut(&cfg)
+			cfg.HandshakeTimeout = 10 * time.Minute
+			tc.mut(&cfg)
 			r := startClient(t, cfg)
 			select {
 			case err := <-r.done:
-				if overlay.StageOf(err) != overlay.StageDTLSHandshake {
-					t.Fatalf("want stage dtls_handshake, got %v", err)
+				if overlay.StageOf(err) != overlay.StageDTLSHandshake || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("want stage dtls_handshake and %q, got %v", tc.want, err)
+				}
+				if !cfg.Compat && !errors.Is(err, turndial.ErrPSKRefused) {
+					t.Fatalf("%v is not ErrPSKRefused", err)
 				}
 				r.done <- err // for cleanup
 			case <-r.ready:
 				t.Fatal("handshake succeeded")
-			case <-time.After(30 * time.Second):
-				t.Fatal("no failure")
+			case <-time.After(60 * time.Second):
+				t.Fatal("no refusal: the client is waiting for its handshake timeout")
 			}
 		})
 	}
@@ -432,7 +443,8 @@ func TestPolicyAndProviderErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = c.RunUDP(ctx, pc)
-	if !errors.Is(err, turnprovider.ErrNotImplemented) || overlay.StageOf(err) != overlay.StageProviderResolve {
+	var se *turnprovider.StageError
+	if !errors.As(err, &se) || se.Code != turnprovider.CodeInvalidLink || overlay.StageOf(err) != overlay.StageProviderResolve {
 		t.Fatalf("vk: %v", err)
 	}
 }
@@ -483,10 +495,13 @@ func gatherValue(t *testing.T, reg *prometheus.Registry, name, direction string)
 // TestReplyRoutingExpiry: two local peers share 4 workers exclusively;
 // after A idles past the expiry, B's traffic takes A's workers (docs/protocols/turn-overlay.md §6.8,
 // with a short expiry).
+// TestReplyRoutingExpiry: raw (compat) workers are bound to one local
+// peer each; an idle peer's workers go to the active one.
 func TestReplyRoutingExpiry(t *testing.T) {
 	lab := startLab(t, turnlab.Config{})
-	peer := startServer(t, turnserver.Config{Connect: lab.EchoUDP, Keys: map[string][]byte{"default": testKey}})
+	peer := startServer(t, turnserver.Config{Connect: lab.EchoUDP, Compat: true})
 	cfg := baseConfig(lab, peer, "udp", "udp")
+	cfg.Compat = true
 	cfg.Connections = 4
 	cfg.PeerIdle = 500 * time.Millisecond
 	r := startClient(t, cfg)

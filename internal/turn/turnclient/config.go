@@ -25,6 +25,10 @@ type Config struct {
 	Link string
 	// RESTSecret is turn-rest's shared secret.
 	RESTSecret string
+	// Solver answers challenges the provider raises (VK's captcha), at
+	// the first resolution and at every re-resolution; nil fails them
+	// with turnprovider.ErrChallengeRequired.
+	Solver turnprovider.ChallengeSolver
 	// TURNHost and TURNPort override the provider's TURN address when set.
 	TURNHost string
 	TURNPort int
@@ -80,6 +84,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// OnReady is called once when all workers are first ready.
 	OnReady func()
+	// OnEvent, when set, is called with each step of the session (see
+	// Event), synchronously: it must not block.
+	OnEvent func(Event)
 }
 
 func (c *Config) setDefaults() {
@@ -143,7 +150,12 @@ const RestartJitter = 0.2
 
 // profile is the DTLS client profile.
 func (c *Config) profile() turndial.ClientProfile {
-	return turndial.ClientProfile{Compat: c.Compat, Identity: c.PSKIdentity, Key: c.PSK}
+	p := turndial.ClientProfile{Compat: c.Compat, Identity: c.PSKIdentity, Key: c.PSK}
+	if c.Ingress == "udp" {
+		// Between warren peers one worker carries many local peers.
+		p.Protocols = []string{overlay.ALPNFramedUDP}
+	}
+	return p
 }
 
 // turnConfig is the TURN leg to res's server.

@@ -12,7 +12,8 @@ import (
 	"github.com/warrenhq/warren/internal/turn/overlaymetrics"
 )
 
-const readBuf = 1600
+// readBuf holds one record: a 1600-byte datagram plus the frame header.
+const readBuf = 1600 + overlay.FrameHeaderLen
 
 // readLocal dispatches local datagrams to workers (udp ingress).
 func (c *Client) readLocal(ctx context.Context) error {
@@ -28,12 +29,16 @@ func (c *Client) readLocal(ctx context.Context) error {
 			}
 			return overlay.Errorf(overlay.StageForwardingLoop, "read local udp: %w", err)
 		}
-		w := c.router.pick(from)
+		w, id := c.router.pick(from)
 		if w == nil {
 			c.m.Drop(overlaymetrics.LocalToRelay)
 			continue
 		}
-		pkt := append([]byte(nil), buf[:n]...)
+		// The header is filled in now and skipped by sendLoop when the
+		// worker's session turns out to be raw.
+		pkt := make([]byte, overlay.FrameHeaderLen+n)
+		overlay.PutFrameHeader(pkt, overlay.FrameData, id)
+		copy(pkt[overlay.FrameHeaderLen:], buf[:n])
 		select {
 		case w.out <- pkt:
 		default:
@@ -42,7 +47,8 @@ func (c *Client) readLocal(ctx context.Context) error {
 	}
 }
 
-// sendLoop writes w's queued datagrams to its live session.
+// sendLoop writes w's queued frames to its live session: whole on a
+// framed session, the payload alone on a raw one.
 func (c *Client) sendLoop(ctx context.Context, w *worker) {
 	for {
 		select {
@@ -50,16 +56,30 @@ func (c *Client) sendLoop(ctx context.Context, w *worker) {
 			return
 		case pkt := <-w.out:
 			s := w.cur.Load()
+			ctl := pkt[0] != overlay.FrameData
 			if s == nil {
-				c.m.Drop(overlaymetrics.LocalToRelay)
+				if !ctl {
+					c.m.Drop(overlaymetrics.LocalToRelay)
+				}
 				continue
 			}
-			if _, err := s.dtls.Write(pkt); err != nil {
-				c.m.Drop(overlaymetrics.LocalToRelay)
+			rec := pkt
+			if !s.framed {
+				if ctl {
+					continue // raw sessions have no control frames
+				}
+				rec = pkt[overlay.FrameHeaderLen:]
+			}
+			if _, err := s.dtls.Write(rec); err != nil {
+				if !ctl {
+					c.m.Drop(overlaymetrics.LocalToRelay)
+				}
 				s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls write: %w", err))
 				continue
 			}
-			c.m.Forwarded(overlaymetrics.LocalToRelay, len(pkt))
+			if !ctl {
+				c.m.Forwarded(overlaymetrics.LocalToRelay, len(pkt)-overlay.FrameHeaderLen)
+			}
 		}
 	}
 }
@@ -73,16 +93,27 @@ func (c *Client) receiveLoop(w *worker, s *session) {
 			s.fail(overlay.Errorf(overlay.StageForwardingLoop, "dtls read: %w", err))
 			return
 		}
-		to := c.router.ownerOf(w)
+		payload := buf[:n]
+		var to net.Addr
+		if s.framed {
+			f, err := overlay.ParseFrame(payload)
+			if err != nil || f.Type != overlay.FrameData {
+				c.m.Drop(overlaymetrics.RelayToLocal)
+				continue
+			}
+			payload, to = f.Payload, c.router.peerAddr(f.Peer)
+		} else {
+			to = c.router.ownerOf(w)
+		}
 		if to == nil {
 			c.m.Drop(overlaymetrics.RelayToLocal)
 			continue
 		}
-		if _, err := c.local.WriteTo(buf[:n], to); err != nil {
+		if _, err := c.local.WriteTo(payload, to); err != nil {
 			c.m.Drop(overlaymetrics.RelayToLocal)
 			continue
 		}
-		c.m.Forwarded(overlaymetrics.RelayToLocal, n)
+		c.m.Forwarded(overlaymetrics.RelayToLocal, len(payload))
 	}
 }
 
@@ -95,8 +126,20 @@ func (c *Client) expireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n := c.router.expire(); n > 0 {
-				c.log.Debug("idle local peers expired", "peers", n)
+			if ids := c.router.expire(); len(ids) > 0 {
+				c.log.Debug("idle local peers expired", "peers", len(ids))
+				// Let tunnel-server close their upstream sockets now rather
+				// than at its idle timeout.
+				for _, w := range c.router.framedWorkers() {
+					for _, id := range ids {
+						pkt := make([]byte, overlay.FrameHeaderLen)
+						overlay.PutFrameHeader(pkt, overlay.FrameClose, id)
+						select {
+						case w.out <- pkt:
+						default:
+						}
+					}
+				}
 			}
 		}
 	}

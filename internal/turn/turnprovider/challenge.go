@@ -15,7 +15,7 @@ import (
 type Challenge struct {
 	// ID is unique per challenge (random); the control plane's resource name.
 	ID string `json:"id"`
-	// Provider and Stage name who asked ("vk", "calls_get_anonymous_token").
+	// Provider and Stage name who asked ("vk", "vk_calls_get_anonymous_token").
 	Provider string `json:"provider"`
 	Stage    string `json:"stage"`
 	// Kind is what is asked: "captcha".

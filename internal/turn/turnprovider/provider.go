@@ -29,8 +29,8 @@ const (
 )
 
 var (
-	// ErrNotImplemented: the provider exists but cannot resolve here.
-	// tunnel-client and probe exit 3 on it.
+	// ErrNotImplemented: the provider exists but cannot resolve here (no
+	// registered provider returns it today). tunnel-client and probe exit 3 on it.
 	ErrNotImplemented = errors.New("not available offline")
 	// ErrNotRegistered: no provider has that name.
 	ErrNotRegistered = errors.New("is not registered")
@@ -304,15 +304,4 @@ func Credentials(secret, user string, now time.Time, ttl time.Duration) (usernam
 	d := ttl + time.Until(now)
 	username, password, _ = turn.GenerateLongTermTURNRESTCredentials(secret, user, d)
 	return username, password
-}
-
-// --- vk ---
-
-type vk struct{}
-
-func (vk) Name() string { return "vk" }
-
-func (vk) Resolve(_ context.Context, req Request) (*Resolution, error) {
-	art := newArtifact("vk", "vk_api", req.Link)
-	return nil, art.fail(fmt.Errorf("provider \"vk\": %w", ErrNotImplemented), "not_implemented")
 }

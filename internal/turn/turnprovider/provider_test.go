@@ -106,13 +106,6 @@ func TestTURNRest(t *testing.T) {
 	}
 }
 
-func TestVK(t *testing.T) {
-	_, err := Resolve(context.Background(), "VK", Request{Link: "x"})
-	if !errors.Is(err, ErrNotImplemented) || err.Error() != `provider "vk": not available offline` {
-		t.Fatalf("vk: %v", err)
-	}
-}
-
 func TestOverride(t *testing.T) {
 	res, _ := Resolve(context.Background(), "generic-turn", Request{Link: "generic-turn://u:p@h:3478"})
 	if err := res.Override("127.0.0.1", 0); err != nil || res.Address != "127.0.0.1:3478" {

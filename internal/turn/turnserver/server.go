@@ -53,7 +53,7 @@ type Server struct {
 	m    *overlaymetrics.Metrics
 
 	mu sync.Mutex
-	ln net.Listener
+	ln *turndial.Listener
 }
 
 // New checks cfg and builds the DTLS profile (stage server_init /
@@ -80,7 +80,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Egress != "udp" && cfg.Egress != "tcp" {
 		return nil, overlay.Errorf(overlay.StagePolicyValidate, "egress: expected udp or tcp, got %q", cfg.Egress)
 	}
-	opts, err := turndial.ServerOptions(turndial.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat})
+	prof := turndial.ServerProfile{Keys: cfg.Keys, Compat: cfg.Compat}
+	if cfg.Egress == "udp" {
+		prof.Protocols = []string{overlay.ALPNFramedUDP}
+	}
+	opts, err := turndial.ServerOptions(prof)
 	if err != nil {
 		return nil, overlay.Wrap(overlay.StageServerInit, err)
 	}
@@ -98,7 +102,7 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, overlay.Errorf(overlay.StageListen, "listen address %q: %w", s.cfg.Listen, err)
 	}
-	ln, err := dtls.ListenWithOptions("udp", laddr, s.opts...)
+	ln, err := turndial.Listen(laddr, s.opts)
 	if err != nil {
 		return nil, overlay.Errorf(overlay.StageListen, "listen on %s: %w", s.cfg.Listen, err)
 	}
@@ -126,7 +130,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	for {
-		c, err := ln.Accept()
+		c, watch, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				break
@@ -142,7 +146,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handle(ctx, c.(*dtls.Conn))
+			s.handle(ctx, c, watch)
 		}()
 	}
 	ln.Close()
@@ -151,13 +155,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+var errHandshakeTimeout = errors.New("handshake timeout")
+
 func newSessionID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-func (s *Server) handle(ctx context.Context, c *dtls.Conn) {
+func (s *Server) handle(ctx context.Context, c *dtls.Conn, watch *turndial.KeyWatch) {
 	defer c.Close()
 	log := s.log.With("session_id", newSessionID(), "peer", c.RemoteAddr().String())
 	log.Debug("connection accepted", "event", "connection_accepted", "stage", overlay.StageAccept, "result", "accepted")
@@ -167,23 +173,49 @@ func (s *Server) handle(ctx context.Context, c *dtls.Conn) {
 		s.m.TransportFailure.WithLabelValues(stage).Inc()
 		log.Warn("connection failed", "event", "connection_failure", "stage", stage, "result", "failed", "err", err)
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.HandshakeTimeout, errHandshakeTimeout)
+	hctx, refuse := context.WithCancelCause(hctx)
+	go func() {
+		// A wrong key shows as a Finished that does not decrypt: refuse
+		// the client with an alert now instead of both sides timing out.
+		select {
+		case <-watch.Mismatch():
+			if err := watch.Refuse(); err != nil {
+				log.Debug("refusal alert not sent", "err", err)
+			}
+			refuse(turndial.ErrKeyMismatch)
+		case <-hctx.Done():
+		}
+	}()
 	err := c.HandshakeContext(hctx)
+	watch.HandshakeDone()
+	if cause := context.Cause(hctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = fmt.Errorf("%w (%v)", cause, err)
+	}
+	refuse(nil)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
+			if state, ok := c.ConnectionState(); ok && len(state.IdentityHint) > 0 {
+				err = fmt.Errorf("PSK identity %q: %w", state.IdentityHint, err)
+			}
 			fail(overlay.StageDTLSHandshake, err)
 		}
 		return
 	}
 	state, _ := c.ConnectionState()
 	identity := string(state.IdentityHint)
-	log.Info("connection ready", "event", "connection_ready", "stage", overlay.StageDTLSHandshake, "result", "ready", "identity", identity)
+	framed := state.NegotiatedProtocol == overlay.ALPNFramedUDP
+	log.Info("connection ready", "event", "connection_ready", "stage", overlay.StageDTLSHandshake, "result", "ready", "identity", identity,
+		"framing", map[bool]string{true: "peer-id", false: "raw"}[framed])
 	s.m.ActiveWorkers.Inc()
 	defer s.m.ActiveWorkers.Dec()
-	if s.cfg.Egress == "tcp" {
+	switch {
+	case s.cfg.Egress == "tcp":
 		err = s.serveTCP(ctx, c, log)
-	} else {
+	case framed:
+		err = s.serveFramed(ctx, c, log)
+	default:
 		err = s.serveUDP(ctx, c)
 	}
 	if err != nil && ctx.Err() == nil {
