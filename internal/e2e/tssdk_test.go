@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,4 +285,35 @@ func TestTSSDKHostAndClient(t *testing.T) {
 	c.Wait("closed", tsWait)
 	host.CloseInput()
 	host.Wait("closed", tsWait)
+}
+
+// TestClusterIDConfig: tunnels.cluster_id is checked (one lowercase DNS
+// label; exit 2 naming the key) and, when set, is the clusterId the API
+// reports instead of the public host's first label.
+func TestClusterIDConfig(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, dir, cleanEnv(t, "WARREN_RELAY_SERVER_TUNNELS_CLUSTER_ID=Use.1"), "relay-server", "config", "validate")
+	r.wantCode(t, 2, "bad tunnels.cluster_id")
+	if !strings.Contains(r.stderr, "tunnels.cluster_id") || !strings.Contains(r.stderr, "Use.1") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	_, relayURL := startRelay(t, "admin-k", "--config", writeFile(t, dir, "relay.yaml", "tunnels:\n  cluster_id: use1\n"))
+	resp, err := http.Get(relayURL + "/clusters/recommendations?api-version=2023-09-27-preview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"recommendedClusterId":"use1"`) {
+		t.Errorf("recommendations: %d %s", resp.StatusCode, body)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
