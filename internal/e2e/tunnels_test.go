@@ -29,7 +29,7 @@ func TestTunnelsCLIAndRestart(t *testing.T) {
 		ClusterID string `json:"clusterId"`
 	}
 	decodeJSON(t, r.stdout, &tun)
-	if tun.TunnelID != "demo1" || tun.ClusterID != "" {
+	if tun.TunnelID != "demo1" || tun.ClusterID != "127" {
 		t.Fatalf("created: %s", r.stdout)
 	}
 	rs("tunnels", "create", "demo1").wantCode(t, 1, "create twice")

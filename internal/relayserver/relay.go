@@ -55,6 +55,9 @@ type Config struct {
 	// Node names this relay node in the store's node registry and on the
 	// records it owns (endpoints, ...). Default "local".
 	Node string
+	// ClusterID is the clusterId of every tunnel (tunnelapi.Config.ClusterID).
+	// Default: the first label of PublicURL's host.
+	ClusterID string
 	// InternalURL is where other relay nodes reach this one. Default "".
 	InternalURL string
 	// NodePublicURL is where clients reach this node directly, recorded in
@@ -189,6 +192,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		PublicURL: cfg.PublicURL,
 		TokenTTL:  cfg.TokenTTL,
 		Node:      cfg.Node,
+		ClusterID: cfg.ClusterID,
 		Now:       cfg.Now,
 		// endpoints[] lists a host only while its session is live, here
 		// or at the live node its endpoint names.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/cluster"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelapi"
 )
 
 // Config is relay-server's configuration file (relay-server.yaml).
@@ -30,6 +31,7 @@ type Config struct {
 
 	Tunnels struct {
 		TokenTTL  time.Duration `yaml:"token_ttl" usage:"lifetime of tunnel access tokens handed out by the management API"`
+		ClusterID string        `yaml:"cluster_id" usage:"clusterId of every tunnel; the Dev Tunnels SDKs put it in front of the relay's host name (see README); empty: the first label of public_url's host"`
 		WebDomain string        `yaml:"web_domain" flag:"web-domain" usage:"serve tunnel ports at <tunnelId>-<port>.<web_domain> (needs wildcard DNS); empty: only the path form /tunnels/<id>/ports/<port>/"`
 		Expose    []Exposure    `yaml:"expose" usage:"tunnel ports published raw on relay listen addresses, with no token: list of {listen, tunnel, port}"`
 	} `yaml:"tunnels"`
@@ -125,6 +127,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Tunnels.TokenTTL < time.Minute || c.Tunnels.TokenTTL > 24*time.Hour {
 		return cli.FieldErrorf("tunnels.token_ttl", "must be between 1m and 24h, got %s", c.Tunnels.TokenTTL)
+	}
+	if id := c.Tunnels.ClusterID; id != "" {
+		if err := tunnelapi.ValidClusterID(id); err != nil {
+			return cli.FieldErrorf("tunnels.cluster_id", "%w", err)
+		}
 	}
 	if d := c.Tunnels.WebDomain; d != "" && (strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.ContainsAny(d, "/:* ")) {
 		return cli.FieldErrorf("tunnels.web_domain", "expected a DNS name such as tunnels.example.com, got %q", d)

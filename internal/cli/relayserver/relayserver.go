@@ -144,6 +144,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		Lease:           cfg.Cluster.Lease,
 		ClusterSecret:   []byte(strings.TrimSpace(cfg.Cluster.Secret)),
 		WebDomain:       cfg.Tunnels.WebDomain,
+		ClusterID:       cfg.Tunnels.ClusterID,
 		Expose:          exposures,
 		PublicURL:       publicURL,
 		TokenTTL:        cfg.Tunnels.TokenTTL,

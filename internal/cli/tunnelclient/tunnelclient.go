@@ -25,6 +25,7 @@ type Config struct {
 	Bind         string   `yaml:"bind" flag:"bind" usage:"local address the forwarded ports listen on"`
 	PortMap      []string `yaml:"port_map" flag:"port-map" usage:"REMOTE:LOCAL pairs; unmapped ports listen on the same number"`
 	Mode         string   `yaml:"mode" flag:"mode" cmd:"connect" usage:"relay protocol: auto (V2, else V1), v2 or v1"`
+	E2E          bool     `yaml:"e2e" flag:"e2e" cmd:"connect" usage:"ask the host to encrypt each V2 stream end to end, so the relay sees only ciphertext (off: the relay is your own and TLS protects its legs; V1 is end to end anyway)"`
 	// The none key exchange leaves a V2 relay socket to TLS alone.
 	AllowInsecureNone bool `yaml:"allow_insecure_none" flag:"allow-insecure-none" cmd:"connect" usage:"also offer the unencrypted none SSH key exchange on a plain ws:// (http) relay that is not on loopback; by default it is offered only where TLS (wss) or loopback protects the relay socket"`
 
@@ -131,6 +132,7 @@ func connect(ctx context.Context, app *cli.App, cfg *Config, tunnel string, out 
 		APIKey:       cfg.APIKey,
 		ConnectToken: cfg.ConnectToken,
 		Mode:         cfg.Mode,
+		E2E:          cfg.E2E,
 		Bind:         cfg.Bind,
 		PortMap:      pm,
 

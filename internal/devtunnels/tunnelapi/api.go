@@ -71,6 +71,11 @@ type Config struct {
 	// PortURIFormat is the endpoint's portUriFormat for a tunnel, a URI
 	// with a literal "{port}" token; nil or "" leaves it out.
 	PortURIFormat func(tunnelID string) string
+	// ClusterID is the clusterId every tunnel, port and list region
+	// carries, and the one GET /clusters/recommendations recommends.
+	// Default DefaultClusterID(PublicURL). It must be non-empty for the TS
+	// SDK, which refuses every call but create on a tunnel without one.
+	ClusterID string
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -81,8 +86,10 @@ type API struct {
 	tokens        *token.Issuer
 	auth          Authenticator
 	relayBase     string // ws(s)://host[/prefix], no trailing slash
+	publicURL     string // http(s)://host[/prefix], no trailing slash
 	tokenTTL      time.Duration
 	node          string
+	clusterID     string
 	hostConnected func(tunnelID, endpointID string) bool
 	portURIs      func(tunnelID string, port uint16) []string
 	portURIFormat func(tunnelID string) string
@@ -112,8 +119,10 @@ func New(cfg Config, logger *slog.Logger) (*API, error) {
 		tokens:        cfg.Tokens,
 		auth:          cfg.Auth,
 		relayBase:     base,
+		publicURL:     strings.TrimRight(cfg.PublicURL, "/"),
 		tokenTTL:      cfg.TokenTTL,
 		node:          cfg.Node,
+		clusterID:     cfg.ClusterID,
 		hostConnected: cfg.HostConnected,
 		portURIs:      cfg.PortURIs,
 		portURIFormat: cfg.PortURIFormat,
@@ -134,6 +143,12 @@ func New(cfg Config, logger *slog.Logger) (*API, error) {
 	}
 	if a.node == "" {
 		a.node = DefaultNode
+	}
+	if a.clusterID == "" {
+		a.clusterID = DefaultClusterID(cfg.PublicURL)
+	}
+	if err := ValidClusterID(a.clusterID); err != nil {
+		return nil, fmt.Errorf("tunnelapi: Config.ClusterID: %w", err)
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -206,11 +221,7 @@ func (a *API) serve(c *call) error {
 	segs := splitPath(c.r.URL.Path)
 	switch {
 	case len(segs) == 2 && segs[0] == "clusters" && segs[1] == "recommendations":
-		return a.methods(c, handlers{http.MethodGet: func() error {
-			// The SDK asks before creating a tunnel without a clusterId and
-			// falls back to global routing on any error.
-			return notFound("warren has no clusters to recommend")
-		}})
+		return a.methods(c, handlers{http.MethodGet: func() error { return a.recommendClusters(c) }})
 	case len(segs) == 0 || segs[0] != "tunnels":
 	case len(segs) == 1:
 		return a.methods(c, handlers{http.MethodGet: func() error { return a.listTunnels(c) }})

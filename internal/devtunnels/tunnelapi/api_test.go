@@ -2,6 +2,7 @@ package tunnelapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -104,7 +105,6 @@ func TestRouting(t *testing.T) {
 		{"GET", "/tunnels//ports", 404, ""},
 		{"GET", "/tunnels/t1/ports/80/x", 404, ""},
 		{"GET", "/clusters", 404, ""},
-		{"GET", "/clusters/recommendations", 404, ""}, // no auth needed: the SDK asks anonymously too
 		{"POST", "/tunnels", 405, "GET"},
 		{"POST", "/tunnels/t1", 405, "GET, PUT, DELETE"},
 		{"GET", "/tunnels/t1/endpoints/h-relay", 405, "PUT, DELETE"},
@@ -164,14 +164,15 @@ func TestAuthentication(t *testing.T) {
 func TestTunnelLifecycle(t *testing.T) {
 	e := newEnv(t)
 
-	// Create: name defaults to the id, clusterId is "", empty lists are [].
+	// Create: name defaults to the id, clusterId is the relay's ("127",
+	// from its public URL http://127.0.0.1:P), empty lists are [].
 	r := e.do("PUT", "/tunnels/t1", "Bearer "+e.apiKey, map[string]any{"tunnelId": "t1", "domain": "example.test", "description": "first"}, "If-Not-Match", "*")
 	got := r.tunnel(t)
 	if got.TunnelID != "t1" || got.Name != "t1" || got.Domain != "example.test" || got.Description != "first" || got.Created == nil {
 		t.Fatalf("created %+v", got)
 	}
 	f := r.fields(t)
-	if string(f["clusterId"]) != `""` || string(f["endpoints"]) != "[]" {
+	if string(f["clusterId"]) != `"127"` || string(f["endpoints"]) != "[]" {
 		t.Errorf("clusterId %s endpoints %s", f["clusterId"], f["endpoints"])
 	}
 	if got.Status == nil || got.Status.PortCount == nil || got.Status.HostConnectionCount == nil {
@@ -240,7 +241,7 @@ func TestListTunnels(t *testing.T) {
 	if err := json.Unmarshal(r.body, &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Value) != 1 || list.Value[0].ClusterID != "" || len(list.Value[0].Value) != 2 {
+	if len(list.Value) != 1 || list.Value[0].ClusterID != "127" || len(list.Value[0].Value) != 2 {
 		t.Fatalf("list %s", r.body)
 	}
 	if a := list.Value[0].Value[0]; a.TunnelID != "a1" || len(a.Ports) != 1 || a.Ports[0].PortNumber != 22 {
@@ -377,7 +378,7 @@ func TestPorts(t *testing.T) {
 	if p.PortNumber != 8080 || p.Protocol != "auto" || p.TunnelID != "t1" || p.Description != "web" {
 		t.Errorf("created %+v", p)
 	}
-	if f := r.fields(t); string(f["portForwardingUris"]) != "[]" || string(f["clusterId"]) != `""` {
+	if f := r.fields(t); string(f["portForwardingUris"]) != "[]" || string(f["clusterId"]) != `"127"` {
 		t.Errorf("portForwardingUris %s clusterId %s", f["portForwardingUris"], f["clusterId"])
 	}
 	e.do("PUT", "/tunnels/t1/ports/8080", host, map[string]any{"portNumber": 8080}, "If-Not-Match", "*").problem(t, 409)
@@ -513,4 +514,42 @@ func TestEvents(t *testing.T) {
 	e.do("POST", "/tunnels/t1/events", admin, `[]`).want(t, 200)
 	e.do("POST", "/tunnels/t1/events", e.token("t2", "manage"), `[]`).problem(t, 403)
 	e.do("POST", "/tunnels/t1/events", "", `[]`).problem(t, 401)
+}
+
+func TestClusterRecommendations(t *testing.T) {
+	e := newEnv(t)
+	// No credentials needed: the SDKs retry without them on 401.
+	for _, auth := range []string{"", "Bearer " + e.apiKey, "Bearer nonsense"} {
+		r := e.do("GET", "/clusters/recommendations?preferredClusterId=use1", auth, nil).want(t, 200)
+		var rec tunnelproto.ClusterRecommendationResponse
+		if err := json.Unmarshal(r.body, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.RecommendedClusterID != "127" || rec.PreferredClusterID != "use1" || !rec.IsFallback ||
+			len(rec.Recommendations) != 1 || rec.Recommendations[0].ClusterURI != "http://"+e.srv.Listener.Addr().String() {
+			t.Errorf("auth %q: %s", auth, r.body)
+		}
+	}
+	e.do("POST", "/clusters/recommendations", "", nil).problem(t, 405)
+}
+
+func TestDefaultClusterID(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":             "127",
+		"https://relay.example.com/warren":  "relay",
+		"https://USE1.Tunnels.example.com/": "use1",
+		"http://localhost:9000":             "localhost",
+		"http://[::1]:8080":                 "local",
+		"http://under_score.example":        "local",
+		"::nonsense":                        "local",
+	} {
+		if got := DefaultClusterID(in); got != want {
+			t.Errorf("DefaultClusterID(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "-a", "A1", "a.b", strings.Repeat("a", 64)} {
+		if err := ValidClusterID(bad); !errors.Is(err, ErrBadClusterID) {
+			t.Errorf("ValidClusterID(%q) = %v", bad, err)
+		}
+	}
 }

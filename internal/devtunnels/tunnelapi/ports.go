@@ -139,6 +139,7 @@ func (a *API) portJSON(p *store.Port) tunnelproto.TunnelPort {
 		uris = append(uris, a.portURIs(p.TunnelID, p.Number)...)
 	}
 	return tunnelproto.TunnelPort{
+		ClusterID:          a.clusterID,
 		TunnelID:           p.TunnelID,
 		PortNumber:         p.Number,
 		Name:               p.Name,

@@ -47,18 +47,19 @@ func TestSDK(t *testing.T) {
 	defer cancel()
 	ops := sdkManager(t, e, "Bearer "+e.apiKey)
 
-	// Create: the SDK first asks /clusters/recommendations (404: it falls
-	// back to global routing), then PUTs /tunnels/{tunnelId}.
+	// Create: the SDK first asks /clusters/recommendations, takes the
+	// relay's cluster id ("127": its host 127.0.0.1:P starts with it, so
+	// the SDK does not rewrite the host), then PUTs /tunnels/{tunnelId}.
 	var selected []tunnels.ClusterSelection
 	ops.OnClusterSelected = func(s tunnels.ClusterSelection) { selected = append(selected, s) }
 	tun, err := ops.CreateTunnel(ctx, &tunnels.Tunnel{TunnelID: "sdk-one", Name: "sdk-one", Labels: []string{"l1"}, Description: "from the sdk"}, &tunnels.TunnelRequestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tun.TunnelID != "sdk-one" || tun.Name != "sdk-one" || tun.ClusterID != "" || tun.Description != "from the sdk" {
+	if tun.TunnelID != "sdk-one" || tun.Name != "sdk-one" || tun.ClusterID != "127" || tun.Description != "from the sdk" {
 		t.Fatalf("created %+v", tun)
 	}
-	if len(selected) != 1 || selected[0].ClusterID != "" {
+	if len(selected) != 1 || selected[0].ClusterID != "127" || selected[0].Source != tunnels.ClusterSourceRecommended {
 		t.Errorf("cluster selection %+v", selected)
 	}
 	// A generated id and a name-less tunnel work as well.
@@ -129,7 +130,7 @@ func TestSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	connectTok := view.AccessTokens[tunnels.TunnelAccessScopeConnect]
-	if connectTok == "" || len(view.Endpoints) != 1 || len(view.Ports) != 2 || view.ClusterID != "" {
+	if connectTok == "" || len(view.Endpoints) != 1 || len(view.Ports) != 2 || view.ClusterID != "127" {
 		t.Fatalf("GetTunnel for a client: %+v", view)
 	}
 	if view.Status == nil || view.Status.PortCount == nil || view.Status.PortCount.Current != 2 || view.Status.HostConnectionCount.Current != 1 {

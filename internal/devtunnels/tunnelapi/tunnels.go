@@ -39,7 +39,7 @@ func (a *API) listTunnels(c *call) error {
 		out = append(out, *tj)
 	}
 	writeJSON(c.w, http.StatusOK, tunnelproto.TunnelListByRegionResponse{
-		Value: []tunnelproto.TunnelListByRegion{{RegionName: RegionName, Value: out}},
+		Value: []tunnelproto.TunnelListByRegion{{RegionName: RegionName, ClusterID: a.clusterID, Value: out}},
 	})
 	return nil
 }
@@ -227,7 +227,7 @@ func (a *API) postEvents(c *call, ref string) error {
 	return nil
 }
 
-// tunnelJSON renders t as the SDKs expect it: clusterId "", endpoints [] or
+// tunnelJSON renders t as the SDKs expect it: the relay's clusterId, endpoints [] or
 // exactly the one live endpoint, and, with includePorts, its ports.
 func (a *API) tunnelJSON(ctx context.Context, t *store.Tunnel, includePorts bool) (*tunnelproto.Tunnel, error) {
 	eps, err := a.store.ListEndpoints(ctx, t.ID)
@@ -240,6 +240,7 @@ func (a *API) tunnelJSON(ctx context.Context, t *store.Tunnel, includePorts bool
 	}
 	created := t.Created
 	out := &tunnelproto.Tunnel{
+		ClusterID:     a.clusterID,
 		TunnelID:      t.ID,
 		Name:          t.Name,
 		Description:   t.Description,

@@ -31,6 +31,13 @@ type Config struct {
 	ConnectToken string
 	// Mode is "auto" (offer V2 then V1; the default), "v2" or "v1".
 	Mode string
+	// E2E asks the host, on V2 sessions, for end-to-end encryption of each
+	// stream (an SSH session inside the channel, the host key checked
+	// against the endpoint's hostPublicKeys), so that the relay sees only
+	// ciphertext. Default off: the relay is the operator's own and TLS
+	// protects both of its legs. V1 streams are end-to-end encrypted anyway
+	// (the nested SSH session).
+	E2E bool
 	// Bind is the local address listeners bind to; default "127.0.0.1".
 	Bind string
 	// PortMap maps remote ports to local ones; unmapped ports listen on

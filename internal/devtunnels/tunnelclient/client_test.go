@@ -32,10 +32,14 @@ func TestEndToEnd(t *testing.T) {
 		hostMode   tunnelhost.Mode
 		clientMode string
 		wantProto  string
+		e2e        bool
 	}{
-		{"v2-auto", tunnelhost.ModeAuto, ModeAuto, tunnelproto.SubprotocolClientV2},
-		{"v1-forced", tunnelhost.ModeAuto, ModeV1, tunnelproto.SubprotocolClientV1},
-		{"v1-host", tunnelhost.ModeV1, ModeAuto, tunnelproto.SubprotocolClientV1},
+		{"v2-auto", tunnelhost.ModeAuto, ModeAuto, tunnelproto.SubprotocolClientV2, false},
+		{"v2-e2e", tunnelhost.ModeAuto, ModeAuto, tunnelproto.SubprotocolClientV2, true},
+		{"v1-forced", tunnelhost.ModeAuto, ModeV1, tunnelproto.SubprotocolClientV1, false},
+		{"v1-host", tunnelhost.ModeV1, ModeAuto, tunnelproto.SubprotocolClientV1, false},
+		// --e2e on a V1 session changes nothing: V1 is end to end anyway.
+		{"v1-e2e", tunnelhost.ModeV1, ModeAuto, tunnelproto.SubprotocolClientV1, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,7 +49,7 @@ func TestEndToEnd(t *testing.T) {
 			local := relaytest.FreePort(t)
 			e.startHost(tc.hostMode, echo)
 			reg := prometheus.NewRegistry()
-			r := e.runClient(Config{APIKey: e.APIKey, Mode: tc.clientMode, PortMap: map[uint16]uint16{echo: local}, Registerer: reg})
+			r := e.runClient(Config{APIKey: e.APIKey, Mode: tc.clientMode, E2E: tc.e2e, PortMap: map[uint16]uint16{echo: local}, Registerer: reg})
 			ev := r.waitEvent(EventReady, echo, 1)
 			if ev.Err != nil || ev.LocalPort != local || ev.Addr != localAddr(local) {
 				t.Fatalf("ready event %+v, want local %d", ev, local)
@@ -60,6 +64,13 @@ func TestEndToEnd(t *testing.T) {
 			t.Run("metrics", func(t *testing.T) {
 				if n := metricValue(t, reg, "warren_tunnel_client_connections_total"); n < 22 {
 					t.Errorf("connections_total %v, want >= 22", n)
+				}
+				e2eWant := 0.0
+				if tc.e2e && tc.wantProto == tunnelproto.SubprotocolClientV2 {
+					e2eWant = 22 // every connection of this case
+				}
+				if n := metricValue(t, reg, "warren_tunnel_client_e2e_streams_total"); n != e2eWant {
+					t.Errorf("e2e_streams_total %v, want %v", n, e2eWant)
 				}
 				if n := metricValue(t, reg, "warren_tunnel_client_connected"); n != 1 {
 					t.Errorf("connected %v, want 1", n)

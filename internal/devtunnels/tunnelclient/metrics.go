@@ -8,6 +8,7 @@ type metrics struct {
 	active            prometheus.Gauge
 	bytesIn, bytesOut prometheus.Counter
 	retries           prometheus.Counter
+	e2eStreams        prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -31,6 +32,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Name: "warren_tunnel_client_retries_total",
 			Help: "Relay connection attempts (or sessions) that ended with a retryable error and are retried after the backoff.",
 		}),
+		e2eStreams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warren_tunnel_client_e2e_streams_total",
+			Help: "Forwarded connections whose stream the host end-to-end encrypted (--e2e, V2).",
+		}),
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "warren_tunnel_client_bytes_total",
@@ -38,7 +43,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	}, []string{"direction"})
 	m.bytesIn = bytes.WithLabelValues("in")
 	m.bytesOut = bytes.WithLabelValues("out")
-	for _, c := range []prometheus.Collector{m.connected, m.conns, m.active, m.retries, bytes} {
+	for _, c := range []prometheus.Collector{m.connected, m.conns, m.active, m.retries, m.e2eStreams, bytes} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -25,6 +26,12 @@ type session struct {
 	proto string
 	v2    bool
 	token string // connect token, sent in V2 forwarded-tcpip
+	// e2e asks for end-to-end encryption of V2 streams; hostKey checks the
+	// host key of those inner sessions.
+	e2e     bool
+	hostKey ssh.HostKeyCallback
+	log     *slog.Logger
+	met     *metrics // nil: none
 
 	mu        sync.Mutex
 	announced map[uint16]bool
@@ -52,20 +59,97 @@ func (s *session) open(p uint16, peer net.Addr) (ssh.Channel, error) {
 	if ta, ok := peer.(*net.TCPAddr); ok {
 		req.OriginatorIP, req.OriginatorPort = ta.IP.String(), uint32(ta.Port)
 	}
-	var payload []byte
-	if s.v2 {
-		req.AccessToken = s.token
-		payload = req.Marshal()
-	} else {
-		payload = req.MarshalStandard()
+	if !s.v2 {
+		ch, reqs, err := s.conn.OpenChannel(tunnelproto.ChannelForwardedTCPIP, req.MarshalStandard())
+		if err != nil {
+			return nil, err
+		}
+		go ssh.DiscardRequests(reqs)
+		return ch, nil
 	}
-	ch, reqs, err := s.conn.OpenChannel(tunnelproto.ChannelForwardedTCPIP, payload)
+	req.AccessToken = s.token
+	req.IsE2EEncryptionRequested = s.e2e
+	ch, reqs, confirm, err := ssh.OpenChannelWithConfirm(s.conn, tunnelproto.ChannelForwardedTCPIP, req.Marshal())
 	if err != nil {
 		return nil, err
 	}
 	go ssh.DiscardRequests(reqs)
-	return ch, nil
+	if !tunnelproto.ParsePortRelayConnectResponse(confirm).IsE2EEncryptionEnabled {
+		if s.e2e {
+			// Requested, not required, as in the Dev Tunnels SDKs: a host
+			// that does not serve E2E (an older warren) still gets the
+			// stream, over the relay's own encryption.
+			s.log.Warn("the host did not enable end-to-end encryption for this stream", "port", p)
+		}
+		return ch, nil
+	}
+	if !s.e2e {
+		_ = ch.Close()
+		return nil, errors.New("tunnelclient: the host enabled end-to-end encryption that was not asked for")
+	}
+	inner, err := openE2E(ch, s.hostKey)
+	if err == nil && s.met != nil {
+		s.met.e2eStreams.Inc()
+	}
+	return inner, err
 }
+
+// openE2E runs the client side of a stream's end-to-end SSH session
+// (dev-tunnels-ssh's SecureStream) inside ch: handshake as user "tunnel"
+// with no authentication, the host key checked, then one "session"
+// channel that carries the bytes. Closing the returned channel ends the
+// inner session and ch.
+func openE2E(ch ssh.Channel, hostKey ssh.HostKeyCallback) (ssh.Channel, error) {
+	cfg := &ssh.ClientConfig{User: "tunnel", HostKeyCallback: hostKey, Timeout: tunnelrelay.SSHHandshakeTimeout}
+	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
+	conn, chans, reqs, err := ssh.NewClientConn(&chanConn{Channel: ch}, "host", cfg)
+	hsTimer.Stop()
+	if err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("tunnelclient: E2E handshake: %w", err)
+	}
+	go ssh.DiscardRequests(reqs)
+	go func() {
+		for nc := range chans {
+			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
+		}
+	}()
+	inner, ireqs, err := conn.OpenChannel(tunnelproto.ChannelSession, nil)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tunnelclient: E2E stream channel: %w", err)
+	}
+	go ssh.DiscardRequests(ireqs)
+	return &e2eChannel{Channel: inner, conn: conn}, nil
+}
+
+// e2eChannel is the inner channel of an E2E stream; Close also ends the
+// inner session (and with it the outer channel it runs on).
+type e2eChannel struct {
+	ssh.Channel
+	conn ssh.Conn
+}
+
+func (c *e2eChannel) Close() error {
+	err := c.Channel.Close()
+	_ = c.conn.Close()
+	return err
+}
+
+// chanConn makes an ssh.Channel a net.Conn for the E2E SSH client.
+// Deadlines are not supported (a timer closes the channel instead).
+type chanConn struct{ ssh.Channel }
+
+type chanAddr struct{}
+
+func (chanAddr) Network() string { return "ssh-channel" }
+func (chanAddr) String() string  { return "forwarded-tcpip" }
+
+func (c *chanConn) LocalAddr() net.Addr                { return chanAddr{} }
+func (c *chanConn) RemoteAddr() net.Addr               { return chanAddr{} }
+func (c *chanConn) SetDeadline(t time.Time) error      { return nil }
+func (c *chanConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }
 
 // hostKeyCallback accepts the host keys published in the endpoint.
 func hostKeyCallback(ep *tunnelproto.TunnelEndpoint) (ssh.HostKeyCallback, error) {
@@ -116,6 +200,15 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 	v2 := proto == tunnelproto.SubprotocolClientV2
 	cfg := &ssh.ClientConfig{User: "tunnel", Timeout: tunnelrelay.SSHHandshakeTimeout}
 	addr := "relay"
+	var e2eHostKey ssh.HostKeyCallback
+	if v2 && c.cfg.E2E {
+		cb, err := hostKeyCallback(ep)
+		if err != nil {
+			_ = conn.Close()
+			return false, fatal(err)
+		}
+		e2eHostKey = cb
+	}
 	if v2 {
 		// The relay is the SSH server; its key is not verified: the
 		// WebSocket URL and TLS identify it (docs/protocols/devtunnels.md §2.4).
@@ -141,7 +234,8 @@ func (c *Client) serveSession(ctx context.Context, conn *wsconn.Conn, proto stri
 	if err != nil {
 		return false, fmt.Errorf("tunnelclient: SSH handshake (%s): %w", proto, err)
 	}
-	s := &session{conn: sc, proto: proto, v2: v2, token: c.currentToken(), announced: map[uint16]bool{}}
+	s := &session{conn: sc, proto: proto, v2: v2, token: c.currentToken(), announced: map[uint16]bool{},
+		e2e: v2 && c.cfg.E2E, hostKey: e2eHostKey, log: c.log, met: c.met}
 	var wg sync.WaitGroup
 	defer func() {
 		_ = sc.Close()

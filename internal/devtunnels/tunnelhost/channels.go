@@ -2,6 +2,7 @@ package tunnelhost
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 func (h *Host) handleChannel(ctx context.Context, nc ssh.NewChannel, wg *sync.WaitGroup) {
 	switch nc.ChannelType() {
 	case tunnelproto.ChannelForwardedTCPIP:
-		wg.Go(func() { h.forward(ctx, nc) })
+		wg.Go(func() { h.forward(ctx, nc, true) })
 	case tunnelproto.ChannelClientSSHSessionStream:
 		wg.Go(func() { h.nested(ctx, nc) })
 	default:
@@ -25,8 +26,12 @@ func (h *Host) handleChannel(ctx context.Context, nc ssh.NewChannel, wg *sync.Wa
 }
 
 // forward serves a forwarded-tcpip (six-field, four-field fallback) or
-// direct-tcpip channel: check the port, dial it locally, pipe.
-func (h *Host) forward(ctx context.Context, nc ssh.NewChannel) {
+// direct-tcpip channel: check the port, dial it locally, pipe. relayed
+// says the channel came from the relay session (V2) rather than from a
+// nested V1 session: only there does the confirmation carry the
+// PortRelayConnectResponse, and only there is end-to-end encryption served
+// when the client asks for it.
+func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
 	req, _, err := tunnelproto.ParsePortRelayConnectRequest(nc.ExtraData())
 	if err != nil {
 		_ = nc.Reject(ssh.ConnectionFailed, "bad channel open payload")
@@ -42,12 +47,33 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel) {
 		_ = nc.Reject(ssh.ConnectionFailed, "connection refused")
 		return
 	}
-	ch, reqs, err := nc.Accept()
+	var (
+		ch   ssh.Channel
+		reqs <-chan *ssh.Request
+	)
+	e2e := relayed && req.IsE2EEncryptionRequested
+	if relayed {
+		resp := tunnelproto.PortRelayConnectResponse{IsE2EEncryptionEnabled: e2e}
+		ch, reqs, err = ssh.AcceptWithData(nc, resp.Marshal())
+	} else {
+		ch, reqs, err = nc.Accept()
+	}
 	if err != nil {
 		_ = local.Close()
 		return
 	}
 	go ssh.DiscardRequests(reqs)
+	if e2e {
+		inner, closeE2E, err := h.serveE2E(ch)
+		if err != nil {
+			h.log.Info("E2E stream handshake failed", "port", req.Port, "err", err)
+			_ = ch.Close()
+			_ = local.Close()
+			return
+		}
+		defer closeE2E()
+		ch = inner
+	}
 	var opts *pipe.Options
 	if m := h.met; m != nil {
 		m.conns.Inc()
@@ -131,12 +157,51 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 				_ = ch.Close()
 			})
 		case tunnelproto.ChannelForwardedTCPIP, tunnelproto.ChannelDirectTCPIP:
-			wg.Go(func() { h.forward(sctx, nc) })
+			wg.Go(func() { h.forward(sctx, nc, false) })
 		default:
 			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 		}
 	}
 	cancel()
+}
+
+// serveE2E runs the end-to-end encrypted SSH session a V2 client asked
+// for inside the stream channel ch (dev-tunnels-ssh's SecureStream): this
+// host is its SSH server, with the nested server's host keys (the ones
+// published in hostPublicKeys, which the client checks) and no client
+// authentication (the relay checked the client's connect token). The
+// client opens one "session" channel, which carries the port's bytes; it
+// is returned with a func that ends the inner session.
+func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, func(), error) {
+	conn := &chanConn{Channel: ch}
+	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
+	defer hsTimer.Stop()
+	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != tunnelproto.ChannelSession {
+			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
+			continue
+		}
+		inner, ireqs, err := nc.Accept()
+		if err != nil {
+			break
+		}
+		hsTimer.Stop()
+		go ssh.DiscardRequests(ireqs)
+		// Any further channel is refused while the stream runs.
+		go func() {
+			for nc := range chans {
+				_ = nc.Reject(ssh.UnknownChannelType, "one stream per E2E session")
+			}
+		}()
+		return inner, func() { _ = inner.Close(); _ = sc.Close() }, nil
+	}
+	_ = sc.Close()
+	return nil, nil, errors.New("the E2E session ended before its stream channel opened")
 }
 
 // chanConn makes an ssh.Channel a net.Conn for the nested SSH server.

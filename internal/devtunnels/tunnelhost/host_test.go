@@ -2,6 +2,7 @@ package tunnelhost
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
 	"github.com/warrenhq/warren/internal/sshfork/ssh"
@@ -534,5 +536,93 @@ func TestFatalNotFound(t *testing.T) {
 	}
 	if h.Status() != StatusDisconnected {
 		t.Errorf("status %q", h.Status())
+	}
+}
+
+// TestV2E2E: a V2 client asking for end-to-end encryption gets
+// isE2EEncryptionEnabled=true in the confirmation (through the relay), and
+// inside the channel an SSH session whose host key is the published one,
+// whose "session" channel echoes; one not asking gets false and plain
+// bytes. A client checking for another host key fails the inner handshake.
+func TestV2E2E(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	port := relaytest.Echo(t)
+	h := newHost(t, e.hostConfig(port))
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- h.Run(ctx) }()
+	defer func() { cancel(); <-res }()
+	waitConnected(t, h)
+
+	tctx, tcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer tcancel()
+	c := e.v2Client(tctx)
+	open := func(e2e bool) (ssh.Channel, bool) {
+		t.Helper()
+		req := tunnelproto.PortRelayConnectRequest{Host: "127.0.0.1", Port: uint32(port), AccessToken: c.token, IsE2EEncryptionRequested: e2e}
+		ch, reqs, confirm, err := ssh.OpenChannelWithConfirm(c.conn, tunnelproto.ChannelForwardedTCPIP, req.Marshal())
+		if err != nil {
+			t.Fatalf("open (e2e %v): %v", e2e, err)
+		}
+		go ssh.DiscardRequests(reqs)
+		if len(confirm) != 1 {
+			t.Errorf("confirmation data %x, want the one isE2EEncryptionEnabled byte", confirm)
+		}
+		return ch, tunnelproto.ParsePortRelayConnectResponse(confirm).IsE2EEncryptionEnabled
+	}
+
+	plain, enabled := open(false)
+	if enabled {
+		t.Fatal("E2E enabled without being asked for")
+	}
+	echoRoundTrip(t, plain, "plain over V2")
+	plain.Close()
+
+	inner := func(hostKey ssh.HostKeyCallback) (ssh.Channel, error) {
+		ch, enabled := open(true)
+		if !enabled {
+			t.Fatal("E2E asked for, not enabled")
+		}
+		conn, chans, reqs, err := ssh.NewClientConn(&chanConn{Channel: ch}, "host", &ssh.ClientConfig{User: "tunnel", HostKeyCallback: hostKey})
+		if err != nil {
+			ch.Close()
+			return nil, err
+		}
+		t.Cleanup(func() { conn.Close() })
+		go ssh.DiscardRequests(reqs)
+		go func() {
+			for nc := range chans {
+				_ = nc.Reject(ssh.Prohibited, "test")
+			}
+		}()
+		s, sreqs, err := conn.OpenChannel(tunnelproto.ChannelSession, nil)
+		if err != nil {
+			return nil, err
+		}
+		go ssh.DiscardRequests(sreqs)
+		return s, nil
+	}
+	published := func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		for _, k := range h.HostPublicKeys() {
+			if string(k.Marshal()) == string(key.Marshal()) {
+				return nil
+			}
+		}
+		return errors.New("not a published host key")
+	}
+	s, err := inner(published)
+	if err != nil {
+		t.Fatalf("E2E session: %v", err)
+	}
+	echoRoundTrip(t, s, "end to end over V2")
+	s.Close()
+
+	other, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner(ssh.FixedHostKey(other.PublicKey())); err == nil {
+		t.Error("an E2E session with another host key was accepted")
 	}
 }

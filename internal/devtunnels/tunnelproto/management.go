@@ -115,3 +115,24 @@ type ProblemDetails struct {
 	Detail string              `json:"detail,omitempty"`
 	Errors map[string][]string `json:"errors,omitempty"`
 }
+
+// ClusterRecommendationResponse is the body of GET
+// /clusters/recommendations (the SDKs' ClusterRecommendationResponse).
+type ClusterRecommendationResponse struct {
+	PreferredClusterID   string                  `json:"preferredClusterId,omitempty"`
+	RecommendedClusterID string                  `json:"recommendedClusterId"`
+	IsFallback           bool                    `json:"isFallback"`
+	Recommendations      []ClusterRecommendation `json:"recommendations"`
+}
+
+// ClusterRecommendation is one ranked cluster of a
+// ClusterRecommendationResponse.
+type ClusterRecommendation struct {
+	ClusterID          string  `json:"clusterId"`
+	AzureLocation      string  `json:"azureLocation,omitempty"`
+	AzureGeo           string  `json:"azureGeo,omitempty"`
+	ClusterURI         string  `json:"clusterUri"`
+	Availability       string  `json:"availability"`
+	UtilizationPercent float64 `json:"utilizationPercent"`
+	Reason             string  `json:"reason,omitempty"`
+}

@@ -221,3 +221,26 @@ func parseBool(p []byte) (bool, []byte, bool) {
 	}
 	return p[0] != 0, p[1:], true
 }
+
+// PortRelayConnectResponse is what follows the standard fields of a V2
+// forwarded-tcpip channel-open confirmation (docs/protocols/devtunnels.md
+// §2.6), host → relay and relay → client: whether the host enabled
+// end-to-end encryption on the stream. dev-tunnels-ssh clients fail to read
+// a confirmation without it.
+type PortRelayConnectResponse struct {
+	IsE2EEncryptionEnabled bool
+}
+
+// Marshal returns the confirmation's extra data for r: one boolean byte.
+func (r PortRelayConnectResponse) Marshal() []byte {
+	return appendBool(nil, r.IsE2EEncryptionEnabled)
+}
+
+// ParsePortRelayConnectResponse decodes a confirmation's extra data. None
+// at all (a plain SSH confirmation, as older warren hosts and x/crypto send)
+// reads as E2E off; bytes after the flag are ignored, as the TS SDK does,
+// since later protocol versions may append fields.
+func ParsePortRelayConnectResponse(p []byte) PortRelayConnectResponse {
+	e2e, _, _ := parseBool(p)
+	return PortRelayConnectResponse{IsE2EEncryptionEnabled: e2e}
+}

@@ -200,3 +200,32 @@ func FuzzParsePortRelayConnectRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestPortRelayConnectResponse(t *testing.T) {
+	for in, want := range map[string]bool{"": false, "\x00": false, "\x01": true, "\x02": true, "\x01\x00\x07": true} {
+		if got := ParsePortRelayConnectResponse([]byte(in)).IsE2EEncryptionEnabled; got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
+	if b := (PortRelayConnectResponse{IsE2EEncryptionEnabled: true}).Marshal(); string(b) != "\x01" {
+		t.Errorf("marshal true: %x", b)
+	}
+	if b := (PortRelayConnectResponse{}).Marshal(); string(b) != "\x00" {
+		t.Errorf("marshal false: %x", b)
+	}
+}
+
+func FuzzParsePortRelayConnectResponse(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Add([]byte{0, 9, 9})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		r := ParsePortRelayConnectResponse(p)
+		if r2 := ParsePortRelayConnectResponse(r.Marshal()); r2 != r {
+			t.Fatalf("round trip: %+v -> %+v", r, r2)
+		}
+		if r.IsE2EEncryptionEnabled != (len(p) > 0 && p[0] != 0) {
+			t.Fatalf("%x read as %+v", p, r)
+		}
+	})
+}

@@ -215,7 +215,11 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 		_ = nc.Reject(ssh.Prohibited, "administratively prohibited")
 		return
 	}
-	hc, hreqs, err := h.sc.OpenChannel(tunnelproto.ChannelForwardedTCPIP, pr.Marshal())
+	// The six fields go to the host unchanged, the E2E request included;
+	// the host's answer (PortRelayConnectResponse after the confirmation's
+	// standard fields) goes back to the client, a plain confirmation read
+	// as "not enabled". The relay never looks inside an E2E stream.
+	hc, hreqs, confirm, err := ssh.OpenChannelWithConfirm(h.sc, tunnelproto.ChannelForwardedTCPIP, pr.Marshal())
 	if err != nil {
 		var oce *ssh.OpenChannelError
 		if errors.As(err, &oce) {
@@ -226,12 +230,16 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 		return
 	}
 	go ssh.DiscardRequests(hreqs)
-	cc, creqs, err := nc.Accept()
+	resp := tunnelproto.ParsePortRelayConnectResponse(confirm)
+	cc, creqs, err := ssh.AcceptWithData(nc, resp.Marshal())
 	if err != nil {
 		_ = hc.Close()
 		return
 	}
 	go ssh.DiscardRequests(creqs)
+	if pr.IsE2EEncryptionRequested {
+		log.Debug("client stream E2E", "port", pr.Port, "requested", true, "enabled", resp.IsE2EEncryptionEnabled)
+	}
 	r.m.forwarded.WithLabelValues(tunnelproto.ChannelForwardedTCPIP).Inc()
 	if _, err := pipe.Join(r.ctx, cc, hc, r.m.pipeOptions()); err != nil {
 		log.Debug("client stream ended", "port", pr.Port, "err", err)
