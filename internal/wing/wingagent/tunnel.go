@@ -166,11 +166,10 @@ func (a *Agent) answer(ctx context.Context, id identity, req tunnelRequest) any 
 		if user == "" {
 			return errorf(req.Type + ": user is required")
 		}
-		changed := false
-		if req.Type == "allow.add" {
-			changed = a.guard.addAllowed(user)
-		} else {
-			changed = a.guard.removeAllowed(user)
+		changed, err := a.editAllow(req.Type == "allow.add", user)
+		if err != nil {
+			a.log.Error("allow list edit not saved", "op", req.Type, "user", user, "err", err)
+			return errorf(req.Type + ": could not save the change on the wing")
 		}
 		if changed {
 			a.log.Info("allow list changed", "op", req.Type, "user", user, "by", id.user)
