@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/wing/wingclient"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // tunnelDo opens an encrypted request tunnel to wingID ("" for the only
@@ -113,6 +114,23 @@ type sessionRow struct {
 	StartedAt      string `json:"started_at"`
 	EndedAt        string `json:"ended_at"`
 	ExitCode       *int   `json:"exit_code"`
+	Preview        *wp.Preview `json:"preview"`
+}
+
+// previewText is a session's preview in one short cell.
+func previewText(p *wp.Preview) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.Mode == "url":
+		return p.URL
+	default:
+		first, _, _ := strings.Cut(strings.TrimSpace(p.Content), "\n")
+		if len(first) > 40 {
+			first = first[:40] + "…"
+		}
+		return "markdown: " + first
+	}
 }
 
 func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
@@ -150,7 +168,7 @@ func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
 			if *history {
 				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tENDED\tEXIT")
 			} else {
-				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tATTENTION\tCWD")
+				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tATTENTION\tCWD\tPREVIEW")
 			}
 			for _, s := range res.Sessions {
 				if *history {
@@ -160,7 +178,7 @@ func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.EndedAt, code)
 				} else {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.NeedsAttention, s.Cwd)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.NeedsAttention, s.Cwd, previewText(s.Preview))
 				}
 			}
 			return tw.Flush()

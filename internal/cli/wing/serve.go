@@ -56,6 +56,15 @@ func checkServe(app *cli.App, cfg *Config) (string, error) {
 	return keyPath, nil
 }
 
+// openHelper is this executable, for sessions' $BROWSER ("" if unknown).
+func openHelper() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return exe
+}
+
 func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	keyPath, err := checkServe(app, cfg)
 	if err != nil {
@@ -92,6 +101,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	}
 	a, err := wingagent.New(wingagent.Config{
 		Access:            acc,
+		OpenHelper:        openHelper(),
 		StateDir:          stateDir,
 		PasskeyTTL:        cfg.Serve.PasskeyTTL,
 		RelayURL:          cfg.Relay,

@@ -122,7 +122,7 @@ func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
 	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg), infoCmd(app, cfg), sessionsCmd(app, cfg),
-		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg), trustCmd(app, cfg))
+		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg), trustCmd(app, cfg), openCmd(app), previewCmd(app))
 	return root
 }
 

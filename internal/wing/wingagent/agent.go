@@ -71,6 +71,10 @@ type Config struct {
 	// Access is the lock state and allow list; SetAccess changes it while
 	// running. Default unlocked (owner only).
 	Access Access
+	// OpenHelper is the wing executable: sessions get $BROWSER pointing at
+	// "OpenHelper open URL", which asks the session's user to open URL.
+	// Default "": $BROWSER is left alone (`wing open` still works).
+	OpenHelper string
 	// StateDir keeps what must survive a restart: the allow-list edits
 	// made through requests (AllowStateFile, mode 0600). Default "": such
 	// edits last until the wing stops.
@@ -111,6 +115,8 @@ type Agent struct {
 
 	ownerMu sync.Mutex
 	owner   string // the owner's relay user id; "" while unknown
+
+	hooks *hooks // the hook socket (hooks.go); nil outside Run
 
 	allowMu sync.Mutex // orders allow-list edits and their saves
 	base    Access     // the configured Access, without request edits
@@ -232,6 +238,10 @@ func (a *Agent) setState(s State) {
 // token (ErrAuthRejected). Sessions survive reconnects; they are killed
 // when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.startHooks(); err != nil {
+		a.log.Warn("sessions cannot ask to open URLs or show previews", "err", err)
+	}
+	defer a.stopHooks()
 	defer a.killAll()
 	bo := backoff.Backoff{Initial: a.cfg.BackoffInitial, Max: a.cfg.BackoffMax, Jitter: -1}
 	for {

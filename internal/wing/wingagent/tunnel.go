@@ -238,6 +238,8 @@ type sessionItem struct {
 	StartedAt      string `json:"started_at,omitempty"`
 	EndedAt        string `json:"ended_at,omitempty"`
 	ExitCode       *int   `json:"exit_code,omitempty"`
+	// Preview is what the session shows beside the terminal (warren).
+	Preview *wp.Preview `json:"preview,omitempty"`
 }
 
 func (a *Agent) sessionList(id identity) []sessionItem {
@@ -249,7 +251,7 @@ func (a *Agent) sessionList(id identity) []sessionItem {
 		}
 		s.mu.Lock()
 		list = append(list, sessionItem{SessionID: s.id, Agent: s.agent, Cwd: s.cwd, NeedsAttention: s.attention,
-			UserID: s.user, Email: s.email, StartedAt: s.started.UTC().Format(time.RFC3339)})
+			UserID: s.user, Email: s.email, StartedAt: s.started.UTC().Format(time.RFC3339), Preview: a.previewOf(s.id)})
 		s.mu.Unlock()
 	}
 	a.mu.Unlock()
