@@ -106,14 +106,14 @@ func infoCmd(app *cli.App, cfg *Config) *cobra.Command {
 }
 
 type sessionRow struct {
-	SessionID      string `json:"session_id"`
-	Agent          string `json:"agent"`
-	Cwd            string `json:"cwd"`
-	UserID         string `json:"user_id"`
-	NeedsAttention bool   `json:"needs_attention"`
-	StartedAt      string `json:"started_at"`
-	EndedAt        string `json:"ended_at"`
-	ExitCode       *int   `json:"exit_code"`
+	SessionID      string      `json:"session_id"`
+	Agent          string      `json:"agent"`
+	Cwd            string      `json:"cwd"`
+	UserID         string      `json:"user_id"`
+	NeedsAttention bool        `json:"needs_attention"`
+	StartedAt      string      `json:"started_at"`
+	EndedAt        string      `json:"ended_at"`
+	ExitCode       *int        `json:"exit_code"`
 	Preview        *wp.Preview `json:"preview"`
 }
 
