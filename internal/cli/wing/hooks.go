@@ -24,7 +24,7 @@ func openCmd(app *cli.App) *cobra.Command {
 		Long: `open asks the user attached to this session to open URL (http or https)
 on their own machine: wing attach shows it and opens it only if the user
 answers y; the browser terminal offers a button. It works inside sessions
-of wing serve, which sets WARREN_WING_SOCKET, WARREN_WING_TOKEN and
+of wing serve, which sets WARREN_SESSION_SOCKET, WARREN_SESSION_TOKEN and
 WARREN_SESSION, and points $BROWSER at this command.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -245,11 +245,11 @@ func killCmd(app *cli.App, cfg *Config) *cobra.Command {
 func allowCmd(app *cli.App, cfg *Config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "allow",
-		Short: "Show or change a wing's allow list (owner only; until the wing reloads its config)",
+		Short: "Show or change a wing's allow list (owner only; kept by the wing across restarts)",
 		Long: `allow lists the users a locked wing serves, or adds or removes one at run
-time through an encrypted request. Changes last until the wing restarts or
-reloads (SIGHUP), which reapplies serve.locked and serve.allow: put lasting
-changes in the wing's config file.`,
+time through an encrypted request. The wing keeps these changes in its state
+dir (serve.state_dir), on top of serve.allow: they survive restarts and
+reloads (SIGHUP). Passkeys are only given in the wing's config file.`,
 	}
 	var wingID string
 	cmd.PersistentFlags().StringVar(&wingID, "wing", "", "wing to ask; empty: your only wing")

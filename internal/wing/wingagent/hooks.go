@@ -29,9 +29,9 @@ import (
 // a token only that session's environment holds.
 const (
 	// EnvHookSocket is the hook socket's path.
-	EnvHookSocket = "WARREN_WING_SOCKET"
+	EnvHookSocket = "WARREN_SESSION_SOCKET"
 	// EnvHookToken proves a request comes from the session's environment.
-	EnvHookToken = "WARREN_WING_TOKEN"
+	EnvHookToken = "WARREN_SESSION_TOKEN"
 	// EnvSession is the session id (already set for every session).
 	EnvSession = "WARREN_SESSION"
 )

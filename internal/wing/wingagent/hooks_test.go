@@ -61,7 +61,7 @@ var hookEnvRE = regexp.MustCompile(`ENV (\S+) (\S+) (\S+) (\S+) END`)
 func TestHooks(t *testing.T) {
 	url, _ := testHub(t, nil)
 	startAgent(t, url, func(c *Config) { c.OpenHelper = "/opt/wing's/wing" })
-	_, out, evs := eventSession(t, url, `echo "ENV $WARREN_WING_SOCKET $WARREN_WING_TOKEN $WARREN_SESSION $BROWSER END"; sleep 100`)
+	_, out, evs := eventSession(t, url, `echo "ENV $WARREN_SESSION_SOCKET $WARREN_SESSION_TOKEN $WARREN_SESSION $BROWSER END"; sleep 100`)
 	waitEvent(t, evs, "started")
 	out.waitFor(t, " END")
 	m := hookEnvRE.FindStringSubmatch(out.String())
