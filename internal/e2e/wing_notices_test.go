@@ -236,3 +236,72 @@ func TestWingStateSurvivesRestarts(t *testing.T) {
 		t.Fatalf("second run after a relay restart: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestWebTerminalNotices: in headless Chromium, the browser terminal offers
+// a URL the session asks to open as a button (never opening it by
+// itself), shows `wing preview --markdown` beside the terminal and in the
+// session list, and on attention raises a Notification (permission granted
+// through DevTools) and a visible banner whose OK sends pty.attention_ack.
+func TestWebTerminalNotices(t *testing.T) {
+	bin := needChromium(t)
+	e := startWingRelay(t)
+	e.startWing(t, e.url, "web2")
+	c := dialCDP(t, pageTarget(t, startChromium(t, bin)))
+	c.call(t, "Page.enable", nil, nil)
+	c.call(t, "Runtime.enable", nil, nil)
+	c.call(t, "Browser.grantPermissions", map[string]any{"origin": e.url, "permissions": []string{"notifications"}}, nil)
+	c.call(t, "Page.navigate", map[string]any{"url": e.url + "/app/#token=" + e.userTok}, nil)
+	c.waitJS(t, `document.querySelector('.wing[data-wing="web2"] .new-session') ? "yes" : ""`, 30*time.Second, "the wing list")
+	c.eval(t, `document.querySelector('.wing[data-wing="web2"] .new-session').click()`, nil)
+	sid := c.waitJS(t, `window.warrenSession || ""`, 30*time.Second, "pty.started")
+	c.waitJS(t, `warrenBufferText().includes("$") ? "yes" : ""`, 30*time.Second, "the shell prompt")
+	c.eval(t, `warrenTerm.focus()`, nil)
+
+	// browser_open: a button, not a navigation.
+	c.typeLine(t, `"$BROWSER" 'https://example.com/web?x=1'`)
+	c.waitJS(t, `document.querySelector('.notice.browser-open .open-url') ? "yes" : ""`, 30*time.Second, "the open button")
+	var opened string
+	c.eval(t, `window.warrenOpened || ""`, &opened)
+	if opened != "" {
+		t.Fatalf("opened without a click: %q", opened)
+	}
+	c.eval(t, `document.querySelector('.notice.browser-open .open-url').click()`, nil)
+	c.eval(t, `window.warrenOpened || ""`, &opened)
+	if opened != "https://example.com/web?x=1" {
+		t.Fatalf("opened %q", opened)
+	}
+
+	// Preview: markdown as text beside the terminal.
+	wingBin := filepath.Join(binDir, "wing")
+	c.eval(t, `warrenTerm.focus()`, nil)
+	c.typeLine(t, "printf '# Build report\\n<b>ok</b>\\n' | "+wingBin+" preview --markdown -")
+	c.waitJS(t, `(document.querySelector('#preview pre') || {}).textContent || ""`, 30*time.Second, "the preview")
+	var html string
+	c.eval(t, `document.querySelector('#preview pre').innerHTML`, &html)
+	if !strings.Contains(html, "&lt;b&gt;ok&lt;/b&gt;") {
+		t.Fatalf("markdown preview rendered as HTML: %q", html)
+	}
+
+	// Attention: a Notification and a banner; OK acknowledges it.
+	c.eval(t, `warrenTerm.focus()`, nil)
+	c.typeLine(t, `printf 'one\a'; sleep 0.3; printf 'two\a'`)
+	c.waitJS(t, `document.querySelector('.notice.attention .ack') ? "yes" : ""`, 30*time.Second, "the attention banner")
+	var notified bool
+	c.eval(t, `window.warrenNotified === true`, &notified)
+	if !notified {
+		t.Error("no browser Notification with the permission granted")
+	}
+	e.waitSessions(t, "web2", "needs_attention", func(s sessionsJSON) bool { return len(s.Sessions) == 1 && s.Sessions[0].NeedsAttention })
+	c.eval(t, `document.querySelector('.notice.attention .ack').click()`, nil)
+	e.waitSessions(t, "web2", "attention acknowledged", func(s sessionsJSON) bool { return len(s.Sessions) == 1 && !s.Sessions[0].NeedsAttention })
+
+	// The session list shows the preview.
+	c.eval(t, `document.getElementById("detach").click()`, nil)
+	sel := fmt.Sprintf(`document.querySelector('.attach[data-session="%s"]')`, sid)
+	c.waitJS(t, sel+` ? (`+sel+`.parentElement.querySelector('.preview') || {}).textContent || "" : ""`, 30*time.Second, "the preview in the session list")
+	var pv string
+	c.eval(t, sel+`.parentElement.querySelector('.preview').textContent`, &pv)
+	if !strings.Contains(pv, "# Build report") {
+		t.Fatalf("session list preview %q", pv)
+	}
+}
