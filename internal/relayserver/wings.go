@@ -81,6 +81,10 @@ func (u storeUsage) AddUsage(ctx context.Context, user, month string, delta int6
 	return u.st.AddBandwidthUsage(ctx, user, month, delta, u.now())
 }
 
+func (u storeUsage) PruneUsage(ctx context.Context, before string) (int, error) {
+	return u.st.DeleteBandwidthUsageBefore(ctx, before)
+}
+
 func (u storeUsage) ListUsage(ctx context.Context, month string) (map[string]int64, error) {
 	list, err := u.st.ListBandwidthUsage(ctx, month)
 	if err != nil {

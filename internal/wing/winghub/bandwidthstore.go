@@ -16,7 +16,12 @@ type UsageStore interface {
 	AddUsage(ctx context.Context, user, month string, delta int64) (int64, error)
 	// ListUsage returns every user's usage in month.
 	ListUsage(ctx context.Context, month string) (map[string]int64, error)
+	// PruneUsage deletes the usage of the months before month.
+	PruneUsage(ctx context.Context, before string) (int, error)
 }
+
+// usageKeepMonths is how many months of usage the store keeps.
+const usageKeepMonths = 13
 
 type usageKey struct{ user, month string }
 
@@ -44,6 +49,12 @@ func (h *Hub) loadUsage(ctx context.Context) {
 		b.month, b.used = month, b.used+n
 	}
 	h.log.Info("bandwidth usage loaded", "month", month, "users", len(used))
+	before := m.now().UTC().AddDate(0, -usageKeepMonths, 0).Format("2006-01")
+	if n, err := h.cfg.Usage.PruneUsage(ctx, before); err != nil {
+		h.log.Warn("could not prune old bandwidth usage", "before", before, "err", err)
+	} else if n > 0 {
+		h.log.Info("old bandwidth usage pruned", "before", before, "records", n)
+	}
 }
 
 // usageFlusher writes what was charged to the store every UsageFlush, and

@@ -37,6 +37,19 @@ func (s *mapUsage) ListUsage(_ context.Context, month string) (map[string]int64,
 	return out, nil
 }
 
+func (s *mapUsage) PruneUsage(_ context.Context, before string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k := range s.m {
+		if k.month < before {
+			delete(s.m, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *mapUsage) get(user, month string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -60,9 +73,14 @@ func usageHub(t *testing.T, st UsageStore, cap int64) *Hub {
 func TestUsageSurvivesRestart(t *testing.T) {
 	st := &mapUsage{m: map[usageKey]int64{}}
 	month := time.Now().UTC().Format("2006-01")
-	st.m[usageKey{"old", "2020-01"}] = 1 << 30 // another month: not loaded
+	st.m[usageKey{"old", "2020-01"}] = 1 << 30 // over a year ago: pruned
+	lastMonth := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
+	st.m[usageKey{"old", lastMonth}] = 1 << 30 // another month: kept, not loaded
 
 	h := usageHub(t, st, 1000)
+	if st.get("old", "2020-01") != 0 || st.get("old", lastMonth) != 1<<30 {
+		t.Fatal("pruning removed the wrong months")
+	}
 	if _, ok := h.bw.take("alice", 600); !ok {
 		t.Fatal("600 of 1000 refused")
 	}
