@@ -129,6 +129,38 @@ go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benc
 echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wing.txt") MB/s, local $(median_metric BenchmarkPTYThroughput direct-MB/s "$work/wing.txt") MB/s, ratio $(median_metric BenchmarkPTYThroughput x-direct "$work/wing.txt")"
 echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"
 
+# bench_wing_binaries: terminal sessions through the built relay-server and
+# wing serve (not the in-process hub above): 100 MiB of output and keystroke
+# round trips (p50/p99), each beside a local PTY in the same benchmark
+# process (internal/wing/wingbench). The direct (WebRTC) path is another
+# section's.
+bench_wing_binaries() {
+  local wd="$work/wingbin" wurl wadm wtok utok
+  mkdir -p "$wd/home"
+  "$BIN/relay-server" --dev --listen 127.0.0.1:0 >"$wd/relay.out" 2>"$wd/relay.log" &
+  pids+=("$!")
+  for _ in $(seq 100); do grep -q 'listening on' "$wd/relay.out" && break; sleep 0.1; done
+  wurl=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$wd/relay.out" | head -1)
+  wadm=$(grep -oE 'wadm_[A-Za-z0-9_-]+' "$wd/relay.out" | head -1)
+  wtok=$(WARREN_RELAY_SERVER_ADMIN_KEY=$wadm "$BIN/relay-server" wings token --server "$wurl" --kind wing --user bench)
+  utok=$(WARREN_RELAY_SERVER_ADMIN_KEY=$wadm "$BIN/relay-server" wings token --server "$wurl" --kind user --user bench)
+  HOME="$wd/home" SHELL=/bin/sh WARREN_WING_SERVE_TOKEN=$wtok "$BIN/wing" serve --relay "$wurl" --wing-id benchwing \
+    --identity-key "$wd/id.key" --state-dir "$wd/state" 2>"$wd/wing.log" &
+  pids+=("$!")
+  for _ in $(seq 100); do grep -q 'registered with the relay' "$wd/wing.log" && break; sleep 0.1; done
+  grep -q 'registered with the relay' "$wd/wing.log" || { echo "bench: wing serve did not register: $(cat "$wd/wing.log")" >&2; return 1; }
+  WARREN_BENCH_RELAY=$wurl WARREN_BENCH_USER_TOKEN=$utok WARREN_BENCH_WING=benchwing \
+    go test -run '^$' -bench 'BenchmarkRelay(Output|Keystroke)$' -benchtime 3x -count "$COUNT" ./internal/wing/wingbench/ |
+    tee "$wd/bench.txt" | grep -E '^Benchmark' || true
+  local f="$wd/bench.txt"
+  echo "terminal output via relay-server + wing serve: $(median_metric BenchmarkRelayOutput relay-MB/s "$f") MB/s, local PTY $(median_metric BenchmarkRelayOutput local-MB/s "$f") MB/s, ratio $(median_metric BenchmarkRelayOutput x-local "$f")"
+  echo "keystroke round trip via relay-server + wing serve: p50 $(median_metric BenchmarkRelayKeystroke relay-p50-µs "$f") µs, p99 $(median_metric BenchmarkRelayKeystroke relay-p99-µs "$f") µs; local PTY p50 $(median_metric BenchmarkRelayKeystroke local-p50-µs "$f") µs, p99 $(median_metric BenchmarkRelayKeystroke local-p99-µs "$f") µs; p50 ratio $(median_metric BenchmarkRelayKeystroke p50-x-local "$f")"
+}
+
+echo
+echo "== wing sessions through the built binaries (relay-server + wing serve) vs a local PTY (median of $COUNT)"
+bench_wing_binaries
+
 echo
 echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true

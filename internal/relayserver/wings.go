@@ -41,6 +41,10 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 		// Wing id ownership survives relay restarts.
 		hc.Owners = storeOwners{st: s.cfg.Store, now: s.cfg.Now}
 	}
+	if hc.Usage == nil {
+		// Bandwidth usage survives relay restarts and adds up across nodes.
+		hc.Usage = storeUsage{st: s.cfg.Store, now: s.cfg.Now}
+	}
 	hub, err := winghub.New(hc, logger.With("service", "wings"))
 	if err != nil {
 		return err
@@ -72,6 +76,32 @@ func (o storeOwners) ClaimWing(ctx context.Context, wingID, userID string) (stri
 		return "", err
 	}
 	return w.UserID, nil
+}
+
+// storeUsage keeps wing bandwidth usage in the relay's store.
+type storeUsage struct {
+	st  store.Store
+	now func() time.Time
+}
+
+func (u storeUsage) AddUsage(ctx context.Context, user, month string, delta int64) (int64, error) {
+	return u.st.AddBandwidthUsage(ctx, user, month, delta, u.now())
+}
+
+func (u storeUsage) PruneUsage(ctx context.Context, before string) (int, error) {
+	return u.st.DeleteBandwidthUsageBefore(ctx, before)
+}
+
+func (u storeUsage) ListUsage(ctx context.Context, month string) (map[string]int64, error) {
+	list, err := u.st.ListBandwidthUsage(ctx, month)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(list))
+	for _, x := range list {
+		out[x.UserID] = x.Bytes
+	}
+	return out, nil
 }
 
 // WingTokenRequest is the body of POST /api/v1/wings/tokens.

@@ -198,6 +198,9 @@ type Store interface {
 	// The node registry and what nodes own: see ClusterStore.
 	ClusterStore
 
+	// Per-user wing bandwidth usage: see BandwidthStore.
+	BandwidthStore
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }

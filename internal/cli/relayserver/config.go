@@ -62,7 +62,7 @@ type Config struct {
 		Bandwidth struct {
 			Rate       cli.ByteSize `yaml:"rate" usage:"per-user sustained PTY output to browsers and wing attach, in bytes per second; faster output is delayed; 0: no limit (upstream's free tier: 375KB)"`
 			Burst      cli.ByteSize `yaml:"burst" usage:"per-user token bucket size for rate; 0 means rate (at least 512KiB)"`
-			MonthlyCap cli.ByteSize `yaml:"monthly_cap" usage:"per-user PTY output per calendar month (UTC), counted in memory; past it the user gets bandwidth.exceeded and is disconnected; 0: no cap"`
+			MonthlyCap cli.ByteSize `yaml:"monthly_cap" usage:"per-user PTY output per calendar month (UTC), kept in the store (survives restarts); past it the user gets bandwidth.exceeded and is disconnected; 0: no cap"`
 		} `yaml:"bandwidth"`
 	} `yaml:"wings"`
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/warrenhq/warren/internal/cli"
 	"github.com/warrenhq/warren/internal/wing/wingclient"
+	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
 // tunnelDo opens an encrypted request tunnel to wingID ("" for the only
@@ -105,14 +106,31 @@ func infoCmd(app *cli.App, cfg *Config) *cobra.Command {
 }
 
 type sessionRow struct {
-	SessionID      string `json:"session_id"`
-	Agent          string `json:"agent"`
-	Cwd            string `json:"cwd"`
-	UserID         string `json:"user_id"`
-	NeedsAttention bool   `json:"needs_attention"`
-	StartedAt      string `json:"started_at"`
-	EndedAt        string `json:"ended_at"`
-	ExitCode       *int   `json:"exit_code"`
+	SessionID      string      `json:"session_id"`
+	Agent          string      `json:"agent"`
+	Cwd            string      `json:"cwd"`
+	UserID         string      `json:"user_id"`
+	NeedsAttention bool        `json:"needs_attention"`
+	StartedAt      string      `json:"started_at"`
+	EndedAt        string      `json:"ended_at"`
+	ExitCode       *int        `json:"exit_code"`
+	Preview        *wp.Preview `json:"preview"`
+}
+
+// previewText is a session's preview in one short cell.
+func previewText(p *wp.Preview) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.Mode == "url":
+		return p.URL
+	default:
+		first, _, _ := strings.Cut(strings.TrimSpace(p.Content), "\n")
+		if len(first) > 40 {
+			first = first[:40] + "…"
+		}
+		return "markdown: " + first
+	}
 }
 
 func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
@@ -150,7 +168,7 @@ func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
 			if *history {
 				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tENDED\tEXIT")
 			} else {
-				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tATTENTION\tCWD")
+				fmt.Fprintln(tw, "SESSION\tAGENT\tUSER\tSTARTED\tATTENTION\tCWD\tPREVIEW")
 			}
 			for _, s := range res.Sessions {
 				if *history {
@@ -160,7 +178,7 @@ func sessionsCmd(app *cli.App, cfg *Config) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.EndedAt, code)
 				} else {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.NeedsAttention, s.Cwd)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", s.SessionID, s.Agent, s.UserID, s.StartedAt, s.NeedsAttention, s.Cwd, previewText(s.Preview))
 				}
 			}
 			return tw.Flush()
@@ -227,11 +245,11 @@ func killCmd(app *cli.App, cfg *Config) *cobra.Command {
 func allowCmd(app *cli.App, cfg *Config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "allow",
-		Short: "Show or change a wing's allow list (owner only; until the wing reloads its config)",
+		Short: "Show or change a wing's allow list (owner only; kept by the wing across restarts)",
 		Long: `allow lists the users a locked wing serves, or adds or removes one at run
-time through an encrypted request. Changes last until the wing restarts or
-reloads (SIGHUP), which reapplies serve.locked and serve.allow: put lasting
-changes in the wing's config file.`,
+time through an encrypted request. The wing keeps these changes in its state
+dir (serve.state_dir), on top of serve.allow: they survive restarts and
+reloads (SIGHUP). Passkeys are only given in the wing's config file.`,
 	}
 	var wingID string
 	cmd.PersistentFlags().StringVar(&wingID, "wing", "", "wing to ask; empty: your only wing")

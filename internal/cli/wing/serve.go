@@ -56,6 +56,15 @@ func checkServe(app *cli.App, cfg *Config) (string, error) {
 	return keyPath, nil
 }
 
+// openHelper is this executable, for sessions' $BROWSER ("" if unknown).
+func openHelper() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return exe
+}
+
 func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	keyPath, err := checkServe(app, cfg)
 	if err != nil {
@@ -79,6 +88,12 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	for _, a := range cfg.Serve.Agents {
 		agents[a.Name] = []string{shell, "-c", a.Command}
 	}
+	stateDir := cfg.Serve.StateDir
+	if stateDir == "" {
+		if stateDir, err = cli.StatePath("the wing's state (or set serve.state_dir)", "wing"); err != nil {
+			return &cli.ConfigError{Key: "serve.state_dir", Err: err}
+		}
+	}
 	log := app.Logger
 	acc, err := accessOf(cfg)
 	if err != nil {
@@ -86,6 +101,8 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 	}
 	a, err := wingagent.New(wingagent.Config{
 		Access:            acc,
+		OpenHelper:        openHelper(),
+		StateDir:          stateDir,
 		PasskeyTTL:        cfg.Serve.PasskeyTTL,
 		RelayURL:          cfg.Relay,
 		Token:             cfg.Serve.Token,
@@ -100,7 +117,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		OnState:           func(s wingagent.State) { log.Debug("connection state", "state", string(s)) },
 	}, log)
 	if err != nil {
-		return &cli.ConfigError{Err: err}
+		return &cli.ConfigError{Key: "serve.state_dir", Where: app.Source("serve.state_dir"), Err: err}
 	}
 	log.Info("wing starting", "wing", wingID, "relay", cfg.Relay, "public_key", a.PublicKey(), "identity_key", keyPath)
 	// SIGHUP: the lock and the allow list change in place; sessions stay.

@@ -50,6 +50,7 @@ type Config struct {
 		Locked            bool          `yaml:"locked" flag:"locked" usage:"serve only the owner and the users on serve.allow; other users of the relay may then reach this wing and are refused by it (reloaded on SIGHUP)"`
 		Allow             []AllowUser   `yaml:"allow" usage:"users a locked wing serves, and passkeys that gate a user: list of {user, passkey_public_key, passkey_credential_id} (reloaded on SIGHUP)"`
 		PasskeyTTL        time.Duration `yaml:"passkey_ttl" usage:"how long a passkey check holds before the user is asked again"`
+		StateDir          string        `yaml:"state_dir" flag:"state-dir" usage:"directory for what survives a restart (allow-list edits made with wing allow, mode 0600); empty means $XDG_STATE_HOME/warren/wing (~/.local/state/...)"`
 	} `yaml:"serve" cmd:"serve"`
 
 	Attach struct {
@@ -121,7 +122,7 @@ func build(app *cli.App) *cobra.Command {
 	cfg := defaultConfig()
 	root := app.NewRoot(cfg, nil)
 	root.AddCommand(serveCmd(app, cfg), lsCmd(app, cfg), attachCmd(app, cfg), infoCmd(app, cfg), sessionsCmd(app, cfg),
-		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg), trustCmd(app, cfg))
+		lsDirCmd(app, cfg), killCmd(app, cfg), allowCmd(app, cfg), trustCmd(app, cfg), openCmd(app), previewCmd(app))
 	return root
 }
 

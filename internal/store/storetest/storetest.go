@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"APIKeys", testAPIKeys},
 		{"SigningKeys", testSigningKeys},
 		{"WingOwners", testWingOwners},
+		{"Bandwidth", testBandwidth},
 		{"EmptyValues", testEmptyValues},
 		{"Times", testTimes},
 		{"NoAliasing", testNoAliasing},

@@ -58,6 +58,9 @@ type Options struct {
 	Reconnect time.Duration
 	// Logger receives debug events (reattaches). Default: discarded.
 	Logger *slog.Logger
+	// OpenURL opens a URL the session asked for, after the user said yes.
+	// Default OpenBrowser ($BROWSER, else xdg-open, else open).
+	OpenURL func(url string) error
 }
 
 // Run attaches and returns when the remote program exits (nil, or
@@ -156,6 +159,7 @@ type attachment struct {
 	startedOnce bool          // only touched by the session's event callback
 	detached    chan struct{} // closed when the user detached
 	unsent      int           // bytes of keys not sent while spectating; only the input loop touches it
+	notes       notices       // URL prompts and attention (notices.go)
 }
 
 func (a *attachment) run(ctx context.Context) error {
@@ -244,6 +248,8 @@ func (a *attachment) onEvent(ev wingclient.Event) {
 		a.o.Logger.Debug("wing offline; reattaching", "session", ev.SessionID)
 	case "reconnecting":
 		a.o.Logger.Debug("relay connection lost; reattaching", "session", ev.SessionID, "err", ev.Err)
+	case "browser_open", "preview", "attention":
+		a.notice(ev)
 	}
 }
 
@@ -278,6 +284,9 @@ func (a *attachment) sendInput(ctx context.Context) {
 
 // keys handles one read of In; true means the user detached.
 func (a *attachment) keys(ctx context.Context, p []byte) bool {
+	if p = a.answer(ctx, p); len(p) == 0 {
+		return false
+	}
 	if a.o.Spectate {
 		// Read-only: only the detach key (or ctrl-C) matters.
 		if indexByte(p, a.detachKey) >= 0 || indexByte(p, 0x03) >= 0 {

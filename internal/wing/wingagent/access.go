@@ -154,25 +154,3 @@ func (g *guard) issue(id identity) string {
 	g.tokens[tok] = authToken{user: id.user, exp: now.Add(g.ttl)}
 	return tok
 }
-
-// addAllowed adds a user (no passkeys); it reports whether it was new.
-func (g *guard) addAllowed(user string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, e := range g.acc.Allow {
-		if strings.EqualFold(e.User, user) {
-			return false
-		}
-	}
-	g.acc.Allow = append(g.acc.Allow, AllowEntry{User: user})
-	return true
-}
-
-// removeAllowed removes a user; it reports whether one was there.
-func (g *guard) removeAllowed(user string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := len(g.acc.Allow)
-	g.acc.Allow = slices.DeleteFunc(g.acc.Allow, func(e AllowEntry) bool { return strings.EqualFold(e.User, user) })
-	return len(g.acc.Allow) != n
-}

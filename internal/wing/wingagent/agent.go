@@ -71,6 +71,14 @@ type Config struct {
 	// Access is the lock state and allow list; SetAccess changes it while
 	// running. Default unlocked (owner only).
 	Access Access
+	// OpenHelper is the wing executable: sessions get $BROWSER pointing at
+	// "OpenHelper open URL", which asks the session's user to open URL.
+	// Default "": $BROWSER is left alone (`wing open` still works).
+	OpenHelper string
+	// StateDir keeps what must survive a restart: the allow-list edits
+	// made through requests (AllowStateFile, mode 0600). Default "": such
+	// edits last until the wing stops.
+	StateDir string
 	// PasskeyTTL is how long a passkey auth token stays valid. Default 1h.
 	PasskeyTTL time.Duration
 	// PasskeyTimeout bounds the wait for passkey.response. Default 60s.
@@ -107,6 +115,12 @@ type Agent struct {
 
 	ownerMu sync.Mutex
 	owner   string // the owner's relay user id; "" while unknown
+
+	hooks *hooks // the hook socket (hooks.go); nil outside Run
+
+	allowMu sync.Mutex // orders allow-list edits and their saves
+	base    Access     // the configured Access, without request edits
+	edits   allowEdits // request edits, kept in StateDir
 }
 
 // pendingPasskey waits for the passkey.response of a session's starter.
@@ -167,16 +181,25 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: cfg.Now},
 		pending: map[string]pendingPasskey{}, tunnelChallenges: map[string]pendingChallenge{},
 		owner: tokenSubject(cfg.Token)}
-	a.guard.set(cfg.Access)
+	a.edits = allowEdits{Version: allowEditsVersion}
+	if cfg.StateDir != "" {
+		e, err := loadAllowEdits(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		a.edits = e
+	}
+	a.setBaseAccess(cfg.Access)
 	return a, nil
 }
 
 // SetAccess replaces the lock state and allow list without touching running
 // sessions, and tells the relay (wing.config). Users no longer allowed are
 // refused from their next request on.
+// The allow-list edits made through requests stay on top of it.
 func (a *Agent) SetAccess(ctx context.Context, acc Access) {
-	a.guard.set(acc)
-	a.log.Info("access updated", "locked", acc.Locked, "allowed_count", len(acc.Allow))
+	a.setBaseAccess(acc)
+	a.log.Info("access updated", "locked", acc.Locked, "allowed_count", len(a.guard.snapshot().Allow))
 	a.sendConfig(ctx)
 }
 
@@ -215,6 +238,10 @@ func (a *Agent) setState(s State) {
 // token (ErrAuthRejected). Sessions survive reconnects; they are killed
 // when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.startHooks(); err != nil {
+		a.log.Warn("sessions cannot ask to open URLs or show previews", "err", err)
+	}
+	defer a.stopHooks()
 	defer a.killAll()
 	bo := backoff.Backoff{Initial: a.cfg.BackoffInitial, Max: a.cfg.BackoffMax, Jitter: -1}
 	for {

@@ -163,16 +163,24 @@ func TestAttentionOnBell(t *testing.T) {
 	a := startAgent(t, url, nil)
 	u := newRawUser(t, url)
 	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: u.sealCommand(a, "printf '\\a'; sleep 0.2; printf '\\a'; sleep 0.2; exit 0")})
-	// session.attention goes to the relay, never to the user; the session
-	// still ends normally. (The hub counts it; see winghub's metrics.)
+	// session.attention reaches the relay, which tells the user the
+	// session id and nonce only (warren; the wing's cwd and agent stay
+	// with the relay); the session still ends normally.
+	seen := 0
 	for {
 		m := u.read()
 		if m["type"] == "session.attention" {
-			t.Fatal("attention forwarded to the user")
+			seen++
+			if _, ok := m["cwd"]; ok || m["nonce"] == "" || m["session_id"] == "" {
+				t.Fatalf("attention notice %v", m)
+			}
 		}
 		if m["type"] == "pty.exited" {
 			break
 		}
+	}
+	if seen != 1 {
+		t.Fatalf("attention notices %d, want 1", seen)
 	}
 	if n := counter(t, reg, "warren_wing_hub_attention_total"); n != 1 {
 		t.Fatalf("attention events at the relay: %v, want 1", n)

@@ -134,7 +134,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = cwd
-	cmd.Env = append(append(os.Environ(), "TERM=xterm-256color", "WARREN_SESSION="+m.SessionID), a.cfg.Env...)
+	cmd.Env = append(append(append(os.Environ(), "TERM=xterm-256color", "WARREN_SESSION="+m.SessionID), a.hookEnv(m.SessionID)...), a.cfg.Env...)
 	cols, rows := m.Cols, m.Rows
 	if cols <= 0 || rows <= 0 {
 		cols, rows = 80, 24

@@ -166,11 +166,10 @@ func (a *Agent) answer(ctx context.Context, id identity, req tunnelRequest) any 
 		if user == "" {
 			return errorf(req.Type + ": user is required")
 		}
-		changed := false
-		if req.Type == "allow.add" {
-			changed = a.guard.addAllowed(user)
-		} else {
-			changed = a.guard.removeAllowed(user)
+		changed, err := a.editAllow(req.Type == "allow.add", user)
+		if err != nil {
+			a.log.Error("allow list edit not saved", "op", req.Type, "user", user, "err", err)
+			return errorf(req.Type + ": could not save the change on the wing")
 		}
 		if changed {
 			a.log.Info("allow list changed", "op", req.Type, "user", user, "by", id.user)
@@ -239,6 +238,8 @@ type sessionItem struct {
 	StartedAt      string `json:"started_at,omitempty"`
 	EndedAt        string `json:"ended_at,omitempty"`
 	ExitCode       *int   `json:"exit_code,omitempty"`
+	// Preview is what the session shows beside the terminal (warren).
+	Preview *wp.Preview `json:"preview,omitempty"`
 }
 
 func (a *Agent) sessionList(id identity) []sessionItem {
@@ -250,7 +251,7 @@ func (a *Agent) sessionList(id identity) []sessionItem {
 		}
 		s.mu.Lock()
 		list = append(list, sessionItem{SessionID: s.id, Agent: s.agent, Cwd: s.cwd, NeedsAttention: s.attention,
-			UserID: s.user, Email: s.email, StartedAt: s.started.UTC().Format(time.RFC3339)})
+			UserID: s.user, Email: s.email, StartedAt: s.started.UTC().Format(time.RFC3339), Preview: a.previewOf(s.id)})
 		s.mu.Unlock()
 	}
 	a.mu.Unlock()

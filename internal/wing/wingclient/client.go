@@ -275,9 +275,14 @@ func (s *Session) Close() {
 
 // Events are reported to Run's callback.
 type Event struct {
-	Kind      string // "started", "offline", "reconnecting", "reattached"
+	// Kind: "started", "offline", "reconnecting", "reattached"; and what
+	// the session asks of its user (notices.go): "browser_open" (URL),
+	// "preview" (Preview), "attention".
+	Kind      string
 	SessionID string
 	Err       error
+	URL       string
+	Preview   *wp.Preview
 }
 
 // Run copies decrypted output to out until the remote process exits, and
@@ -345,6 +350,7 @@ type frame struct {
 	AuthToken  string `json:"auth_token"`
 	Agent      string `json:"agent"`
 	Command    bool   `json:"command"`
+	URL        string `json:"url"`
 }
 
 // commandDropped: a session was asked to run a command and the wing
@@ -471,6 +477,8 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return f.ExitCode, true, &RemoteError{Msg: f.Error, Code: f.ExitCode}
 			}
 			return f.ExitCode, true, nil
+		case wp.TypePTYBrowserOpen, wp.TypePTYPreview, wp.TypeAttention:
+			s.notice(f, onEvent)
 		case wp.TypeBandwidth:
 			// The relay closes the socket next; reattaching would be cut
 			// off again.

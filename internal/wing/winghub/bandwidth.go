@@ -20,7 +20,8 @@ type Bandwidth struct {
 	Burst int64
 	// MonthlyCap is the bytes a user may receive per calendar month (UTC).
 	// Past it the user gets bandwidth.exceeded and the socket is closed.
-	// Counted in memory: a relay restart starts the month over. 0: none.
+	// Counted in memory, and kept in Config.Usage when one is set (else a
+	// relay restart starts the month over). 0: none.
 	MonthlyCap int64
 }
 
@@ -38,6 +39,9 @@ type meter struct {
 	mu    sync.Mutex
 	users map[string]*bucket
 	now   func() time.Time
+	// pending is what was charged and not yet added to the usage store,
+	// by user and month; nil without a store (bandwidthstore.go).
+	pending map[usageKey]int64
 }
 
 func newMeter(cfg Bandwidth) *meter {
@@ -58,10 +62,14 @@ func (m *meter) take(user string, n int) (time.Duration, bool) {
 		b = &bucket{tokens: float64(m.cfg.Burst), last: now}
 		m.users[user] = b
 	}
-	if month := now.UTC().Format("2006-01"); b.month != month {
+	month := now.UTC().Format("2006-01")
+	if b.month != month {
 		b.month, b.used = month, 0
 	}
 	b.used += int64(n)
+	if m.pending != nil {
+		m.pending[usageKey{user, month}] += int64(n)
+	}
 	if m.cfg.MonthlyCap > 0 && b.used > m.cfg.MonthlyCap {
 		return 0, false
 	}

@@ -22,7 +22,9 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 	case wp.TypeWingConfig:
 		h.wingConfig(wc, env)
 	case wp.TypeAttention:
-		h.attention(wc, env)
+		if h.attention(wc, env) {
+			h.forwardAttention(wc, env)
+		}
 	case wp.TypeTunnelRes, wp.TypeTunnelStream:
 		h.tunnelReply(wc, env, typ, data)
 	case wp.TypePTYStarted, wp.TypePTYOutput, wp.TypePTYPreview, wp.TypePTYBrowserOpen,
@@ -44,8 +46,9 @@ func (h *Hub) wingConfig(wc *wingConn, env wp.Envelope) {
 	h.mu.Unlock()
 }
 
-// attention counts and logs session.attention, once per nonce.
-func (h *Hub) attention(wc *wingConn, env wp.Envelope) {
+// attention counts and logs session.attention, once per nonce; it
+// reports whether the nonce was new.
+func (h *Hub) attention(wc *wingConn, env wp.Envelope) bool {
 	nonce := env.String("nonce")
 	h.mu.Lock()
 	_, dup := h.nonces[nonce]
@@ -57,6 +60,7 @@ func (h *Hub) attention(wc *wingConn, env wp.Envelope) {
 		h.m.attention.Inc()
 		h.log.Info("session needs attention", "wing", wc.machineID, "session", env.String("session_id"))
 	}
+	return !dup
 }
 
 // tunnelReply routes tunnel.res and tunnel.stream to the user who sent the

@@ -45,6 +45,11 @@ type Config struct {
 	TunnelTimeout time.Duration
 	// Bandwidth caps what each user receives of PTY output. Default off.
 	Bandwidth Bandwidth
+	// Usage keeps the bandwidth usage across restarts. Default none (in
+	// memory only). Loaded at New; charges are written every UsageFlush
+	// (default 10s) and when the hub closes.
+	Usage      UsageStore
+	UsageFlush time.Duration
 	// RelayPubKey is sent in registered.relay_pub_key. Default "".
 	RelayPubKey string
 	// WriteTimeout bounds one write to a wing or user socket; a socket
@@ -74,6 +79,9 @@ type Hub struct {
 	log *slog.Logger
 	m   *hubMetrics
 	bw  *meter // nil: no bandwidth limits
+
+	usageFlushErrors prometheus.Counter
+	usageDone        chan struct{} // closed when the last usage flush is done
 
 	mu       sync.Mutex
 	wings    map[string]*wingConn  // by machine wing_id
@@ -135,6 +143,7 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if cfg.Bandwidth.on() {
 		h.bw = newMeter(cfg.Bandwidth)
 	}
+	h.startUsage()
 	go h.reaper()
 	return h, nil
 }

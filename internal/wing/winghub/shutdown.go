@@ -59,5 +59,9 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	h.Close()
 }
 
-// Close stops the hub's background work.
-func (h *Hub) Close() { h.stopOnce.Do(func() { close(h.done) }) }
+// Close stops the hub's background work; the bandwidth charges not yet in
+// the usage store are written before it returns.
+func (h *Hub) Close() {
+	h.stopOnce.Do(func() { close(h.done) })
+	<-h.usageDone
+}

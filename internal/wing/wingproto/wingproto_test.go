@@ -211,3 +211,33 @@ func FuzzParsePublicKey(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckURL(t *testing.T) {
+	for _, ok := range []string{"https://example.com/", "http://127.0.0.1:8080/a?b=c#d"} {
+		if err := CheckURL(ok); err != nil {
+			t.Errorf("CheckURL(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "file:///etc/passwd", "javascript:alert(1)", "https://", "https://a b/",
+		"https://x/\x1b[31m", "https://user:pw@x/", "/relative", "vscode://x/y", "https://x/" + strings.Repeat("a", MaxURL)} {
+		if err := CheckURL(bad); err == nil {
+			t.Errorf("CheckURL(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParsePreview(f *testing.F) {
+	f.Add([]byte(`{"mode":"url","url":"https://example.com/"}`))
+	f.Add([]byte(`{"mode":"markdown","content":"# hi"}`))
+	f.Add([]byte(`{"mode":""}`))
+	f.Add([]byte(`{"mode":"url","url":"javascript:1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePreview(b)
+		if err != nil {
+			return
+		}
+		if p.Mode == "url" && CheckURL(p.URL) != nil {
+			t.Fatalf("accepted url %q", p.URL)
+		}
+	})
+}

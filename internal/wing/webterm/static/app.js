@@ -156,7 +156,13 @@ async function showWings() {
     tunnelRequest(w, { type: "sessions.list" }).then((res) => {
       for (const s of (res.sessions || [])) {
         const si = document.createElement("li");
-        si.textContent = s.session_id + " " + (s.agent || "") + " " + (s.cwd || "") + " ";
+        si.textContent = s.session_id + " " + (s.agent || "") + " " + (s.cwd || "") + " " + (s.needs_attention ? "🔔 " : "");
+        if (s.preview && s.preview.mode) {
+          const pv = document.createElement("span");
+          pv.className = "preview";
+          pv.textContent = "preview: " + (s.preview.mode === "url" ? s.preview.url : (s.preview.content || "").split("\n")[0].slice(0, 60)) + " ";
+          si.append(pv);
+        }
         const a = document.createElement("button");
         a.textContent = "attach";
         a.className = "attach";
@@ -180,7 +186,7 @@ function ensureTerm() {
   if (term) return term;
   term = new Terminal({ cursorBlink: true, scrollback: 5000, convertEol: false, fontSize: 14 });
   term.open($("terminal"));
-  term.onData((d) => sendInput(enc.encode(d)));
+  term.onData((d) => { if (current && current.attention) ackAttention(current); sendInput(enc.encode(d)); });
   term.onBinary((d) => sendInput(Uint8Array.from(d, (c) => c.charCodeAt(0))));
   term.onResize(({ cols, rows }) => {
     if (current && current.sessionID && current.ws.readyState === 1) {
@@ -291,6 +297,11 @@ async function handle(s, m) {
       break;
     case "passkey.challenge":
       await passkey(s, m);
+      break;
+    case "pty.browser_open":
+    case "pty.preview":
+    case "session.attention":
+      await notice(s, m); // notices.js
       break;
     case "error":
       status("relay: " + m.message);
