@@ -101,6 +101,10 @@ func tail(s string, n int) string {
 	return s
 }
 
+// extraEnv is more environment for a process of role; a local build may
+// set it (for example to turn on a profiler).
+var extraEnv = func(role string) []string { return nil }
+
 // procs tracks every started process so that all are stopped at the end.
 type procs struct {
 	bin string
@@ -114,6 +118,7 @@ func (ps *procs) start(role, name string, env []string, args ...string) (*proc, 
 	// A clean environment: only what the binaries need, so a developer's
 	// WARREN_* variables do not change the measurement.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + ps.dir}, env...)
+	cmd.Env = append(cmd.Env, extraEnv(role)...)
 	cmd.Dir = ps.dir
 	out := newLineBuf()
 	cmd.Stdout, cmd.Stderr = out, out
