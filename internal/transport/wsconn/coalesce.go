@@ -1,0 +1,154 @@
+package wsconn
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// coalescer sits between coder/websocket's client side and the TCP
+// connection and turns each WebSocket frame into one write.
+//
+// Why: a client masks what it sends, and coder/websocket masks through
+// its 4 KiB bufio.Writer, flushing every 4 KiB: a 32 KiB frame (one SSH
+// packet) cost eight write system calls, which was most of tunnel-host's
+// and tunnel-client's CPU under load. The coalescer collects the writes of
+// a frame, whose length it reads from the frame header, and writes the
+// frame once it is complete. Frames arrive whole and in order (the library
+// writes one frame at a time), so buffering never delays bytes past the end
+// of the frame they belong to.
+//
+// It starts switched off, passing the HTTP upgrade through untouched, and
+// is switched on once the handshake is done. Frames larger than
+// maxCoalesce are passed on in maxCoalesce pieces.
+type coalescer struct {
+	net.Conn
+	on atomic.Bool
+
+	mu  sync.Mutex
+	buf *[]byte // pending bytes, from coalescePool; nil when empty
+	// left is how many more bytes the frame being collected needs; 0 at a
+	// frame boundary. hdr collects a frame header split across writes.
+	left int64
+	hdr  []byte
+}
+
+const maxCoalesce = 256 << 10
+
+var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func (c *coalescer) Write(p []byte) (int, error) {
+	if !c.on.Load() {
+		return c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := len(p)
+	for len(p) > 0 {
+		if c.left == 0 {
+			// At a frame boundary: read the header's length.
+			need := len(c.hdr)
+			c.hdr = append(c.hdr, p[:min(len(p), maxFrameHeader-need)]...)
+			size, ok := frameSize(c.hdr)
+			if !ok {
+				if len(c.hdr) >= maxFrameHeader {
+					// Cannot happen with a valid header; pass bytes on as
+					// they come rather than guess.
+					c.hdr = c.hdr[:0]
+					c.left = -1
+				} else {
+					c.append(p)
+					return total, nil
+				}
+			} else {
+				c.left = size - int64(need)
+			}
+			c.hdr = c.hdr[:0]
+		}
+		if c.left < 0 {
+			// Lost track of framing: pass through from now on.
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+			c.on.Store(false)
+			if _, err := c.Conn.Write(p); err != nil {
+				return 0, err
+			}
+			return total, nil
+		}
+		k := min(int64(len(p)), c.left)
+		c.append(p[:k])
+		c.left -= k
+		p = p[k:]
+		if c.left == 0 || len(*c.buf) >= maxCoalesce {
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (c *coalescer) append(p []byte) {
+	if c.buf == nil {
+		c.buf = coalescePool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+}
+
+// flush writes the pending bytes and gives the buffer back.
+func (c *coalescer) flush() error {
+	if c.buf == nil {
+		return nil
+	}
+	b := c.buf
+	c.buf = nil
+	_, err := c.Conn.Write(*b)
+	if cap(*b) <= maxCoalesce+maxFrameHeader {
+		*b = (*b)[:0]
+		coalescePool.Put(b)
+	}
+	return err
+}
+
+// maxFrameHeader is the longest WebSocket frame header: 2 bytes, an 8-byte
+// extended length and a 4-byte masking key (RFC 6455 §5.2).
+const maxFrameHeader = 14
+
+// frameSize returns the total length (header and payload) of the frame
+// whose header starts b, or false if b does not hold the whole header yet.
+func frameSize(b []byte) (int64, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	hl := 2
+	if b[1]&0x80 != 0 {
+		hl += 4
+	}
+	var n int64
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		hl += 2
+		if len(b) < 4 {
+			return 0, false
+		}
+		n = int64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		hl += 8
+		if len(b) < 10 {
+			return 0, false
+		}
+		u := binary.BigEndian.Uint64(b[2:10])
+		if u > 1<<62 {
+			return 0, false
+		}
+		n = int64(u)
+	default:
+		n = int64(l)
+	}
+	if len(b) < hl {
+		return 0, false
+	}
+	return int64(hl) + n, true
+}
