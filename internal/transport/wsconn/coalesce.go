@@ -1,10 +1,14 @@
 package wsconn
 
 import (
+	"bufio"
 	"encoding/binary"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/coder/websocket"
 )
 
 // coalescer sits between coder/websocket's client side and the TCP
@@ -151,4 +155,34 @@ func frameSize(b []byte) (int64, bool) {
 		return 0, false
 	}
 	return int64(hl) + n, true
+}
+
+// Accept is websocket.Accept with the server's frames coalesced too: the
+// hijacked connection is wrapped in a coalescer, so that a frame, which
+// coder/websocket writes as its header and first 4 KiB and then the rest,
+// leaves in one write (one TLS record run, one system call).
+func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	return websocket.Accept(coalescingWriter{w}, r, opts)
+}
+
+// coalescingWriter hands coder/websocket a coalescing connection when it
+// hijacks.
+type coalescingWriter struct{ http.ResponseWriter }
+
+func (w coalescingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w coalescingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The 101 response may still sit in the server's buffer: send it as
+	// is, then frames go through the coalescer.
+	if err := brw.Writer.Flush(); err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	co := &coalescer{Conn: c}
+	co.on.Store(true)
+	return co, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(co)), nil
 }

@@ -35,7 +35,7 @@ func newServer(t *testing.T, tls bool, handle func(*wsconn.Conn)) *httptest.Serv
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+		ws, err := wsconn.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
 		if err != nil {
 			t.Errorf("accept: %v", err)
 			return
