@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ const (
 	opEcho     = 'E'
 	pingSize   = 64
 )
+
+// interrupt is done when the bench is interrupted (set by main).
+var interrupt = context.Background()
 
 // target is the TCP server every path ends at (and the direct path dials).
 type target struct {
@@ -109,6 +113,8 @@ func download(addr string, n int64, bufSize int) error {
 		return err
 	}
 	defer c.Close()
+	// An interrupted bench stops mid-transfer rather than after it.
+	defer context.AfterFunc(interrupt, func() { c.Close() })()
 	if _, err := c.Write(header(opDownload, uint64(n))); err != nil {
 		return err
 	}
