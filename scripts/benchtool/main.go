@@ -18,16 +18,17 @@ import (
 // config is read from the environment; every value has a default that
 // keeps the whole run to a few minutes on a 2-core machine.
 type config struct {
-	bin      string // directory of the built binaries (BIN)
-	bytes    int64  // BENCH_BYTES: per single-stream run, and per 8-stream run in total
-	streams  int    // BENCH_STREAMS
-	rounds   int    // BENCH_ROUNDS: interleaved rounds; medians are printed
-	buf      int    // BENCH_BUF: read/write buffer of the tool on every path
-	rtt      int    // BENCH_RTT: ping-pongs per RTT run
-	newConns int    // BENCH_NEWCONNS: connections per new-connection latency run
-	idle     int    // BENCH_IDLE: idle connections for the RSS figure
-	webBytes int64  // BENCH_WEB_BYTES: body of the web forwarding GET
-	paths    string // BENCH_PATHS: comma list of v2ws,v2wss,v1,raw,web (default all)
+	bin      string        // directory of the built binaries (BIN)
+	bytes    int64         // BENCH_BYTES: per single-stream run, and per 8-stream run in total
+	streams  int           // BENCH_STREAMS
+	rounds   int           // BENCH_ROUNDS: interleaved rounds; medians are printed
+	buf      int           // BENCH_BUF: read/write buffer of the tool on every path
+	rtt      int           // BENCH_RTT: ping-pongs per RTT run
+	newConns int           // BENCH_NEWCONNS: connections per new-connection latency run
+	idle     int           // BENCH_IDLE: idle connections for the RSS figure
+	webBytes int64         // BENCH_WEB_BYTES: body of the web forwarding GET
+	paths    string        // BENCH_PATHS: comma list of v2ws,v2wss,v1,raw,web (default all)
+	hold     time.Duration // BENCH_HOLD: keep the processes this long after the report
 }
 
 func loadConfig() (config, error) {
@@ -61,6 +62,11 @@ func loadConfig() (config, error) {
 		return c, err
 	}
 	c.buf = int(b)
+	if v := os.Getenv("BENCH_HOLD"); v != "" {
+		if c.hold, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("benchtool: BENCH_HOLD=%q: %w", v, err)
+		}
+	}
 	if c.bytes < int64(c.streams) || c.streams < 1 || c.rounds < 1 || c.buf < 1 || c.rtt < 1 || c.newConns < 1 {
 		return c, errors.New("benchtool: BENCH_BYTES, BENCH_STREAMS, BENCH_ROUNDS, BENCH_BUF, BENCH_RTT and BENCH_NEWCONNS must be positive")
 	}

@@ -194,6 +194,14 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		fprintf(w, "%-9s %s\n", p.name, strings.Join(parts, ", "))
 	}
+	if cfg.hold > 0 {
+		// For a look at the processes (a profiler, /proc) before they stop.
+		fprintf(w, "holding the processes for %s (BENCH_HOLD)\n", cfg.hold)
+		select {
+		case <-time.After(cfg.hold):
+		case <-ctx.Done():
+		}
+	}
 	return nil
 }
 
