@@ -36,7 +36,13 @@ type coalescer struct {
 	// frame boundary. hdr collects a frame header split across writes.
 	left int64
 	hdr  []byte
+	// writev, if set, replaces net.Buffers.WriteTo (tests).
+	writev func(net.Buffers) error
 }
+
+// directWrite is the piece size from which a piece is written from the
+// caller's slice instead of being copied.
+const directWrite = 16 << 10
 
 const maxCoalesce = 256 << 10
 
@@ -82,14 +88,23 @@ func (c *coalescer) Write(p []byte) (int, error) {
 			return total, nil
 		}
 		k := min(int64(len(p)), c.left)
-		c.append(p[:k])
 		c.left -= k
-		p = p[k:]
-		if c.left == 0 || len(*c.buf) >= maxCoalesce {
-			if err := c.flush(); err != nil {
+		if c.left == 0 || k >= directWrite {
+			// Send what is pending and this piece together, without
+			// copying the piece: a server writes most of a frame's
+			// payload in one large piece.
+			if err := c.flushWith(p[:k]); err != nil {
 				return 0, err
 			}
+		} else {
+			c.append(p[:k])
+			if len(*c.buf) >= maxCoalesce {
+				if err := c.flush(); err != nil {
+					return 0, err
+				}
+			}
 		}
+		p = p[k:]
 	}
 	return total, nil
 }
@@ -102,17 +117,37 @@ func (c *coalescer) append(p []byte) {
 }
 
 // flush writes the pending bytes and gives the buffer back.
-func (c *coalescer) flush() error {
-	if c.buf == nil {
+func (c *coalescer) flush() error { return c.flushWith(nil) }
+
+// flushWith writes the pending bytes followed by p, with one writev where
+// the connection supports it, and gives the buffer back.
+func (c *coalescer) flushWith(p []byte) error {
+	var err error
+	switch {
+	case c.buf == nil && len(p) == 0:
 		return nil
+	case c.buf == nil:
+		err = c.writeBuffers(net.Buffers{p})
+	case len(p) == 0:
+		err = c.writeBuffers(net.Buffers{*c.buf})
+	default:
+		err = c.writeBuffers(net.Buffers{*c.buf, p})
 	}
-	b := c.buf
-	c.buf = nil
-	_, err := c.Conn.Write(*b)
-	if cap(*b) <= maxCoalesce+maxFrameHeader {
-		*b = (*b)[:0]
-		coalescePool.Put(b)
+	if b := c.buf; b != nil {
+		c.buf = nil
+		if cap(*b) <= maxCoalesce+maxFrameHeader {
+			*b = (*b)[:0]
+			coalescePool.Put(b)
+		}
 	}
+	return err
+}
+
+func (c *coalescer) writeBuffers(b net.Buffers) error {
+	if c.writev != nil {
+		return c.writev(b)
+	}
+	_, err := b.WriteTo(c.Conn)
 	return err
 }
 
