@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"net/http"
@@ -89,7 +90,7 @@ func (c *coalescer) Write(p []byte) (int, error) {
 		}
 		k := min(int64(len(p)), c.left)
 		c.left -= k
-		if c.left == 0 || k >= directWrite {
+		if c.left == 0 || (k >= directWrite && !c.overTLS()) {
 			// Send what is pending and this piece together, without
 			// copying the piece: a server writes most of a frame's
 			// payload in one large piece.
@@ -143,7 +144,21 @@ func (c *coalescer) flushWith(p []byte) error {
 	return err
 }
 
+// overTLS reports whether the coalescer sits above TLS, where a piece is
+// better copied: one Write of a whole frame fills TLS records, where a
+// writev of two slices would cost a record each.
+func (c *coalescer) overTLS() bool {
+	_, ok := c.Conn.(*tls.Conn)
+	return ok
+}
+
 func (c *coalescer) writeBuffers(b net.Buffers) error {
+	if len(b) > 1 && c.overTLS() {
+		// Whole frames only here: the last piece completes one.
+		*c.buf = append(*c.buf, b[1]...)
+		b = b[:1]
+		b[0] = *c.buf
+	}
 	if c.writev != nil {
 		return c.writev(b)
 	}
