@@ -14,6 +14,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# BENCH_SECTIONS picks what runs (default: all): ticket, ports, wing, turn.
+SECTIONS=",${BENCH_SECTIONS:-ticket,ports,wing,turn},"
+want() { [[ "$SECTIONS" == *",$1,"* ]]; }
 
 # median_mbs NAME FILE: median MB/s of benchmark NAME in go test output FILE.
 median_mbs() {
@@ -28,6 +31,7 @@ median_metric() {
     sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 
+if want ticket; then
 echo "== ticket relay: PUT→GET through the relay vs a direct loopback TCP copy (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkRelay$|BenchmarkDirectTCP$' -benchtime 5x -count "$COUNT" ./internal/ticket/ | tee "$work/ticket.txt" | grep -E '^Benchmark' || true
 relay=$(median_mbs BenchmarkRelay "$work/ticket.txt")
@@ -93,41 +97,25 @@ grep -q "\"sha256\":\"$want4\"" "$work/put4.json" || { echo "bench: 4 GiB digest
 peak4=$(sort -n "$work/rss4.txt" | tail -1)
 awk -v s="$start" -v e="$end" -v n="$four" 'BEGIN {printf "4 GiB streamed in %.1f s (%.0f MB/s), digest and length verified\n", e - s, n / (e - s) / 1e6}'
 echo "relay-server RSS: before $((base_rss / 1024)) MiB, peak during the 4 GiB transfer $((peak4 / 1024)) MiB"
+fi
 
 echo
-echo "== port tunnels: forwarded connection through relay-server + tunnel-host vs direct loopback"
-# All in one go test process: relay-server (internal/relayserver) and tunnel-host
-# on loopback, 16 MiB echoed per throughput op, 64-byte ping-pong for RTT.
-# Direct = plain TCP; V2 = raw V2 client (forwarded-tcpip); V1 = Go SDK
-# client (nested SSH) with a V1-forced host.
-PT_COUNT=${BENCH_PORT_COUNT:-3}
-go test -run '^$' -bench 'Throughput$|IdleConnMemory$' -benchtime 3x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/ports.txt" | grep -E '^Benchmark' || true
-go test -run '^$' -bench 'RTT$' -benchtime 2000x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/rtt.txt" | grep -E '^Benchmark' || true
-pt_direct=$(median_mbs BenchmarkDirectThroughput "$work/ports.txt")
-pt_v2=$(median_mbs BenchmarkV2Throughput "$work/ports.txt")
-pt_v1=$(median_mbs BenchmarkV1Throughput "$work/ports.txt")
-awk -v n="$PT_COUNT" -v d="$pt_direct" -v v2="$pt_v2" -v v1="$pt_v1" 'BEGIN {
-  printf "throughput (median of %s): direct %.0f MB/s, V2 %.0f MB/s (V2/direct %.2f), V1 %.0f MB/s (V1/direct %.2f)\n", n, d, v2, v2/d, v1, v1/d
-}'
-for b in Direct V2 V1; do
-  p50=$(median_metric "Benchmark${b}RTT" p50-µs "$work/rtt.txt")
-  p99=$(median_metric "Benchmark${b}RTT" p99-µs "$work/rtt.txt")
-  echo "RTT $b (64 B, median of $PT_COUNT): p50 $p50 µs, p99 $p99 µs"
-done
-echo "idle V2 connections (relay + host + client in one process): $(median_metric BenchmarkIdleConnMemory B/conn "$work/ports.txt") heap B/conn, $(median_metric BenchmarkIdleConnMemory stack-B/conn "$work/ports.txt") stack B/conn"
+if want ports; then
+echo "== port tunnels and web forwarding: the built relay-server, tunnel-host and tunnel-client vs a direct loopback copy (scripts/benchtool)"
+# Sizes: BENCH_BYTES (256M), BENCH_STREAMS (8), BENCH_ROUNDS (3), BENCH_BUF
+# (64K), BENCH_RTT (2000), BENCH_NEWCONNS (200), BENCH_IDLE (1000),
+# BENCH_WEB_BYTES (1G), BENCH_PATHS (v2ws,v2wss,v1,raw,web), BENCH_HOLD (0s).
+go build -o "$work/benchtool" ./scripts/benchtool
+BIN="$BIN" "$work/benchtool"
+fi
 
 echo
-echo "== web forwarding: GET of 16 MiB through relay-server's path form to a V2 host vs the same GET direct"
-go test -run '^$' -bench 'Web(Direct|Forward)GET$' -benchtime 5x -count "$PT_COUNT" ./internal/devtunnels/tunnelhost/ | tee "$work/web.txt" | grep -E '^Benchmark' || true
-wd=$(median_mbs BenchmarkWebDirectGET "$work/web.txt")
-wf=$(median_mbs BenchmarkWebForwardGET "$work/web.txt")
-awk -v n="$PT_COUNT" -v d="$wd" -v f="$wf" 'BEGIN {printf "web GET (median of %s): direct %.0f MB/s, forwarded %.0f MB/s (forwarded/direct %.2f)\n", n, d, f, f/d}'
-
-echo
+if want wing; then
 echo "== wing: 100 MiB of PTY output and keystroke echo through the wing hub (E2E-encrypted) vs a local PTY (median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkPTYThroughput$|BenchmarkKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/wingagent/ | tee "$work/wing.txt" | grep -E '^Benchmark' || true
 echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wing.txt") MB/s, local $(median_metric BenchmarkPTYThroughput direct-MB/s "$work/wing.txt") MB/s, ratio $(median_metric BenchmarkPTYThroughput x-direct "$work/wing.txt")"
 echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"
+fi
 
 # bench_wing_binaries: terminal sessions through the built relay-server and
 # wing serve (not the in-process hub above): 100 MiB of output and keystroke
@@ -157,11 +145,14 @@ bench_wing_binaries() {
   echo "keystroke round trip via relay-server + wing serve: p50 $(median_metric BenchmarkRelayKeystroke relay-p50-µs "$f") µs, p99 $(median_metric BenchmarkRelayKeystroke relay-p99-µs "$f") µs; local PTY p50 $(median_metric BenchmarkRelayKeystroke local-p50-µs "$f") µs, p99 $(median_metric BenchmarkRelayKeystroke local-p99-µs "$f") µs; p50 ratio $(median_metric BenchmarkRelayKeystroke p50-x-local "$f")"
 }
 
+if want wing; then
 echo
 echo "== wing sessions through the built binaries (relay-server + wing serve) vs a local PTY (median of $COUNT)"
 bench_wing_binaries
+fi
 
 echo
+if want turn; then
 echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true
 for m in udp tcp; do
@@ -177,3 +168,4 @@ for v in pion-turn-over-udp coturn-turn-over-udp coturn-turn-over-tcp; do
   grep -qE "^$n(-[0-9]+)?[[:space:]]" "$work/turntcp.txt" || { echo "$v: skipped (coturn not installed?)"; continue; }
   echo "$v: PSK $(median_metric "$n" psk-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" psk-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), compat $(median_metric "$n" compat-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" compat-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), psk/compat $(median_metric "$n" psk/compat "$work/turntcp.txt"); direct $(median_metric "$n" direct-MB/s "$work/turntcp.txt") MB/s, PSK ratio $(median_metric "$n" psk-x-direct "$work/turntcp.txt")"
 done
+fi

@@ -229,19 +229,45 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 		}
 		return
 	}
-	go ssh.DiscardRequests(hreqs)
 	resp := tunnelproto.ParsePortRelayConnectResponse(confirm)
 	cc, creqs, err := ssh.AcceptWithData(nc, resp.Marshal())
 	if err != nil {
 		_ = hc.Close()
+		go ssh.DiscardRequests(hreqs)
 		return
 	}
-	go ssh.DiscardRequests(creqs)
+	// One goroutine refuses the channel requests of both ends: a bridged
+	// connection is mostly idle, and each goroutine is a stack to keep.
+	go discardBoth(hreqs, creqs)
 	if pr.IsE2EEncryptionRequested {
 		log.Debug("client stream E2E", "port", pr.Port, "requested", true, "enabled", resp.IsE2EEncryptionEnabled)
 	}
 	r.m.forwarded.WithLabelValues(tunnelproto.ChannelForwardedTCPIP).Inc()
 	if _, err := pipe.Join(r.ctx, cc, hc, r.m.pipeOptions()); err != nil {
 		log.Debug("client stream ended", "port", pr.Port, "err", err)
+	}
+}
+
+// discardBoth refuses the requests of two channels until both are closed,
+// as ssh.DiscardRequests does for one.
+func discardBoth(a, b <-chan *ssh.Request) {
+	for a != nil || b != nil {
+		var req *ssh.Request
+		var ok bool
+		select {
+		case req, ok = <-a:
+			if !ok {
+				a = nil
+				continue
+			}
+		case req, ok = <-b:
+			if !ok {
+				b = nil
+				continue
+			}
+		}
+		if req.WantReply {
+			_ = req.Reply(false, nil)
+		}
 	}
 }

@@ -247,7 +247,7 @@ func (r *Relay) authorize(w http.ResponseWriter, req *http.Request, role, ref, s
 // accept upgrades with exactly proto and returns the byte-stream view. It
 // counts the upgrade outcome for role.
 func (r *Relay) accept(w http.ResponseWriter, req *http.Request, role, proto string) (*websocket.Conn, *wsconn.Conn, bool) {
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{proto}})
+	ws, err := wsconn.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{proto}})
 	if err != nil {
 		r.m.upgrade(role, upgradeBadRequest)
 		r.log.Debug("websocket upgrade failed", "err", err)

@@ -336,6 +336,13 @@ func TestV2ClientEndToEnd(t *testing.T) {
 	}
 	go ssh.DiscardRequests(reqs)
 	echoRoundTrip(t, ch, "hello over v2")
+	// The relay refuses channel requests on a bridged channel, and the
+	// channel carries on.
+	for range 20 {
+		if ok, err := ch.SendRequest("warren-test@example.com", true, nil); ok || err != nil {
+			t.Fatalf("channel request: ok %v, err %v; want refused", ok, err)
+		}
+	}
 	echoRoundTrip(t, ch, "and again")
 	ch.Close()
 	h.mu.Lock()

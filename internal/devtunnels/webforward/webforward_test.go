@@ -161,3 +161,19 @@ func TestModifyResponseDropsRelayCookie(t *testing.T) {
 		t.Fatalf("Set-Cookie after: %q", got)
 	}
 }
+
+func TestCopyBuffers(t *testing.T) {
+	var p copyBuffers
+	b := p.Get()
+	if len(b) != copyBufSize {
+		t.Fatalf("Get: %d bytes, want %d", len(b), copyBufSize)
+	}
+	p.Put(b[:10]) // a resliced buffer goes back whole
+	if b2 := p.Get(); len(b2) != copyBufSize {
+		t.Fatalf("Get after Put: %d bytes, want %d", len(b2), copyBufSize)
+	}
+	p.Put(make([]byte, 100)) // not ours: dropped
+	if b3 := p.Get(); len(b3) != copyBufSize {
+		t.Fatalf("Get after a foreign Put: %d bytes, want %d", len(b3), copyBufSize)
+	}
+}

@@ -72,14 +72,42 @@ type closeWriter interface {
 	CloseWrite() error
 }
 
-// bufSize matches io.Copy's default buffer.
-const bufSize = 32 << 10
+// Buffers. A copy holds a bufSize buffer from bufPool only while bytes
+// flow, and gives it back as soon as its source runs dry, so an idle
+// connection (the common case for a tunnel: thousands of open, quiet
+// connections) holds next to nothing:
+//
+//   - a source that is a plain socket (*net.TCPConn, *net.UnixConn) is
+//     waited on with no buffer at all (see waitReadable);
+//   - any other source (an SSH channel, a WebSocket) is first read into a
+//     smallBufSize buffer, and only a read that fills it moves the copy to
+//     a pooled bufSize buffer.
+//
+// A read that does not fill the pooled buffer means the source had no
+// more ready: the buffer goes back to the pool after that write.
+const (
+	bufSize      = 32 << 10 // io.Copy's default, one SSH packet
+	smallBufSize = 2 << 10
+)
 
 var bufPool = sync.Pool{
 	New: func() any {
 		b := make([]byte, bufSize)
 		return &b
 	},
+}
+
+// held counts the pooled buffers copies hold right now (tests read it).
+var held atomic.Int64
+
+func getBuf() *[]byte {
+	held.Add(1)
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	held.Add(-1)
+	bufPool.Put(b)
 }
 
 // Join copies a to b and b to a concurrently and returns when both copies
@@ -100,53 +128,37 @@ var bufPool = sync.Pool{
 // The error is nil if both directions ended with EOF, ctx.Err() if ctx
 // ended first, and otherwise an *Error for the first direction that failed.
 // Stats counts the bytes written in each direction either way.
+//
+// Join runs one copy on the calling goroutine and starts one more, so an
+// open connection costs two goroutines.
 func Join(ctx context.Context, a, b io.ReadWriteCloser, opts *Options) (Stats, error) {
 	j := &joiner{ends: [2]end{{rwc: a}, {rwc: b}}}
 	if opts != nil {
 		j.onCopy = opts.OnCopy
 	}
+	stop := context.AfterFunc(ctx, func() { j.fail(ctx.Err()) })
+	defer stop()
 
-	type result struct {
-		dir Direction
-		n   int64
-		err error
-	}
-	results := make(chan result, 2)
-	for _, dir := range []Direction{AToB, BToA} {
-		go func() {
-			n, err := j.copy(dir)
-			results <- result{dir, n, err}
-		}()
-	}
-
-	var (
-		stats    Stats
-		firstErr error
-		done     = ctx.Done()
-	)
-	for pending := 2; pending > 0; {
-		select {
-		case r := <-results:
-			pending--
-			if r.dir == AToB {
-				stats.AToB = r.n
-			} else {
-				stats.BToA = r.n
-			}
-			if r.err != nil && firstErr == nil {
-				firstErr = r.err
-				j.closeAll()
-			}
-		case <-done:
-			done = nil // fire once
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
-			j.closeAll()
+	var stats Stats
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := j.copy(AToB)
+		stats.AToB = n
+		if err != nil {
+			j.fail(err)
 		}
+	}()
+	n, err := j.copy(BToA)
+	stats.BToA = n
+	if err != nil {
+		j.fail(err)
 	}
+	<-done
 	j.closeAll()
-	return stats, firstErr
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return stats, j.err
 }
 
 type end struct {
@@ -167,6 +179,20 @@ func (e *end) close() {
 type joiner struct {
 	ends   [2]end // indexed by Direction: ends[AToB] is a
 	onCopy func(Direction, int)
+
+	mu  sync.Mutex
+	err error // the first failure (or ctx.Err()), returned by Join
+}
+
+// fail records the first error and closes both ends so that the other copy
+// unblocks.
+func (j *joiner) fail(err error) {
+	j.mu.Lock()
+	if j.err == nil {
+		j.err = err
+	}
+	j.mu.Unlock()
+	j.closeAll()
 }
 
 func (j *joiner) closeAll() {
@@ -178,13 +204,35 @@ func (j *joiner) closeAll() {
 // EOF or on an error caused by our own close.
 func (j *joiner) copy(dir Direction) (int64, error) {
 	src, dst := &j.ends[dir], &j.ends[1-dir]
+	raw := rawConn(src.rwc)
 
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-
-	var total int64
+	var (
+		big   *[]byte // from bufPool while bytes flow
+		small []byte  // allocated on the first read that needs it
+		total int64
+	)
+	defer func() {
+		if big != nil {
+			putBuf(big)
+		}
+	}()
 	for {
+		var buf []byte
+		switch {
+		case big != nil:
+			buf = *big
+		case raw != nil:
+			if err := waitReadable(raw); err != nil {
+				return total, j.failed(dir, "read", src, err)
+			}
+			big = getBuf()
+			buf = *big
+		default:
+			if small == nil {
+				small = make([]byte, smallBufSize)
+			}
+			buf = small
+		}
 		nr, rerr := src.rwc.Read(buf)
 		if nr > 0 {
 			nw, werr := dst.rwc.Write(buf[:nr])
@@ -212,6 +260,15 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		}
 		if rerr != nil {
 			return total, j.failed(dir, "read", src, rerr)
+		}
+		switch {
+		case big != nil && nr < len(buf):
+			// The source ran dry: do not hold the buffer while waiting.
+			putBuf(big)
+			big = nil
+		case big == nil && nr == len(buf):
+			// The small buffer filled up: more is likely ready.
+			big = getBuf()
 		}
 	}
 }

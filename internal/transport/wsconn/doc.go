@@ -13,7 +13,15 @@
 //   - deadlines that behave like the net package's: a deadline that has
 //     already passed fails Read or Write with an error whose Timeout()
 //     is true, without touching the connection;
-//   - the negotiated subprotocol.
+//   - the negotiated subprotocol;
+//   - one write per frame (coalesce.go): coder/websocket writes a frame in
+//     pieces (a client masks through a 4 KiB buffer, so a 32 KiB frame was
+//     eight system calls; a server writes the header and first 4 KiB, then
+//     the rest). Dial's connection and the connection Accept hijacks are
+//     wrapped so that a frame's pieces leave together, small pieces copied
+//     and a large one written in place with writev. For wss:// Dial does
+//     the TLS handshake itself (when no proxy is in the way) so that this
+//     happens above TLS, one TLS record run per frame.
 //
 // # Deadlines
 //

@@ -2,10 +2,12 @@ package wsconn
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -81,7 +83,7 @@ func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (*Conn, 
 		o = *opts
 	}
 	rec := &connRecorder{}
-	if tr := recordingTransport(o.HTTPClient, rec); tr != nil {
+	if tr := recordingTransport(o.HTTPClient, rec, url); tr != nil {
 		// A per-dial transport, so that the dialed connection seen by the
 		// recorder is ours; the hijacked connection is not pooled, and
 		// anything left idle by a failed handshake is dropped here.
@@ -101,6 +103,10 @@ func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (*Conn, 
 	var wo Options
 	if c := rec.last(); c != nil {
 		wo.LocalAddr, wo.RemoteAddr = c.LocalAddr(), c.RemoteAddr()
+		if co, ok := c.(*coalescer); ok {
+			// The upgrade is done: from here on the stream is frames.
+			co.on.Store(true)
+		}
 	}
 	return New(context.Background(), ws, &wo), resp, nil
 }
@@ -284,7 +290,14 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 
 // recordingTransport returns a copy of hc's transport whose dials are
 // recorded by rec, or nil if hc's transport is not an *http.Transport.
-func recordingTransport(hc *http.Client, rec *connRecorder) *http.Transport {
+//
+// The connection the WebSocket will run on is wrapped in a coalescer
+// (see coalesce.go) when the transport hands it to the WebSocket as is: a
+// plain ws:// connection, or a wss:// one from a TLS dial function. For
+// wss:// without one, and without a proxy, a TLS dial function is
+// installed that does what the transport would (TLS over DialContext,
+// TLSClientConfig, HTTP/1.1) so that the coalescer sits above TLS.
+func recordingTransport(hc *http.Client, rec *connRecorder, rawURL string) *http.Transport {
 	var rt http.RoundTripper = http.DefaultTransport
 	if hc != nil && hc.Transport != nil {
 		rt = hc.Transport
@@ -295,25 +308,76 @@ func recordingTransport(hc *http.Client, rec *connRecorder) *http.Transport {
 	}
 	t := base.Clone()
 
-	record := func(dial dialFunc) dialFunc {
+	record := func(dial dialFunc, coalesce bool) dialFunc {
 		return func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)
-			if err == nil {
-				rec.set(c)
+			if err != nil {
+				return nil, err
 			}
-			return c, err
+			if coalesce {
+				c = &coalescer{Conn: c}
+			}
+			rec.set(c)
+			return c, nil
 		}
 	}
+	u, err := neturl.Parse(rawURL)
+	secure := err == nil && (u.Scheme == "wss" || u.Scheme == "https")
 	// Wrap the dial functions the transport would use. The deprecated
 	// context-free Dial/DialTLS are not supported: warren never sets them.
-	if t.DialContext != nil {
-		t.DialContext = record(t.DialContext)
-	} else {
+	dial := t.DialContext
+	if dial == nil {
 		var d net.Dialer
-		t.DialContext = record(d.DialContext)
+		dial = d.DialContext
+	}
+	t.DialContext = record(dial, !secure)
+	if t.DialTLSContext == nil && secure && !proxied(t, u) {
+		t.DialTLSContext = tlsDial(dial, t.TLSClientConfig)
 	}
 	if t.DialTLSContext != nil {
-		t.DialTLSContext = record(t.DialTLSContext)
+		t.DialTLSContext = record(t.DialTLSContext, true)
 	}
 	return t
+}
+
+// proxied reports whether t would send a request for u through a proxy
+// (or cannot tell).
+func proxied(t *http.Transport, u *neturl.URL) bool {
+	if t.Proxy == nil {
+		return false
+	}
+	pu := *u
+	pu.Scheme = "https"
+	p, err := t.Proxy(&http.Request{URL: &pu, Header: http.Header{}})
+	return err != nil || p != nil
+}
+
+// tlsDial returns a TLS dial function over dial with cfg, for HTTP/1.1.
+func tlsDial(dial dialFunc, cfg *tls.Config) dialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		var c *tls.Config
+		if cfg != nil {
+			c = cfg.Clone()
+		} else {
+			c = &tls.Config{}
+		}
+		if c.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				host = addr
+			}
+			c.ServerName = host
+		}
+		c.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(raw, c)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }

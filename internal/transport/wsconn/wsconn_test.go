@@ -35,7 +35,7 @@ func newServer(t *testing.T, tls bool, handle func(*wsconn.Conn)) *httptest.Serv
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+		ws, err := wsconn.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
 		if err != nil {
 			t.Errorf("accept: %v", err)
 			return
@@ -85,11 +85,22 @@ func dial(t *testing.T, srv *httptest.Server, opts *websocket.DialOptions) *wsco
 }
 
 func TestEchoLargeStream(t *testing.T) {
-	t.Parallel()
-	srv := newServer(t, false, echo)
-	c := dial(t, srv, nil)
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ws", true: "wss"}[secure], func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, secure, echo)
+			var opts *websocket.DialOptions
+			if secure {
+				opts = &websocket.DialOptions{HTTPClient: srv.Client()}
+			}
+			echoLargeStream(t, dial(t, srv, opts))
+		})
+	}
+}
 
-	data := make([]byte, 8<<20)
+func echoLargeStream(t *testing.T, c *wsconn.Conn) {
+
+	data := make([]byte, 2<<20)
 	rand.Read(data)
 
 	// Uneven write sizes, so message boundaries do not line up with the

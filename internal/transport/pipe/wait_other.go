@@ -1,0 +1,13 @@
+//go:build !linux
+
+package pipe
+
+import (
+	"io"
+	"syscall"
+)
+
+// rawConn is nil off Linux: every source is read into a small buffer first.
+func rawConn(io.Reader) syscall.RawConn { return nil }
+
+func waitReadable(syscall.RawConn) error { return nil }

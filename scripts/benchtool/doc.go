@@ -1,0 +1,27 @@
+// Command benchtool is the port-tunnel part of `make bench` (run by
+// scripts/bench.sh; not a shipped binary). It starts the built relay-server,
+// tunnel-host and tunnel-client on loopback, one fresh set of processes per
+// path, and drives the same load through each path and through a direct
+// loopback connection made by this same tool with the same buffer sizes:
+//
+//   - throughput of one stream and of 8 concurrent streams (download: the
+//     target writes, the tool reads), median over interleaved rounds;
+//   - CPU-seconds per GiB summed over the path's processes (utime+stime
+//     from /proc/<pid>/stat around the throughput runs);
+//   - RTT p50/p99 of 64-byte ping-pongs on one connection;
+//   - new-connection latency: connect, first 64-byte echo back, close;
+//   - RSS per idle forwarded connection (VmRSS from /proc/<pid>/status
+//     before and after opening BENCH_IDLE connections that have each
+//     echoed once), per process, and the RSS left after they close;
+//   - web forwarding: a BENCH_WEB_BYTES GET through relay-server's path
+//     form against the same GET direct.
+//
+// Paths: V2 over ws and over wss (relay-server serving TLS with a
+// self-signed certificate the peers trust through SSL_CERT_FILE), V1, raw
+// TCP exposure (relay-server tunnels.expose; relay and host only), web
+// forwarding (relay and host only).
+//
+// Every figure is printed with its ratio to the direct path of the same
+// run. Sizes come from the environment (see config in main.go) so a quick
+// or a long run is one variable away.
+package main
