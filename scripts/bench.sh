@@ -145,3 +145,7 @@ for v in pion-turn-over-udp coturn-turn-over-udp coturn-turn-over-tcp; do
   grep -qE "^$n(-[0-9]+)?[[:space:]]" "$work/turntcp.txt" || { echo "$v: skipped (coturn not installed?)"; continue; }
   echo "$v: PSK $(median_metric "$n" psk-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" psk-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), compat $(median_metric "$n" compat-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" compat-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), psk/compat $(median_metric "$n" psk/compat "$work/turntcp.txt"); direct $(median_metric "$n" direct-MB/s "$work/turntcp.txt") MB/s, PSK ratio $(median_metric "$n" psk-x-direct "$work/turntcp.txt")"
 done
+
+echo
+echo "== relay cluster: a tunnel whose client and host sit on different nodes (node-to-node hop) vs the same node, PostgreSQL + HAProxy"
+BIN=$BIN ./scripts/bench-cluster.sh
