@@ -20,14 +20,15 @@ import (
 )
 
 // TestClusterSurvivesPostgresRestart: two relay nodes on one PostgreSQL
-// behind HAProxy, two tunnels' hosts on node A, a tunnel-client on A and
-// one on B (B carries its relay socket to A over the hop). PostgreSQL stops for longer than the lease:
+// behind HAProxy, two tunnels' hosts and a wing on node A, a tunnel-client
+// on A and one on B (B carries its relay socket to A over the hop). PostgreSQL stops for longer than the lease:
 // both nodes answer /readyz 503, yet data keeps flowing through the
 // connections open before the outage and through new connections of the
 // clients already connected. PostgreSQL comes back: both nodes are ready
 // again by themselves, none thinks it lost its lease (so no host or wing
-// was dropped), the old connections still flow, and a new tunnel, host and
-// clients work across the nodes.
+// was dropped: the wing, still on its first connection, is attached
+// through B), the old connections still flow, and a new tunnel, host and
+// clients work across the nodes. Meanwhile API calls fail with a 503.
 func TestClusterSurvivesPostgresRestart(t *testing.T) {
 	haproxy := needtool.Path(t, "haproxy", "apt-get install haproxy")
 	pg := pgtest.New(t)
@@ -87,6 +88,13 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 		return false
 	})
 
+	// A wing on node A, connected to it directly.
+	r = run(t, dir, l.admin, "relay-server", "wings", "token", "--server", a.url, "--kind", "wing", "--user", "alice")
+	r.wantCode(t, 0, "wing token")
+	wing := start(t, dir, cleanEnv(t, "WARREN_WING_SERVE_TOKEN="+strings.TrimSpace(r.stdout), "SHELL=/bin/sh"),
+		"wing", "serve", "--relay", a.url, "--wing-id", "pgbox", "--identity-key", filepath.Join(t.TempDir(), "id.key"))
+	wing.stderr.wait(t, registeredRE, 30*time.Second)
+
 	clientOf := func(via *labNode, tunnel string) string {
 		t.Helper()
 		local := freePort(t)
@@ -128,6 +136,15 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// What needs the store fails, promptly and saying so, without
+	// hanging the node.
+	for _, n := range l.nodes {
+		r := run(t, dir, l.admin, "relay-server", "tunnels", "list", "--server", n.url)
+		if r.code == 0 || !strings.Contains(r.stderr, "503") {
+			t.Fatalf("tunnels list via %s with PostgreSQL down: exit %d, %q %q; want a 503", n.id, r.code, r.stdout, r.stderr)
+		}
+		t.Logf("tunnels list via %s during the outage: exit %d: %s", n.id, r.code, strings.TrimSpace(r.stderr))
 	}
 	for i, s := range streams {
 		if s.roundsSince(stopped) == 0 {
@@ -176,6 +193,17 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 		if !n.Alive || (n.ID == a.id && n.Holds.Endpoints != 2) {
 			t.Fatalf("cluster status after the restart: %+v", n)
 		}
+	}
+
+	// The wing never left node A; it is attached through node B.
+	r = run(t, dir, l.admin, "relay-server", "wings", "token", "--server", b.url, "--kind", "user", "--user", "alice")
+	r.wantCode(t, 0, "user token")
+	r = run(t, t.TempDir(), userEnvOf(t, strings.TrimSpace(r.stdout)), "wing", "attach", "--relay", b.url, "--command", "echo ran-$((6*7))", "pgbox")
+	if r.code != 0 || !strings.Contains(r.stdout, "ran-42") {
+		t.Fatalf("wing attach via node-b after the restart: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if n := len(registeredRE.FindAllString(wing.stderr.String(), -1)); n != 1 {
+		t.Fatalf("the wing registered %d times; it should have stayed connected:\n%s", n, wing.stderr)
 	}
 
 	// New clients of the old tunnels, and a new tunnel and host.
