@@ -145,6 +145,10 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 			t.Fatalf("tunnels list via %s with PostgreSQL down: exit %d, %q %q; want a 503", n.id, r.code, r.stdout, r.stderr)
 		}
 		t.Logf("tunnels list via %s during the outage: exit %d: %s", n.id, r.code, strings.TrimSpace(r.stderr))
+		r = run(t, dir, l.admin, "relay-server", "keys", "list", "--server", n.url)
+		if r.code == 0 || !strings.Contains(r.stderr, "503") {
+			t.Fatalf("keys list via %s with PostgreSQL down: exit %d, %q %q; want a 503", n.id, r.code, r.stdout, r.stderr)
+		}
 	}
 	for i, s := range streams {
 		if s.roundsSince(stopped) == 0 {
