@@ -14,8 +14,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-# BENCH_SECTIONS picks what runs (default: all): ticket, ports, wing, turn.
-SECTIONS=",${BENCH_SECTIONS:-ticket,ports,wing,turn},"
+# BENCH_SECTIONS picks what runs (default: all): ticket, ports, wing, turn, cluster.
+SECTIONS=",${BENCH_SECTIONS:-ticket,ports,wing,turn,cluster},"
 want() { [[ "$SECTIONS" == *",$1,"* ]]; }
 
 # median_mbs NAME FILE: median MB/s of benchmark NAME in go test output FILE.
@@ -168,4 +168,10 @@ for v in pion-turn-over-udp coturn-turn-over-udp coturn-turn-over-tcp; do
   grep -qE "^$n(-[0-9]+)?[[:space:]]" "$work/turntcp.txt" || { echo "$v: skipped (coturn not installed?)"; continue; }
   echo "$v: PSK $(median_metric "$n" psk-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" psk-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), compat $(median_metric "$n" compat-MB/s "$work/turntcp.txt") MB/s ($(median_metric "$n" compat-cpu-ms/MB "$work/turntcp.txt") CPU ms/MB), psk/compat $(median_metric "$n" psk/compat "$work/turntcp.txt"); direct $(median_metric "$n" direct-MB/s "$work/turntcp.txt") MB/s, PSK ratio $(median_metric "$n" psk-x-direct "$work/turntcp.txt")"
 done
+fi
+
+if want cluster; then
+echo
+echo "== relay cluster: a tunnel whose client and host sit on different nodes (node-to-node hop) vs the same node, PostgreSQL + HAProxy"
+BIN=$BIN ./scripts/bench-cluster.sh
 fi

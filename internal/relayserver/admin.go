@@ -90,7 +90,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	sk := auth.KeyToStore(k)
 	if err := s.cfg.Store.CreateAPIKey(r.Context(), sk); err != nil {
 		s.log.Error("create API key", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not store the key")
+		writeError(w, storeFailure(err), "could not store the key")
 		return
 	}
 	info := keyInfo(sk)
@@ -103,7 +103,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	keys, err := s.cfg.Store.ListAPIKeys(r.Context())
 	if err != nil {
 		s.log.Error("list API keys", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not list keys")
+		writeError(w, storeFailure(err), "could not list keys")
 		return
 	}
 	out := make([]KeyInfo, 0, len(keys))
@@ -122,12 +122,12 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.log.Error("revoke API key", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not revoke the key")
+		writeError(w, storeFailure(err), "could not revoke the key")
 		return
 	}
 	k, err := s.cfg.Store.GetAPIKey(r.Context(), id)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "could not read the key back")
+		writeError(w, storeFailure(err), "could not read the key back")
 		return
 	}
 	s.log.Info("API key revoked", "key_id", id)
@@ -138,11 +138,20 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	k, err := rotateSigningKey(r.Context(), s.cfg.Store, s.tokens, s.now())
 	if err != nil {
 		s.log.Error("rotate signing key", "err", err)
-		writeError(w, http.StatusInternalServerError, "rotation failed: "+err.Error())
+		writeError(w, storeFailure(err), "rotation failed: "+err.Error())
 		return
 	}
 	s.log.Info("signing key rotated", "kid", k.ID)
 	writeJSON(w, http.StatusOK, map[string]any{"current": k.ID, "created": k.Created})
+}
+
+// storeFailure is the status of a request the store failed: 503 while the
+// database is unreachable (the client may retry), else 500.
+func storeFailure(err error) int {
+	if errors.Is(err, store.ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

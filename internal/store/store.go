@@ -23,6 +23,10 @@ var (
 	// ErrInvalid: the value cannot be stored (empty key, port 0, malformed
 	// JSON, text that is not UTF-8 or holds NUL). Nothing was written.
 	ErrInvalid = errors.New("store: invalid value")
+	// ErrUnavailable: the database could not be reached or dropped the
+	// connection (a PostgreSQL restart, say); the request may be retried.
+	// Whether a write that failed so took effect is unknown.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // TimePrecision is the resolution every backend keeps: times are truncated

@@ -89,7 +89,15 @@ func storeError(err error, what string) error {
 
 func (a *API) writeError(c *call, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, store.ErrUnavailable):
+		// A database restart or outage: the client may retry.
+		a.log.Warn("tunnel management request failed: database unavailable",
+			"method", c.r.Method, "path", c.r.URL.Path, "principal", c.p.String(), "err", err)
+		ae = &apiError{status: http.StatusServiceUnavailable, detail: "the relay's database is unavailable; retry later"}
+		c.w.Header().Set("Retry-After", "5")
+	default:
 		a.log.Error("tunnel management request failed",
 			"method", c.r.Method, "path", c.r.URL.Path, "principal", c.p.String(), "err", err)
 		ae = &apiError{status: http.StatusInternalServerError, detail: "internal server error"}

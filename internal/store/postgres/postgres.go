@@ -5,7 +5,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"path"
 	"strconv"
 	"strings"
@@ -164,6 +166,8 @@ func (db *DB) Check(ctx context.Context) error {
 	switch {
 	case errors.As(err, &pe) && pe.Code == "42P01", errors.Is(err, pgx.ErrNoRows): // no table, or empty
 		return fmt.Errorf("store/postgres: %s: %w: not migrated", db.name, store.ErrSchema)
+	case err != nil && unavailable(err):
+		return fmt.Errorf("store/postgres: %s: %w: %w", db.name, store.ErrUnavailable, err)
 	case err != nil:
 		return fmt.Errorf("store/postgres: %s: %w", db.name, err)
 	case have != db.version:
@@ -193,7 +197,25 @@ func wrap(op string, err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
 	}
+	if unavailable(err) {
+		return fmt.Errorf("store/postgres: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("store/postgres: %s: %w", op, err)
+}
+
+// unavailable tells a database that cannot be reached, or that went away
+// under a connection, from an error in the statement itself.
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01..03: the server is
+		// shutting down, crashed, or still starting.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
 func notFound(op string) error {
