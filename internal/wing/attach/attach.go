@@ -58,6 +58,9 @@ type Options struct {
 	Reconnect time.Duration
 	// Logger receives debug events (reattaches). Default: discarded.
 	Logger *slog.Logger
+	// Direct moves the session onto a WebRTC DataChannel (see
+	// wingclient.DirectOptions). Default: off.
+	Direct wingclient.DirectOptions
 }
 
 // Run attaches and returns when the remote program exits (nil, or
@@ -168,7 +171,7 @@ func (a *attachment) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sess, err := a.o.Client.Open(ctx, wingclient.SessionOptions{WingID: a.wingID, SessionID: a.o.SessionID, Agent: a.o.Agent,
-		Command: a.o.Command, Cwd: a.o.Cwd, Cols: cols, Rows: rows, Spectate: a.o.Spectate})
+		Command: a.o.Command, Cwd: a.o.Cwd, Cols: cols, Rows: rows, Spectate: a.o.Spectate, Direct: a.o.Direct})
 	if err != nil {
 		return err
 	}
@@ -197,6 +200,11 @@ func (a *attachment) run(ctx context.Context) error {
 	restore()
 	if errors.Is(err, wingclient.ErrDetached) {
 		return nil
+	}
+	var de *wingclient.DirectError
+	if errors.As(err, &de) && a.o.SessionID == "" {
+		// The session was started for this attach; nobody will use it.
+		sess.Kill(context.WithoutCancel(ctx))
 	}
 	var re *wingclient.RemoteError
 	if errors.As(err, &re) {
@@ -244,6 +252,12 @@ func (a *attachment) onEvent(ev wingclient.Event) {
 		a.o.Logger.Debug("wing offline; reattaching", "session", ev.SessionID)
 	case "reconnecting":
 		a.o.Logger.Debug("relay connection lost; reattaching", "session", ev.SessionID, "err", ev.Err)
+	case "direct":
+		a.o.Logger.Debug("session on a direct channel", "session", ev.SessionID)
+	case "fallback":
+		a.o.Logger.Debug("direct channel lost; session back on the relay", "session", ev.SessionID, "err", ev.Err)
+	case "direct_failed":
+		a.o.Logger.Debug("direct channel failed; session stays on the relay", "session", ev.SessionID, "err", ev.Err)
 	}
 }
 

@@ -83,6 +83,9 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		h.m.sessions.Set(float64(len(h.routes)))
 	}
 	rt.controller = b
+	// The wing closes the old controller's direct channel on a reattach.
+	rt.direct = false
+	h.countDirect()
 	h.mu.Unlock()
 	// Identity fields the relay does not inject must not come from the user.
 	setAttachIdentity(env, b.user, wc, "viewer_id", "display_name", "passkeys")
