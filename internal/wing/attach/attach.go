@@ -201,11 +201,6 @@ func (a *attachment) run(ctx context.Context) error {
 	if errors.Is(err, wingclient.ErrDetached) {
 		return nil
 	}
-	var de *wingclient.DirectError
-	if errors.As(err, &de) && a.o.SessionID == "" {
-		// The session was started for this attach; nobody will use it.
-		sess.Kill(context.WithoutCancel(ctx))
-	}
 	var re *wingclient.RemoteError
 	if errors.As(err, &re) {
 		return &RemoteError{WingID: a.wingID, Msg: re.Msg, Code: re.Code}

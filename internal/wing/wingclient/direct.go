@@ -58,7 +58,7 @@ type DirectOptions struct {
 	// Default 20s.
 	Timeout time.Duration
 	// Retry is the wait before moving back onto a direct channel after a
-	// fallback or a failed attempt (doubling up to 2m after failures).
+	// fallback or a failed attempt (doubling up to 30s after failures).
 	// Default 3s.
 	Retry time.Duration
 }
@@ -407,6 +407,10 @@ func (s *Session) fallBack(ctx context.Context, gen int64, why error, onEvent fu
 		onEvent(Event{Kind: "fallback", SessionID: sid, Err: why})
 	} else {
 		if s.opts.Direct.Mode == DirectRequire && !succeeded {
+			if s.opts.SessionID == "" && sid != "" {
+				// Started for this Run, which ends here: nobody will use it.
+				s.send(ctx, wp.SessionRef{Type: wp.TypePTYKill, SessionID: sid})
+			}
 			return &DirectError{Err: why}
 		}
 		onEvent(Event{Kind: "direct_failed", SessionID: sid, Err: why})
@@ -421,7 +425,7 @@ func (s *Session) scheduleRetry(failed bool) {
 	defer s.d.mu.Unlock()
 	d := o.Retry
 	if failed {
-		s.d.retry = min(max(2*s.d.retry, o.Retry), 2*time.Minute)
+		s.d.retry = min(max(2*s.d.retry, o.Retry), 30*time.Second)
 		d = s.d.retry
 	}
 	if s.d.timer != nil {

@@ -23,7 +23,7 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 	case wp.TypePTYDetach:
 		h.ptyDetach(b, env.String("session_id"))
 	case wp.TypePTYInput, wp.TypePTYResize, wp.TypePTYKill, wp.TypePTYAttentionAk,
-		wp.TypePasskeyResp, wp.TypePTYMigrate:
+		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback:
 		h.sessionFrame(ctx, b, env, typ)
 	case wp.TypeTunnelReq:
 		h.tunnelReq(ctx, b, env)
