@@ -34,7 +34,7 @@ func startDirectEnv(t *testing.T, relayEnv ...string) *wingEnv {
 		r.wantCode(t, 0, "mint "+kind+" token")
 		*dst = strings.TrimSpace(r.stdout)
 	}
-	wenv := cleanEnv(t, "WARREN_WING_SERVE_TOKEN="+e.wingTok, "SHELL=/bin/sh", "WARREN_WING_SERVE_DIRECT_NETWORKS=127.0.0.0/8")
+	wenv := cleanEnv(t, "WARREN_WING_SERVE_TOKEN="+e.wingTok, "SHELL=/bin/sh", "PS1=$ ", "WARREN_WING_SERVE_DIRECT_NETWORKS=127.0.0.0/8")
 	d := start(t, t.TempDir(), wenv, "wing", "serve", "--relay", e.url, "--wing-id", "box1",
 		"--identity-key", filepath.Join(t.TempDir(), "id.key"), "--log-level", "debug")
 	d.stderr.wait(t, registeredRE, 30*time.Second)
