@@ -18,7 +18,7 @@ func TestWebTerminalDirect(t *testing.T) {
 	needCoturn(t)
 	const secret = "web-direct-secret"
 	turnPort := freePort(t)
-	startCoturnOn(t, turnPort, secret)
+	turnd := startCoturnOn(t, turnPort, secret)
 	e := startDirectEnv(t, fmt.Sprintf("WARREN_RELAY_SERVER_WINGS_ICE_TURN_URLS=turn:127.0.0.1:%d?transport=udp", turnPort),
 		"WARREN_RELAY_SERVER_WINGS_ICE_TURN_SECRET="+secret)
 
@@ -68,5 +68,31 @@ func TestWebTerminalDirect(t *testing.T) {
 	}
 	if m := scrape(t, e.port); metricSum(t, m, "warren_wing_hub_sessions_direct") != 1 {
 		t.Fatalf("metrics: want one direct session:\n%s", m)
+	}
+
+	// The channel dies mid-stream (coturn stops): the page falls back to
+	// the relay and gets every byte once.
+	b0 = b1
+	const n2 = 2000000
+	c.typeLine(t, fmt.Sprintf("seq 1 %d; echo DONE2", n2))
+	c.waitJS(t, fmt.Sprintf(`(window.warrenOutputBytes || 0) > %d ? "yes" : ""`, b0+(1<<20)), 2*time.Minute, "output under way")
+	turnd.cmd.Process.Kill()
+	<-turnd.done
+	c.waitJS(t, `window.warrenFallbacks ? "yes" : ""`, time.Minute, "the fallback to the relay")
+	c.waitJS(t, `/\n1999999\s*\n2000000\s*\nDONE2\s*\n\$/.test(warrenBufferText()) ? "yes" : ""`, 5*time.Minute, "the output's end after the fallback")
+	want = int64(len("DONE2\r\n$ "))
+	for i := 1; i <= n2; i++ {
+		want += int64(len(strconv.Itoa(i)) + 2)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		c.eval(t, `window.warrenOutputBytes || 0`, &b1)
+		if b1-b0 == want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if b1-b0 != want {
+		t.Fatalf("after the fallback the page wrote %d bytes of output, want %d (bytes lost or repeated)", b1-b0, want)
 	}
 }
