@@ -96,3 +96,29 @@ func TestWebTerminalDirect(t *testing.T) {
 		t.Fatalf("after the fallback the page wrote %d bytes of output, want %d (bytes lost or repeated)", b1-b0, want)
 	}
 }
+
+// TestWebTerminalDirectHost: with no STUN or TURN at all, the browser and
+// the wing connect on loopback host candidates.
+func TestWebTerminalDirectHost(t *testing.T) {
+	bin := needChromium(t)
+	e := startDirectEnv(t)
+	// Chromium hides host addresses behind mDNS names and leaves loopback
+	// out unless told otherwise.
+	c := dialCDP(t, pageTarget(t, startChromium(t, bin, "--allow-loopback-in-peer-connection",
+		"--disable-features=WebRtcHideLocalIpsWithMdns")))
+	c.call(t, "Page.enable", nil, nil)
+	c.call(t, "Runtime.enable", nil, nil)
+	c.call(t, "Page.navigate", map[string]any{"url": e.url + "/app/#token=" + e.userTok}, nil)
+	c.waitJS(t, `document.querySelector('.wing[data-wing="box1"] .new-session') ? "yes" : ""`, 30*time.Second, "the wing list")
+	c.eval(t, `document.querySelector('.wing[data-wing="box1"] .new-session').click()`, nil)
+	c.waitJS(t, `warrenBufferText().includes("$") ? "yes" : ""`, 30*time.Second, "the shell prompt")
+	c.waitJS(t, `window.warrenDirect ? "yes" : ""`, 60*time.Second, "the migration to a direct channel")
+	before := relayBytes(t, e)
+	c.eval(t, `warrenTerm.focus()`, nil)
+	c.typeLine(t, "seq 1 100000 | tail -n 1; echo host-$((6*7))")
+	c.waitJS(t, `/\n100000\s*\nhost-42/.test(warrenBufferText()) ? "yes" : ""`, time.Minute, "the output over the channel")
+	// Keystrokes and their echo crossed the channel, not the relay.
+	if d := relayBytes(t, e) - before; d > flatBound {
+		t.Fatalf("the relay carried %.0f bytes of a direct browser session", d)
+	}
+}
