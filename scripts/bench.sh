@@ -130,6 +130,12 @@ echo "wing PTY output $(median_metric BenchmarkPTYThroughput wing-MB/s "$work/wi
 echo "keystroke echo p50 $(median_metric BenchmarkKeystrokeEcho wing-p50-µs "$work/wing.txt") µs, local $(median_metric BenchmarkKeystrokeEcho direct-p50-µs "$work/wing.txt") µs, ratio $(median_metric BenchmarkKeystrokeEcho x-direct "$work/wing.txt")"
 
 echo
+echo "== wing direct sessions: the same over a WebRTC DataChannel (pion, loopback host candidates) vs a local PTY (median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkDirectPTYThroughput$|BenchmarkDirectKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/wingagent/ | tee "$work/wingp2p.txt" | grep -E '^Benchmark' || true
+echo "direct-channel PTY output $(median_metric BenchmarkDirectPTYThroughput p2p-MB/s "$work/wingp2p.txt") MB/s, local $(median_metric BenchmarkDirectPTYThroughput direct-MB/s "$work/wingp2p.txt") MB/s, ratio $(median_metric BenchmarkDirectPTYThroughput x-direct "$work/wingp2p.txt")"
+echo "direct-channel keystroke echo p50 $(median_metric BenchmarkDirectKeystrokeEcho p2p-p50-µs "$work/wingp2p.txt") µs p99 $(median_metric BenchmarkDirectKeystrokeEcho p2p-p99-µs "$work/wingp2p.txt") µs, local p50 $(median_metric BenchmarkDirectKeystrokeEcho direct-p50-µs "$work/wingp2p.txt") µs p99 $(median_metric BenchmarkDirectKeystrokeEcho direct-p99-µs "$work/wingp2p.txt") µs, ratio p50 $(median_metric BenchmarkDirectKeystrokeEcho x-direct "$work/wingp2p.txt")"
+
+echo
 echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true
 for m in udp tcp; do

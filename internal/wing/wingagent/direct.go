@@ -26,6 +26,11 @@ import (
 // still be in the replay buffer when it asks.
 const holdMax = 10 * time.Second
 
+// resendMax bounds the output kept, while a session is on a channel, to
+// send again after a fallback: the channel's send window (4 MiB), the
+// peer's receive window and frames on their way, with room to spare.
+const resendMax = 16 << 20
+
 // exitLinger keeps a direct channel open after the session exited, for
 // the output still on its way; the client closes it sooner.
 const exitLinger = 30 * time.Second
@@ -42,6 +47,22 @@ type directState struct {
 	inNext  atomic.Int64  // input offset applied so far (inputLoop writes)
 	inReset atomic.Bool   // the next input starts the input stream again
 	inOrder wingrtc.Reorder
+	// keep: output is recorded in resend, from the channel's opening to
+	// the client's pty.fallback; resend ends at outSeq.
+	keep   bool
+	resend []byte
+}
+
+// record keeps output to send again after a fallback; called with
+// session.mu held, after outSeq moved past p.
+func (d *directState) record(p []byte) {
+	if !d.keep {
+		return
+	}
+	d.resend = append(d.resend, p...)
+	if over := len(d.resend) - resendMax; over > 0 {
+		d.resend = d.resend[over:]
+	}
 }
 
 // directConn is one migration attempt's peer connection.
@@ -224,6 +245,7 @@ func (s *session) activate(ctx context.Context, d *directConn, dc *webrtc.DataCh
 		return
 	}
 	s.d.sender = wingrtc.NewSender(dc, d.dead)
+	s.d.keep, s.d.resend = true, nil
 	seq := s.d.outSeq
 	// Output sealed before this point is on the relay ahead of
 	// pty.migrated (sendMu); what follows goes on the channel.
@@ -304,7 +326,12 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 		close(h)
 	}
 	end := s.d.outSeq
-	start := end - int64(len(s.replay.data))
+	kept := s.replay.data
+	if len(s.d.resend) > len(kept) {
+		kept = s.d.resend
+	}
+	s.d.keep, s.d.resend = false, nil
+	start := end - int64(len(kept))
 	from := sig.Have
 	if from > end {
 		s.mu.Unlock()
@@ -312,10 +339,10 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 		return
 	}
 	if from < start {
-		s.a.log.Warn("output lost on the direct channel is older than the replay buffer", "session", s.id, "have", from, "oldest", start)
+		s.a.log.Warn("output lost on the direct channel is older than what the wing kept", "session", s.id, "have", from, "oldest", start)
 		from = start
 	}
-	rest := append([]byte(nil), s.replay.data[from-start:]...)
+	rest := append([]byte(nil), kept[from-start:]...)
 	s.sendMu.Lock()
 	s.mu.Unlock()
 	defer s.sendMu.Unlock()
@@ -368,6 +395,7 @@ func (s *session) endDirect() {
 	d := s.d.conn
 	s.d.conn, s.d.sender = nil, nil
 	s.d.gen, s.d.noticed = 0, 0 // the next client numbers its attempts from 1
+	s.d.keep, s.d.resend = false, nil
 	if h := s.d.hold; h != nil {
 		s.d.hold = nil
 		close(h)

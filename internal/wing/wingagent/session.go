@@ -312,6 +312,7 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.replay.write(p)
 	seq := s.d.outSeq
 	s.d.outSeq += int64(len(p))
+	s.d.record(p)
 	var frames []any
 	direct, directFrame := s.d.sender, wp.Output{}
 	if s.out != nil {

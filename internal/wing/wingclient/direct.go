@@ -141,7 +141,9 @@ type clientDirect struct {
 }
 
 func (d *clientDirect) init() {
-	d.frames = make(chan []byte, 64)
+	// Few: a frame queued here and not yet written is output the wing
+	// must be able to send again after a fallback.
+	d.frames = make(chan []byte, 16)
 	d.events = make(chan directEv, 16)
 }
 
@@ -463,7 +465,7 @@ func (s *Session) directOutput(out io.Writer, b []byte, replay *[]byte) error {
 	if _, ok := s.d.ord.Next(); !ok {
 		// Nothing says yet where the stream stands: pty.migrated will.
 		s.d.early = append(s.d.early, b)
-		if len(s.d.early) > cap(s.d.frames) {
+		if len(s.d.early) > 1024 {
 			return errors.New("direct channel: output before pty.migrated")
 		}
 		return nil

@@ -39,6 +39,12 @@ func NewAPI(o Options) *webrtc.API {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// Terminal output comes in bursts of megabytes: a receive window of
+	// 8 MiB instead of 1 keeps a fast path busy. The payload is already
+	// sealed (and DTLS-protected), so SCTP's CRC32c is skipped where the
+	// peer agrees (negotiated in the SDP).
+	se.SetSCTPMaxReceiveBufferSize(8 << 20)
+	se.EnableSCTPZeroChecksum(true)
 	if len(o.Networks) > 0 {
 		nets := o.Networks
 		se.SetIPFilter(func(ip net.IP) bool {
@@ -89,11 +95,13 @@ func WaitGathered(ctx context.Context, pc *webrtc.PeerConnection, done <-chan st
 }
 
 // Flow control of DataChannel writes: a writer waits while more than
-// highWater bytes are queued, so that what has been handed to the channel
-// and may be lost with it stays well inside the replay buffer.
+// highWater bytes are queued (sent and not yet acknowledged included).
+// The window is what keeps a fast path busy; what it holds may be lost
+// with a dying channel, so the wing keeps more than that to resend
+// (wingagent's resend buffer).
 const (
-	highWater = 512 << 10
-	lowWater  = 128 << 10
+	highWater = 4 << 20
+	lowWater  = 1 << 20
 )
 
 // ErrChannelClosed: the DataChannel closed under a writer.
