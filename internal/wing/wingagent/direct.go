@@ -45,7 +45,6 @@ type directState struct {
 	hold    chan struct{} // non-nil: output waits for the client's pty.fallback
 	noticed int64         // the gen whose pty.fallback the wing has sent
 	inNext  atomic.Int64  // input offset applied so far (inputLoop writes)
-	inReset atomic.Bool   // the next input starts the input stream again
 	inOrder wingrtc.Reorder
 	// keep: output is recorded in resend, from the channel's opening to
 	// the client's pty.fallback; resend ends at outSeq.
@@ -80,10 +79,13 @@ func (d *directConn) close() {
 	})
 }
 
-// inFrame is one pty.input, from the relay or the channel.
+// inFrame is one pty.input, from the relay or the channel; reset marks
+// where a new controller's input stream starts (a reattach), in order
+// with the input queued before it.
 type inFrame struct {
-	data string
-	seq  *int64
+	data  string
+	seq   *int64
+	reset bool
 }
 
 func (a *Agent) rtcAPI() *webrtc.API {
@@ -371,9 +373,6 @@ func (s *session) writeInput(seq *int64, p []byte) error {
 		_, err := s.pty.Write(p)
 		return err
 	}
-	if s.d.inReset.Swap(false) {
-		s.d.inOrder.Reset()
-	}
 	err := s.d.inOrder.Push(*seq, p, func(b []byte) error {
 		_, err := s.pty.Write(b)
 		return err
@@ -401,10 +400,18 @@ func (s *session) endDirect() {
 		close(h)
 	}
 	s.mu.Unlock()
-	s.d.inReset.Store(true)
 	if d != nil {
 		d.close()
 		s.a.trackConn(d, false)
+	}
+}
+
+// resetInput starts the input stream afresh behind what is queued: a
+// reattaching client numbers its input from 0 again.
+func (s *session) resetInput() {
+	select {
+	case s.input <- inFrame{reset: true}:
+	case <-s.done:
 	}
 }
 

@@ -367,7 +367,7 @@ func (s *session) queueInput(data string, seq *int64) {
 		t := time.NewTimer(5 * time.Second)
 		defer t.Stop()
 		select {
-		case s.input <- inFrame{data, seq}:
+		case s.input <- inFrame{data: data, seq: seq}:
 		case <-s.done:
 		case <-t.C:
 			s.a.log.Warn("session input queue stuck; frame dropped", "session", s.id)
@@ -375,7 +375,7 @@ func (s *session) queueInput(data string, seq *int64) {
 		return
 	}
 	select {
-	case s.input <- inFrame{data, nil}:
+	case s.input <- inFrame{data: data}:
 	default:
 		s.a.log.Warn("session input queue full; frame dropped", "session", s.id)
 	}
@@ -387,6 +387,11 @@ func (s *session) inputLoop() {
 		case <-s.done:
 			return
 		case in := <-s.input:
+			if in.reset {
+				s.d.inOrder.Reset()
+				s.d.inNext.Store(0)
+				continue
+			}
 			s.mu.Lock()
 			c := s.out
 			s.mu.Unlock()
@@ -472,6 +477,7 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 	}
 	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY) // 2. new key
 	s.endDirect()                                              // the old controller's channel, if any
+	s.resetInput()
 	s.mu.Lock()
 	s.out = nil // 1. stop the old stream
 	// Frames sealed with the old key before this point go out before

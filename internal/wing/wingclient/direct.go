@@ -198,6 +198,10 @@ func (s *Session) directOpts() DirectOptions {
 func (s *Session) directStarted(ctx context.Context) {
 	s.d.ord.Reset()
 	s.d.early = nil
+	// The wing numbers a (re)attached controller's input from 0.
+	s.d.mu.Lock()
+	s.d.inSeq, s.d.hist, s.d.histStart = 0, nil, 0
+	s.d.mu.Unlock()
 	if s.opts.Spectate || s.opts.Direct.Mode == "" || s.opts.Direct.Mode == DirectOff {
 		return
 	}

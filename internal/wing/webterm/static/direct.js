@@ -23,9 +23,8 @@ function directReset(s) {
   directClose(s);
   s.ord = { next: null, pending: new Map() };
   s.early = [];
-  s.inSeq = s.inSeq || 0;
-  s.hist = s.hist || [];
-  s.histStart = s.histStart || 0;
+  s.inSeq = 0; // the wing numbers a (re)attached controller's input from 0
+  s.hist = [];
   s.dgen = s.dgen || 0;
   s.fellBack = s.fellBack || 0;
   s.dused = false;
