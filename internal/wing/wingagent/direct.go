@@ -48,8 +48,9 @@ type directState struct {
 	inOrder wingrtc.Reorder
 	// keep: output is recorded in resend, from the channel's opening to
 	// the client's pty.fallback; resend ends at outSeq.
-	keep   bool
-	resend []byte
+	keep    bool
+	resend  []byte
+	dcStart int64 // the output offset the channel's stream started at
 }
 
 // record keeps output to send again after a fallback; called with
@@ -249,6 +250,7 @@ func (s *session) activate(ctx context.Context, d *directConn, dc *webrtc.DataCh
 	s.d.sender = wingrtc.NewSender(dc, d.dead)
 	s.d.keep, s.d.resend = true, nil
 	seq := s.d.outSeq
+	s.d.dcStart = seq
 	// Output sealed before this point is on the relay ahead of
 	// pty.migrated (sendMu); what follows goes on the channel.
 	s.sendMu.Lock()
@@ -328,13 +330,19 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 		close(h)
 	}
 	end := s.d.outSeq
+	from := sig.Have
+	if sig.Start {
+		from = end // the channel carried nothing...
+		if s.d.keep {
+			from = s.d.dcStart // ...or what it carried since it opened
+		}
+	}
 	kept := s.replay.data
 	if len(s.d.resend) > len(kept) {
 		kept = s.d.resend
 	}
 	s.d.keep, s.d.resend = false, nil
 	start := end - int64(len(kept))
-	from := sig.Have
 	if from > end {
 		s.mu.Unlock()
 		s.a.log.Warn("pty.fallback claims output the wing never produced", "session", s.id, "have", from, "end", end)

@@ -406,8 +406,12 @@ func (s *Session) fallBack(ctx context.Context, gen int64, why error, onEvent fu
 	s.mu.Lock()
 	c, sid := s.cipher, s.id
 	s.mu.Unlock()
-	if next, ok := s.d.ord.Next(); ok && c != nil {
-		s.send(ctx, wp.DirectFrame{Type: wp.TypePTYFallback, SessionID: sid, Data: wp.SealSignal(c, wp.Signal{Gen: gen, Have: next})})
+	if c != nil {
+		sig := wp.Signal{Gen: gen, Start: true}
+		if next, ok := s.d.ord.Next(); ok {
+			sig = wp.Signal{Gen: gen, Have: next}
+		}
+		s.send(ctx, wp.DirectFrame{Type: wp.TypePTYFallback, SessionID: sid, Data: wp.SealSignal(c, sig)})
 	}
 	if active {
 		onEvent(Event{Kind: "fallback", SessionID: sid, Err: why})

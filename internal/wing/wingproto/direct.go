@@ -55,6 +55,10 @@ type Signal struct {
 	// other side's stream (output for a client, input for the wing): the
 	// other side sends again from there, over the relay.
 	Have int64 `json:"have,omitempty"`
+	// Start, on the client's pty.fallback instead of Have: the client
+	// has had no output since it (re)attached, so it has everything
+	// before the channel's stream and nothing of it.
+	Start bool `json:"start,omitempty"`
 }
 
 // MaxSignal bounds a Signal's plaintext (an SDP with its candidates).

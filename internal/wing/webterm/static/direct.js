@@ -145,8 +145,11 @@ async function directDied(s, d, why) {
   clearTimeout(d.timer);
   d.pc.close();
   s.fellBack = d.gen;
-  if (s.ord.next !== null && s.ws.readyState === 1) {
-    s.ws.send(JSON.stringify({ type: "pty.fallback", session_id: s.sessionID, data: await sealSignal(s, { gen: d.gen, have: s.ord.next }) }));
+  if (s.ws.readyState === 1) {
+    // start: nothing live came since pty.started, so the page has all
+    // output before the channel's stream and none of it.
+    const sig = s.ord.next === null ? { gen: d.gen, start: true } : { gen: d.gen, have: s.ord.next };
+    s.ws.send(JSON.stringify({ type: "pty.fallback", session_id: s.sessionID, data: await sealSignal(s, sig) }));
   }
   if (d.active) {
     status("session " + s.sessionID + " (relay: " + why + ")");
