@@ -314,13 +314,13 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.d.outSeq += int64(len(p))
 	s.d.record(p)
 	var frames []any
-	direct, directFrame := s.d.sender, wp.Output{}
+	direct := s.d.sender
+	var directFrames [][]byte
 	if s.out != nil {
-		f := wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p), Seq: &seq}
 		if direct != nil {
-			directFrame = f
+			directFrames = s.d.frames(s.id, s.out, seq, p)
 		} else {
-			frames = append(frames, f)
+			frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p), Seq: &seq})
 		}
 	} else {
 		direct = nil
@@ -342,11 +342,11 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.sendMu.Lock()
 	s.mu.Unlock()
 	defer s.sendMu.Unlock()
-	if direct != nil {
-		// A frame lost with a dying channel is sent again over the relay
-		// from the replay buffer (clientFallback).
-		if b, err := wp.Encode(directFrame); err == nil {
-			direct.Send(b)
+	// A frame lost with a dying channel is sent again over the relay
+	// (clientFallback).
+	for _, b := range directFrames {
+		if direct.Send(b) != nil {
+			break
 		}
 	}
 	for _, f := range frames {
