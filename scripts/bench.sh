@@ -152,6 +152,14 @@ bench_wing_binaries
 fi
 
 echo
+if want wing; then
+echo "== wing direct sessions: the same over a WebRTC DataChannel (pion, loopback host candidates) vs a local PTY (median of $COUNT)"
+go test -run '^$' -bench 'BenchmarkDirectPTYThroughput$|BenchmarkDirectKeystrokeEcho$' -benchtime 3x -count "$COUNT" ./internal/wing/wingagent/ | tee "$work/wingp2p.txt" | grep -E '^Benchmark' || true
+echo "direct-channel PTY output $(median_metric BenchmarkDirectPTYThroughput p2p-MB/s "$work/wingp2p.txt") MB/s, local $(median_metric BenchmarkDirectPTYThroughput direct-MB/s "$work/wingp2p.txt") MB/s, ratio $(median_metric BenchmarkDirectPTYThroughput x-direct "$work/wingp2p.txt")"
+echo "direct-channel keystroke echo p50 $(median_metric BenchmarkDirectKeystrokeEcho p2p-p50-µs "$work/wingp2p.txt") µs p99 $(median_metric BenchmarkDirectKeystrokeEcho p2p-p99-µs "$work/wingp2p.txt") µs, local p50 $(median_metric BenchmarkDirectKeystrokeEcho direct-p50-µs "$work/wingp2p.txt") µs p99 $(median_metric BenchmarkDirectKeystrokeEcho direct-p99-µs "$work/wingp2p.txt") µs, ratio p50 $(median_metric BenchmarkDirectKeystrokeEcho x-direct "$work/wingp2p.txt")"
+echo
+fi
+
 if want turn; then
 echo "== TURN overlay: UDP through tunnel-client -> pion TURN -> tunnel-server -> echo vs direct UDP (go test, median of $COUNT)"
 go test -run '^$' -bench 'BenchmarkUDPOverlay' -benchtime 2x -count "$COUNT" ./internal/turn/turnclient/ | tee "$work/turn.txt" | grep -E '^Benchmark' || true

@@ -173,7 +173,7 @@ func needChromium(t *testing.T) string {
 var devtoolsRE = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
 
 // startChromium runs headless Chromium and returns its DevTools HTTP base.
-func startChromium(t *testing.T, bin string) string {
+func startChromium(t *testing.T, bin string, extra ...string) string {
 	t.Helper()
 	args := []string{"--headless=new", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
 		"--user-data-dir=" + t.TempDir(), "--no-first-run", "--no-default-browser-check", "--disable-gpu",
@@ -181,6 +181,7 @@ func startChromium(t *testing.T, bin string) string {
 	if os.Geteuid() == 0 {
 		args = append(args, "--no-sandbox") // Chromium refuses to run its sandbox as root
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, append(args, "about:blank")...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	se, _ := cmd.StderrPipe()

@@ -64,6 +64,12 @@ type Config struct {
 			Burst      cli.ByteSize `yaml:"burst" usage:"per-user token bucket size for rate; 0 means rate (at least 512KiB)"`
 			MonthlyCap cli.ByteSize `yaml:"monthly_cap" usage:"per-user PTY output per calendar month (UTC), kept in the store (survives restarts); past it the user gets bandwidth.exceeded and is disconnected; 0: no cap"`
 		} `yaml:"bandwidth"`
+		ICE struct {
+			STUNURLs   []string      `yaml:"stun_urls" usage:"STUN servers handed to wings and clients for direct (WebRTC) sessions, as stun:host:port; empty: none (host candidates still work on a LAN)"`
+			TURNURLs   []string      `yaml:"turn_urls" usage:"TURN servers (coturn with use-auth-secret) for direct sessions, as turn:host:port?transport=udp; each wing and client gets short-lived credentials for them"`
+			TURNSecret string        `yaml:"turn_secret" secret:"true" usage:"the TURN servers' static-auth-secret (coturn use-auth-secret), from which the TURN REST credentials are computed"`
+			TTL        time.Duration `yaml:"ttl" usage:"lifetime of the handed-out TURN credentials"`
+		} `yaml:"ice"`
 	} `yaml:"wings"`
 }
 
@@ -86,6 +92,7 @@ func defaultConfig() *Config {
 	c.Tickets.WorkspaceCap = 16
 	c.Cluster.NodeID = cluster.DefaultNodeID
 	c.Cluster.Lease = cluster.DefaultLease
+	c.Wings.ICE.TTL = time.Hour
 	return c
 }
 
@@ -173,6 +180,27 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return cli.FieldErrorf("shutdown_timeout", "must be positive")
+	}
+	return c.validateICE()
+}
+
+func (c *Config) validateICE() error {
+	ice := c.Wings.ICE
+	for i, u := range ice.STUNURLs {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
+			return cli.FieldErrorf(fmt.Sprintf("wings.ice.stun_urls[%d]", i), "expected a stun: URL such as stun:stun.example.com:3478, got %q", u)
+		}
+	}
+	for i, u := range ice.TURNURLs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return cli.FieldErrorf(fmt.Sprintf("wings.ice.turn_urls[%d]", i), "expected a turn: URL such as turn:turn.example.com:3478?transport=udp, got %q", u)
+		}
+	}
+	if len(ice.TURNURLs) > 0 && ice.TURNSecret == "" {
+		return cli.FieldErrorf("wings.ice.turn_secret", "is required with wings.ice.turn_urls: the TURN servers' static-auth-secret (or wings.ice.turn_secret_file)")
+	}
+	if ice.TTL < time.Minute || ice.TTL > 7*24*time.Hour {
+		return cli.FieldErrorf("wings.ice.ttl", "must be between 1m and 168h, got %s", ice.TTL)
 	}
 	return nil
 }

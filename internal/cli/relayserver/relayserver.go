@@ -161,7 +161,9 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Wings: winghub.Config{Bandwidth: winghub.Bandwidth{Rate: int64(cfg.Wings.Bandwidth.Rate),
-			Burst: int64(cfg.Wings.Bandwidth.Burst), MonthlyCap: int64(cfg.Wings.Bandwidth.MonthlyCap)}},
+			Burst: int64(cfg.Wings.Bandwidth.Burst), MonthlyCap: int64(cfg.Wings.Bandwidth.MonthlyCap)},
+			ICE: winghub.ICE{STUNURLs: cfg.Wings.ICE.STUNURLs, TURNURLs: cfg.Wings.ICE.TURNURLs,
+				TURNSecret: cfg.Wings.ICE.TURNSecret, TTL: cfg.Wings.ICE.TTL}},
 	}, log)
 	if err != nil {
 		return err

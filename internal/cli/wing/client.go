@@ -122,7 +122,8 @@ func attach(ctx context.Context, app *cli.App, cfg *Config, o *attachOptions, wi
 	}
 	err = wattach.Run(ctx, wattach.Options{Client: c, WingID: wingID, SessionID: o.session, Command: o.command,
 		Agent: o.agent, Cwd: o.cwd, Spectate: o.spectate, In: os.Stdin, Out: app.Stdout, Status: app.Stderr,
-		Terminal: os.Stdin, DetachKey: cfg.Attach.DetachKey, Reconnect: cfg.Attach.Reconnect, Logger: app.Logger})
+		Terminal: os.Stdin, DetachKey: cfg.Attach.DetachKey, Reconnect: cfg.Attach.Reconnect, Logger: app.Logger,
+		Direct: directOptions(cfg)})
 	return attachErr(err)
 }
 

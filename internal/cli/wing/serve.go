@@ -114,6 +114,8 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		AllowCommands:     cfg.Serve.AllowCommands,
 		Spectate:          cfg.Serve.Spectate,
 		HeartbeatInterval: cfg.Serve.HeartbeatInterval,
+		DisableDirect:     !cfg.Serve.Direct,
+		DirectNetworks:    mustPrefixes(cfg.Serve.DirectNetworks),
 		OnState:           func(s wingagent.State) { log.Debug("connection state", "state", string(s)) },
 	}, log)
 	if err != nil {

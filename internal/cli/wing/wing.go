@@ -51,11 +51,17 @@ type Config struct {
 		Allow             []AllowUser   `yaml:"allow" usage:"users a locked wing serves, and passkeys that gate a user: list of {user, passkey_public_key, passkey_credential_id} (reloaded on SIGHUP)"`
 		PasskeyTTL        time.Duration `yaml:"passkey_ttl" usage:"how long a passkey check holds before the user is asked again"`
 		StateDir          string        `yaml:"state_dir" flag:"state-dir" usage:"directory for what survives a restart (allow-list edits made with wing allow, mode 0600); empty means $XDG_STATE_HOME/warren/wing (~/.local/state/...)"`
+		Direct            bool          `yaml:"direct" flag:"direct" usage:"let clients move a session onto a direct WebRTC DataChannel (peer to peer, end-to-end encrypted as on the relay)"`
+		DirectNetworks    []string      `yaml:"direct_networks" usage:"address prefixes (CIDR) the wing's ICE host candidates may use, e.g. 192.168.0.0/16; empty: all"`
 	} `yaml:"serve" cmd:"serve"`
 
 	Attach struct {
 		DetachKey string        `yaml:"detach_key" flag:"detach-key" usage:"key that detaches from the session, as ctrl-X"`
 		Reconnect time.Duration `yaml:"reconnect" flag:"reconnect" usage:"how long to keep reattaching after the relay or wing drops; 0 gives up at once"`
+		Direct    string        `yaml:"direct" flag:"direct" usage:"move the session onto a direct WebRTC DataChannel: auto (try, else stay on the relay), off, or require (fail when ICE cannot connect)"`
+		// RelayOnly forces the direct path through the relay's TURN servers.
+		DirectRelayOnly bool     `yaml:"direct_relay_only" flag:"direct-relay-only" usage:"use only TURN relay candidates for the direct path (ICE transport policy relay)"`
+		DirectNetworks  []string `yaml:"direct_networks" usage:"address prefixes (CIDR) attach's ICE host candidates may use; empty: all"`
 	} `yaml:"attach" cmd:"attach"`
 }
 
@@ -68,6 +74,8 @@ func defaultConfig() *Config {
 	c.Serve.PasskeyTTL = time.Hour
 	c.Attach.DetachKey = "ctrl-]"
 	c.Attach.Reconnect = 2 * time.Minute
+	c.Attach.Direct = "auto"
+	c.Serve.Direct = true
 	return c
 }
 
@@ -100,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := wattach.ParseDetachKey(c.Attach.DetachKey); err != nil {
 		return cli.FieldErrorf("attach.detach_key", "%w", err)
+	}
+	if err := c.validateDirect(); err != nil {
+		return err
 	}
 	if c.Attach.Reconnect < 0 {
 		return cli.FieldErrorf("attach.reconnect", "must not be negative")

@@ -61,6 +61,9 @@ type Options struct {
 	// OpenURL opens a URL the session asked for, after the user said yes.
 	// Default OpenBrowser ($BROWSER, else xdg-open, else open).
 	OpenURL func(url string) error
+	// Direct moves the session onto a WebRTC DataChannel (see
+	// wingclient.DirectOptions). Default: off.
+	Direct wingclient.DirectOptions
 }
 
 // Run attaches and returns when the remote program exits (nil, or
@@ -172,7 +175,7 @@ func (a *attachment) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sess, err := a.o.Client.Open(ctx, wingclient.SessionOptions{WingID: a.wingID, SessionID: a.o.SessionID, Agent: a.o.Agent,
-		Command: a.o.Command, Cwd: a.o.Cwd, Cols: cols, Rows: rows, Spectate: a.o.Spectate})
+		Command: a.o.Command, Cwd: a.o.Cwd, Cols: cols, Rows: rows, Spectate: a.o.Spectate, Direct: a.o.Direct})
 	if err != nil {
 		return err
 	}
@@ -250,6 +253,12 @@ func (a *attachment) onEvent(ev wingclient.Event) {
 		a.o.Logger.Debug("relay connection lost; reattaching", "session", ev.SessionID, "err", ev.Err)
 	case "browser_open", "preview", "attention":
 		a.notice(ev)
+	case "direct":
+		a.o.Logger.Debug("session on a direct channel", "session", ev.SessionID)
+	case "fallback":
+		a.o.Logger.Debug("direct channel lost; session back on the relay", "session", ev.SessionID, "err", ev.Err)
+	case "direct_failed":
+		a.o.Logger.Debug("direct channel failed; session stays on the relay", "session", ev.SessionID, "err", ev.Err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 	"github.com/warrenhq/warren/internal/transport/backoff"
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
@@ -86,6 +88,15 @@ type Config struct {
 	// Now is the clock for passkey token and challenge expiry. Default
 	// time.Now.
 	Now func() time.Time
+	// DisableDirect refuses direct sessions (pty.migrate). Default false:
+	// clients may move a session onto a WebRTC DataChannel.
+	DisableDirect bool
+	// DirectNetworks limits the wing's ICE host candidates to these
+	// prefixes. Default: every address, loopback included.
+	DirectNetworks []netip.Prefix
+	// ICEServers are used for direct sessions besides those the relay
+	// hands out in registered. Default none.
+	ICEServers []wp.ICEServer
 	// OnState is called on every state change. Optional.
 	OnState func(State)
 	// HTTPClient dials the relay. Default http.DefaultClient.
@@ -121,6 +132,13 @@ type Agent struct {
 	allowMu sync.Mutex // orders allow-list edits and their saves
 	base    Access     // the configured Access, without request edits
 	edits   allowEdits // request edits, kept in StateDir
+
+	// Direct sessions (direct.go).
+	rtcOnce sync.Once
+	rtc     *webrtc.API
+	iceMu   sync.Mutex
+	ice     []wp.ICEServer       // from the relay's registered
+	directs map[*directConn]bool // open peer connections, under mu
 }
 
 // pendingPasskey waits for the passkey.response of a session's starter.
@@ -179,7 +197,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log, pub: wp.PublicKeyString(cfg.Key), sessions: map[string]*session{},
 		guard:   &guard{ttl: cfg.PasskeyTTL, tokens: map[string]authToken{}, now: cfg.Now},
-		pending: map[string]pendingPasskey{}, tunnelChallenges: map[string]pendingChallenge{},
+		pending: map[string]pendingPasskey{}, tunnelChallenges: map[string]pendingChallenge{}, directs: map[*directConn]bool{},
 		owner: tokenSubject(cfg.Token)}
 	a.edits = allowEdits{Version: allowEditsVersion}
 	if cfg.StateDir != "" {
@@ -396,6 +414,7 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 		if m.UserID != "" {
 			a.setOwner(m.UserID)
 		}
+		a.setICEServers(m.ICEServers)
 		a.setState(StateConnected)
 		a.log.Info("registered with the relay", "wing", a.cfg.WingID, "conn", m.WingID, "owner", a.ownerID())
 		go func() {
@@ -433,7 +452,7 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 			// Input needs no relay identity: it only decrypts with the key
 			// of the user attached as controller.
 			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
-				s.queueInput(m.Data)
+				s.queueInput(m.Data, m.Seq)
 			}
 		}
 	case wp.TypePTYResize:
@@ -474,8 +493,15 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 				}
 			}
 		}
-	case wp.TypePTYMigrate:
-		// WebRTC migration is out of scope; ignored (docs/protocols/wing.md §2.4).
+	case wp.TypePTYMigrate, wp.TypePTYFallback:
+		// Signals are sealed with the controller's key: only it can
+		// send one the wing accepts (docs/protocols/wing.md §2.8).
+		var m wp.DirectFrame
+		if wp.Decode(data, &m) == nil {
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
+				s.directFrame(ctx, typ, m)
+			}
+		}
 	default:
 		a.log.Debug("unknown frame from relay", "type", typ)
 	}
@@ -592,6 +618,7 @@ func (a *Agent) killAll() {
 	for _, s := range all {
 		<-s.done
 	}
+	a.closeDirects()
 }
 
 // Sessions returns the number of live sessions.

@@ -35,7 +35,7 @@ type session struct {
 	started time.Time
 	cmd     *exec.Cmd
 	pty     *os.File
-	input   chan string
+	input   chan inFrame
 	done    chan struct{} // closed when the process has exited and output drained
 
 	// mu guards the session's state; it is never held across a network
@@ -56,6 +56,7 @@ type session struct {
 	exitErr   string
 	reported  bool // pty.exited was sent
 	killOnce  sync.Once
+	d         directState // the direct path (direct.go)
 }
 
 func (a *Agent) exitedMsg(sid, viewer string, code int, msg string) wp.Exited {
@@ -145,7 +146,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		return
 	}
 	s := &session{a: a, id: m.SessionID, agent: agent, cwd: cwd, cmd: cmd, pty: f, user: m.UserID, email: m.Email, started: time.Now(),
-		input: make(chan string, inputQueue), done: make(chan struct{}),
+		input: make(chan inFrame, inputQueue), done: make(chan struct{}),
 		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c}
 	a.mu.Lock()
 	a.sessions[s.id] = s
@@ -223,9 +224,13 @@ func (s *session) readLoop() {
 	s.mu.Lock()
 	s.exited, s.exitCode = true, code
 	s.sendMu.Lock()
+	end := s.d.outSeq
 	s.mu.Unlock()
-	err := s.a.send(ctx, s.a.exitedMsg(s.id, "", code, ""))
+	ex := s.a.exitedMsg(s.id, "", code, "")
+	ex.Seq = &end
+	err := s.a.send(ctx, ex)
 	s.sendMu.Unlock()
+	s.lingerDirect()
 	s.mu.Lock()
 	s.reported = err == nil
 	s.mu.Unlock()
@@ -302,14 +307,26 @@ func (a *Agent) attachGate(s *session, m wp.Attach) string {
 }
 
 func (s *session) output(ctx context.Context, p []byte) {
+	s.waitHold()
 	s.mu.Lock()
 	s.replay.write(p)
+	seq := s.d.outSeq
+	s.d.outSeq += int64(len(p))
+	s.d.record(p)
 	var frames []any
+	direct := s.d.sender
+	var directFrames [][]byte
 	if s.out != nil {
-		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p)})
+		if direct != nil {
+			directFrames = s.d.frames(s.id, s.out, seq, p)
+		} else {
+			frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p), Seq: &seq})
+		}
+	} else {
+		direct = nil
 	}
 	for vid, c := range s.viewers {
-		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid})
+		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid, Seq: &seq})
 	}
 	// Attention: two consecutive outputs with BEL, at most every 30 s.
 	if bytes.IndexByte(p, 0x07) < 0 {
@@ -325,6 +342,13 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.sendMu.Lock()
 	s.mu.Unlock()
 	defer s.sendMu.Unlock()
+	// A frame lost with a dying channel is sent again over the relay
+	// (clientFallback).
+	for _, b := range directFrames {
+		if direct.Send(b) != nil {
+			break
+		}
+	}
 	for _, f := range frames {
 		s.a.send(ctx, f)
 	}
@@ -336,9 +360,22 @@ func (s *session) ackAttention() {
 	s.mu.Unlock()
 }
 
-func (s *session) queueInput(data string) {
+func (s *session) queueInput(data string, seq *int64) {
+	if seq != nil {
+		// An ordered frame is never dropped: a gap would hold all later
+		// input. It waits for room (the relay or the channel waits too).
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		select {
+		case s.input <- inFrame{data: data, seq: seq}:
+		case <-s.done:
+		case <-t.C:
+			s.a.log.Warn("session input queue stuck; frame dropped", "session", s.id)
+		}
+		return
+	}
 	select {
-	case s.input <- data:
+	case s.input <- inFrame{data: data}:
 	default:
 		s.a.log.Warn("session input queue full; frame dropped", "session", s.id)
 	}
@@ -349,7 +386,12 @@ func (s *session) inputLoop() {
 		select {
 		case <-s.done:
 			return
-		case d := <-s.input:
+		case in := <-s.input:
+			if in.reset {
+				s.d.inOrder.Reset()
+				s.d.inNext.Store(0)
+				continue
+			}
 			s.mu.Lock()
 			c := s.out
 			s.mu.Unlock()
@@ -357,12 +399,12 @@ func (s *session) inputLoop() {
 				s.a.log.Warn("input without an attached key rejected", "session", s.id)
 				continue
 			}
-			p, err := c.Open(d)
+			p, err := c.Open(in.data)
 			if err != nil {
 				s.a.log.Warn("input that does not decrypt dropped", "session", s.id)
 				continue
 			}
-			if _, err := s.pty.Write(p); err != nil {
+			if err := s.writeInput(in.seq, p); err != nil {
 				return
 			}
 		}
@@ -434,6 +476,8 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 		return
 	}
 	c, err := wp.NewCipher(a.cfg.Key, m.PublicKey, wp.InfoPTY) // 2. new key
+	s.endDirect()                                              // the old controller's channel, if any
+	s.resetInput()
 	s.mu.Lock()
 	s.out = nil // 1. stop the old stream
 	// Frames sealed with the old key before this point go out before

@@ -103,6 +103,9 @@ type SessionOptions struct {
 	Spectate bool
 	// AuthToken is a passkey auth token from an earlier pty.started.
 	AuthToken string
+	// Direct moves the session onto a WebRTC DataChannel once it has
+	// started (docs/protocols/wing.md §2.8). Default: off.
+	Direct DirectOptions
 }
 
 // Session is one attached PTY session.
@@ -122,6 +125,7 @@ type Session struct {
 	authTok  string // from pty.started, sent again on reattach
 	// sealedCommand is opts.Command encrypted for the wing.
 	sealedCommand string
+	d             clientDirect // the direct path (direct.go)
 }
 
 // Open starts or reattaches a session and waits for pty.started.
@@ -134,6 +138,7 @@ func (c *Client) Open(ctx context.Context, opts SessionOptions) (*Session, error
 		return nil, errors.New("spectating needs a session id")
 	}
 	s := &Session{c: c, opts: opts, key: key, id: opts.SessionID, authTok: opts.AuthToken}
+	s.d.init()
 	if opts.Command != "" && opts.SessionID == "" {
 		// The command line is encrypted to the wing's identity key.
 		wings, err := c.Wings(ctx)
@@ -233,7 +238,7 @@ func (s *Session) Input(ctx context.Context, p []byte) error {
 	if c == nil {
 		return errors.New("session not started yet")
 	}
-	return s.send(ctx, wp.Input{Type: wp.TypePTYInput, SessionID: id, Data: c.Seal(p)})
+	return s.sendInput(ctx, id, c, p)
 }
 
 // Resize tells the wing the terminal size.
@@ -265,6 +270,7 @@ func (s *Session) Kill(ctx context.Context) error {
 
 // Close drops the connection.
 func (s *Session) Close() {
+	s.endDirect()
 	s.mu.Lock()
 	ws := s.ws
 	s.mu.Unlock()
@@ -351,6 +357,16 @@ type frame struct {
 	Agent      string `json:"agent"`
 	Command    bool   `json:"command"`
 	URL        string `json:"url"`
+	Seq        *int64 `json:"seq"`
+}
+
+// exitResult ends Run with pty.exited.
+func (s *Session) exitResult(f frame, out io.Writer, replay *[]byte) (int, bool, error) {
+	s.flushReplay(out, replay)
+	if f.Error != "" {
+		return f.ExitCode, true, &RemoteError{Msg: f.Error, Code: f.ExitCode}
+	}
+	return f.ExitCode, true, nil
 }
 
 // commandDropped: a session was asked to run a command and the wing
@@ -403,10 +419,36 @@ func (s *Session) replayChunk(out io.Writer, p []byte, reattached bool, replay *
 // readLoop handles one connection.
 func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Writer, onEvent func(Event), reattached *bool, replay *[]byte) (int, bool, error) {
 	defer ws.CloseNow()
+	// The wing closes a direct channel when the session is reattached.
+	defer s.endDirect()
+	done := make(chan struct{})
+	defer close(done)
+	relay := relayFrames(ctx, ws, done)
+	var exit *frame // pty.exited, waiting for output still on the direct channel
+	var exitBy <-chan time.Time
 	for {
-		_, data, err := ws.Read(ctx)
-		if err != nil {
-			return -1, false, fmt.Errorf("relay connection: %w", err)
+		var data []byte
+		select {
+		case m := <-relay:
+			if m.err != nil {
+				return -1, false, fmt.Errorf("relay connection: %w", m.err)
+			}
+			data = m.data
+		case b := <-s.d.frames:
+			if err := s.directOutput(out, b, replay); err != nil {
+				return -1, true, err
+			}
+			if exit != nil && s.outputComplete(*exit) {
+				return s.exitResult(*exit, out, replay)
+			}
+			continue
+		case ev := <-s.d.events:
+			if err := s.directEvent(ctx, ev, onEvent); err != nil {
+				return 1, true, err
+			}
+			continue
+		case <-exitBy:
+			return s.exitResult(*exit, out, replay)
 		}
 		var f frame
 		if err := json.Unmarshal(data, &f); err != nil {
@@ -442,6 +484,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			}
 			*replay = []byte{}
 			onEvent(Event{Kind: kind, SessionID: f.SessionID})
+			s.directStarted(ctx)
 		case wp.TypePTYOutput:
 			s.mu.Lock()
 			c, viewer := s.cipher, s.viewer
@@ -465,18 +508,23 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			if err := s.flushReplay(out, replay); err != nil {
 				return -1, true, err
 			}
-			if err := s.write(out, p); err != nil {
+			if err := s.liveOutput(out, f.Seq, p); err != nil {
 				return -1, true, err
+			}
+		case wp.TypePTYMigrate, wp.TypePTYMigrated, wp.TypePTYFallback:
+			if err := s.directSignal(ctx, f, onEvent, out, replay); err != nil {
+				return 1, true, err
 			}
 		case wp.TypePTYExited:
 			if v := s.ViewerID(); f.ViewerID != "" && v != "" && f.ViewerID != v {
 				continue
 			}
-			s.flushReplay(out, replay)
-			if f.Error != "" {
-				return f.ExitCode, true, &RemoteError{Msg: f.Error, Code: f.ExitCode}
+			if !s.outputComplete(f) {
+				// Output sent over the direct channel is still coming.
+				exit, exitBy = &f, time.After(exitWait)
+				continue
 			}
-			return f.ExitCode, true, nil
+			return s.exitResult(f, out, replay)
 		case wp.TypePTYBrowserOpen, wp.TypePTYPreview, wp.TypeAttention:
 			s.notice(f, onEvent)
 		case wp.TypeBandwidth:

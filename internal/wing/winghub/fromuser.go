@@ -23,7 +23,7 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 	case wp.TypePTYDetach:
 		h.ptyDetach(b, env.String("session_id"))
 	case wp.TypePTYInput, wp.TypePTYResize, wp.TypePTYKill, wp.TypePTYAttentionAk,
-		wp.TypePasskeyResp, wp.TypePTYMigrate:
+		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback:
 		h.sessionFrame(ctx, b, env, typ)
 	case wp.TypeTunnelReq:
 		h.tunnelReq(ctx, b, env)
@@ -83,6 +83,9 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		h.m.sessions.Set(float64(len(h.routes)))
 	}
 	rt.controller = b
+	// The wing closes the old controller's direct channel on a reattach.
+	rt.direct = false
+	h.countDirect()
 	h.mu.Unlock()
 	// Identity fields the relay does not inject must not come from the user.
 	setAttachIdentity(env, b.user, wc, "viewer_id", "display_name", "passkeys")

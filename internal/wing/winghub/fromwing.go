@@ -28,7 +28,7 @@ func (h *Hub) fromWing(ctx context.Context, wc *wingConn, data []byte) {
 	case wp.TypeTunnelRes, wp.TypeTunnelStream:
 		h.tunnelReply(wc, env, typ, data)
 	case wp.TypePTYStarted, wp.TypePTYOutput, wp.TypePTYPreview, wp.TypePTYBrowserOpen,
-		wp.TypePasskeyChal, wp.TypePTYMigrated, wp.TypePTYFallback, wp.TypePTYExited:
+		wp.TypePasskeyChal, wp.TypePTYMigrate, wp.TypePTYMigrated, wp.TypePTYFallback, wp.TypePTYExited:
 		h.sessionReply(wc, env, typ, data)
 	default:
 		h.log.Debug("unknown frame from wing dropped", "wing", wc.machineID, "type", typ)
@@ -109,7 +109,9 @@ func (h *Hub) sessionReply(wc *wingConn, env wp.Envelope, typ string, data []byt
 		to = rt.all()
 		delete(h.routes, sid)
 		h.m.sessions.Set(float64(len(h.routes)))
+		h.countDirect()
 	case rt.controller != nil:
+		h.noteDirect(rt, typ)
 		to = append(to, rt.controller)
 		metered = typ == wp.TypePTYOutput || typ == wp.TypePTYPreview
 	}

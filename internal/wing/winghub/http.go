@@ -14,6 +14,7 @@ func (h *Hub) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ws/pty", h.serveBrowser)
 	mux.HandleFunc("GET /ws/relay", h.serveBrowser)
 	mux.HandleFunc("GET /api/app/wings", h.listWings)
+	mux.HandleFunc("GET /api/app/ice", h.serveICE)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})

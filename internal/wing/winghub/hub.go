@@ -60,6 +60,9 @@ type Config struct {
 	// reattaches and gets a replay). Default DefaultBrowserQueueBytes
 	// (8 MiB), at least wp.MaxFrame.
 	BrowserQueueBytes int
+	// ICE is handed to wings (registered) and users (GET /api/app/ice)
+	// for direct sessions. Default: no servers (host candidates only).
+	ICE ICE
 	// Owners records who owns each wing id: the user whose wing first
 	// registered it. Default: kept in memory for the hub's lifetime.
 	Owners WingOwners

@@ -16,6 +16,9 @@ type route struct {
 	user       string // who started (or first attached) the session
 	controller *browserConn
 	viewers    map[string]*browserConn
+	// direct: the wing said the session's I/O moved to a DataChannel
+	// (pty.migrated) and has not fallen back since.
+	direct bool
 }
 
 // tunnelMap is one tunnel request waiting for the wing's reply.

@@ -128,7 +128,8 @@ func (h *Hub) serveWing(w http.ResponseWriter, r *http.Request) {
 	if old != nil {
 		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a new connection of the same wing")
 	}
-	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey, UserID: wc.owner})
+	b, _ := wp.Encode(wp.Registered{Type: wp.TypeRegistered, WingID: wc.connID, RelayPubKey: h.cfg.RelayPubKey, UserID: wc.owner,
+		ICEServers: h.cfg.ICE.config(wc.owner).ICEServers})
 	if err := wc.send(ctx, b, h.cfg.WriteTimeout); err != nil {
 		h.wingGone(wc)
 		return

@@ -181,6 +181,9 @@ type Registered struct {
 	// UserID (a warren addition) is the user the wing token belongs to:
 	// the wing's owner, which the wing matches against relay-set user_id.
 	UserID string `json:"user_id,omitempty"`
+	// ICEServers (a warren addition) are the STUN and TURN servers, with
+	// short-lived credentials, for direct sessions.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 }
 
 // Heartbeat is wing.heartbeat.
@@ -250,6 +253,10 @@ type Output struct {
 	Data       string `json:"data"`
 	Compressed bool   `json:"compressed,omitempty"`
 	ViewerID   string `json:"viewer_id,omitempty"`
+	// Seq (warren extension) is the offset of Data's first byte in the
+	// session's output stream; absent on replay chunks. A client orders
+	// and deduplicates by it across the relay and a direct channel.
+	Seq *int64 `json:"seq,omitempty"`
 }
 
 // Input is pty.input; Data is encrypted.
@@ -257,6 +264,9 @@ type Input struct {
 	Type      string `json:"type"`
 	SessionID string `json:"session_id"`
 	Data      string `json:"data"`
+	// Seq (warren extension) is the offset of Data's first byte in what
+	// the client has typed; the wing orders and deduplicates by it.
+	Seq *int64 `json:"seq,omitempty"`
 }
 
 // Resize is pty.resize.
@@ -299,6 +309,9 @@ type Exited struct {
 	ExitCode  int    `json:"exit_code"`
 	Error     string `json:"error,omitempty"`
 	ViewerID  string `json:"viewer_id,omitempty"`
+	// Seq (warren extension) is where the session's output ended: a
+	// client whose output came over a direct channel waits for it all.
+	Seq *int64 `json:"seq,omitempty"`
 }
 
 // Attention is session.attention.

@@ -214,11 +214,11 @@ function fit() {
 async function sendInput(bytes) {
   const s = current;
   if (!s || !s.cipher || s.ws.readyState !== 1) return;
-  s.ws.send(JSON.stringify({ type: "pty.input", session_id: s.sessionID, data: await s.cipher.seal(bytes) }));
+  await directInput(s, bytes); // over the direct channel when there is one (direct.js)
 }
 
 function openSession(wing, sessionID) {
-  if (current) { current.closed = true; current.ws.close(); }
+  if (current) { current.closed = true; directClose(current); current.ws.close(); }
   $("wings").hidden = true;
   $("term-box").hidden = false;
   ensureTerm();
@@ -246,6 +246,7 @@ function connect(s) {
   // Frames are handled strictly in order: decryption is asynchronous.
   ws.onmessage = (ev) => { s.queue = s.queue.then(() => handle(s, JSON.parse(ev.data))).catch((e) => status("error: " + e.message)); };
   ws.onclose = () => {
+    directClose(s); // the wing ends the channel on the reattach anyway
     if (s.closed || current !== s) return;
     if (s.sessionID) {
       status("connection lost; reattaching");
@@ -268,20 +269,24 @@ async function handle(s, m) {
       status("session " + s.sessionID);
       window.warrenSession = s.sessionID;
       term.reset();
+      directReset(s);
+      setTimeout(() => directStart(s).catch((e) => status("direct: " + e.message)));
       break;
     case "pty.output": {
       if (!s.cipher || m.viewer_id) return;
       let p = await s.cipher.open(m.data);
-      if (m.compressed) p = await gunzip(p);
-      term.write(p);
+      if (m.compressed) term.write(await gunzip(p));
+      else directOutput(s, m.seq, p);
       break;
     }
+    case "pty.migrate":
+    case "pty.migrated":
+    case "pty.fallback":
+      await directSignal(s, m);
+      break;
     case "pty.exited":
-      if (m.viewer_id) return;
-      s.closed = true;
-      term.write("\r\n[session ended" + (m.error ? ": " + m.error : "") + ", exit code " + m.exit_code + "]\r\n");
-      status("session ended");
-      s.ws.close();
+      if (m.viewer_id || directExitWaits(s, m)) return;
+      sessionEnded(s, m);
       break;
     case "wing.offline":
       status("wing offline; reattaching");
@@ -308,6 +313,15 @@ async function handle(s, m) {
       term.write("\r\n[relay: " + m.message + "]\r\n");
       break;
   }
+}
+
+function sessionEnded(s, m) {
+  s.closed = true;
+  directClose(s);
+  term.write("\r\n[session ended" + (m.error ? ": " + m.error : "") + ", exit code " + m.exit_code + "]\r\n");
+  status("session ended");
+  window.warrenExited = "exit " + m.exit_code;
+  s.ws.close();
 }
 
 // passkey answers passkey.challenge with a WebAuthn assertion.
