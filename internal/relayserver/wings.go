@@ -57,6 +57,8 @@ func (s *Server) mountWings(logger *slog.Logger) error {
 	s.mux.HandleFunc("GET /ws/pty", s.serveWingUser)
 	s.mux.HandleFunc("GET /ws/relay", s.serveWingUser)
 	s.mux.HandleFunc("GET /api/app/wings", s.listWings)
+	// ICE servers come from this node's config, the same on every node.
+	s.mux.Handle("GET /api/app/ice", s.wingMux)
 	s.mux.HandleFunc("POST /api/v1/wings/tokens", s.mintWingToken)
 	// The browser terminal; the user token stays out of URLs (#token=).
 	s.mux.Handle("GET /app/", webterm.Handler("/app/"))
