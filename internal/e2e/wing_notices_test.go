@@ -197,9 +197,11 @@ func TestWingStateSurvivesRestarts(t *testing.T) {
 		t.Fatal("carol not on the list")
 	}
 
-	// Use some bandwidth: about 0.8 MiB of frames.
+	// Use some bandwidth: about 0.8 MiB of frames. On the relay path: the
+	// cap counts what crosses the relay, and a direct session's output
+	// does not.
 	burn := "head -c 600000 /dev/zero | tr '\\0' x; echo; echo BURNED"
-	r = run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", e.url, "--command", burn, "st1")
+	r = run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", e.url, "--direct", "off", "--command", burn, "st1")
 	if r.code != 0 || !strings.Contains(r.stdout, "BURNED") {
 		t.Fatalf("first run: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -231,7 +233,7 @@ func TestWingStateSurvivesRestarts(t *testing.T) {
 		t.Fatalf("the relay does not know the allow list's length: %s", r.stdout)
 	}
 	// Without the stored usage this run would fit in the month's cap.
-	r = run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", e.url, "--command", burn+"; sleep 30", "st1")
+	r = run(t, t.TempDir(), e.userEnv(t), "wing", "attach", "--relay", e.url, "--direct", "off", "--command", burn+"; sleep 30", "st1")
 	if r.code != 1 || !strings.Contains(r.stderr, "Monthly bandwidth limit exceeded") {
 		t.Fatalf("second run after a relay restart: exit %d, stderr %q", r.code, r.stderr)
 	}
