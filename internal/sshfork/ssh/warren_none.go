@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 )
 
 // KeyExchangeNone is dev-tunnels-ssh's "none" key exchange: no keys, no
@@ -147,12 +146,14 @@ func (t *handshakeTransport) noneKeyExchange(isClient bool, otherInit *kexInitMs
 const noneBlockSize = 8
 
 // nonePacketCipher reads and writes plain binary packets (no encryption, no
-// MAC). It reuses one buffer per direction, and writes each packet with a
-// single Write so that a message-oriented transport (a WebSocket) carries
-// it in one frame.
+// MAC). It reads each packet straight into a buffer of getPacketBuf, which
+// readPacket hands on without the copy other ciphers need, and writes each
+// packet with a single Write so that a message-oriented transport (a
+// WebSocket) carries it in one frame. Large packets are written from a
+// pooled buffer, so an idle session keeps no packet-sized buffer.
 type nonePacketCipher struct {
 	prefix [prefixLen]byte
-	buf    []byte
+	buf    []byte // for writing packets below pooledMin
 }
 
 func (c *nonePacketCipher) readCipherPacket(_ uint32, r io.Reader) ([]byte, error) {
@@ -163,14 +164,12 @@ func (c *nonePacketCipher) readCipherPacket(_ uint32, r io.Reader) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	if uint32(cap(c.buf)) < length-1 {
-		c.buf = make([]byte, length-1)
-	}
-	c.buf = c.buf[:length-1]
-	if _, err := io.ReadFull(r, c.buf); err != nil {
+	b := getPacketBuf(int(length - 1))
+	if _, err := io.ReadFull(r, b); err != nil {
+		putPacketBuf(b)
 		return nil, err
 	}
-	return c.buf[:length-1-padding], nil
+	return b[:length-1-padding], nil
 }
 
 // parsePlainPrefix checks the packet_length and padding_length of a plain
@@ -198,10 +197,16 @@ func (c *nonePacketCipher) writeCipherPacket(_ uint32, w io.Writer, _ io.Reader,
 		padding += noneBlockSize
 	}
 	n := prefixLen + len(packet) + padding
-	if cap(c.buf) < n {
-		c.buf = make([]byte, n)
+	var b []byte
+	if pooledClass(n) >= 0 {
+		b = getPacketBuf(n)
+		defer putPacketBuf(b) // Write is done with it when it returns
+	} else {
+		if cap(c.buf) < n {
+			c.buf = make([]byte, n, pooledMin)
+		}
+		b = c.buf[:n]
 	}
-	b := c.buf[:n]
 	binary.BigEndian.PutUint32(b, uint32(1+len(packet)+padding))
 	b[4] = byte(padding)
 	copy(b[prefixLen:], packet)
@@ -243,13 +248,28 @@ func channelLimits(cfg *Config) (maxPacket, window uint32) {
 // Received packets of pooledMin bytes and more, nearly all of them channel
 // data, are taken from size-class pools and returned when a channel's
 // reader has consumed them (buffer.Read), so a bulk transfer does not
-// allocate one buffer per packet.
+// allocate one buffer per packet; the none cipher also writes large packets
+// from them.
+//
+// Each class keeps at most poolBudget bytes of free buffers (and at least
+// poolMinFree buffers): a bounded free list, not a sync.Pool, because
+// channel windows let thousands of packets be in flight at once, and a
+// sync.Pool would keep that peak (tens of MB) until two garbage
+// collections, which an idle process runs only every two minutes. Buffers
+// beyond the bound are left to the garbage collector.
 const (
 	pooledMin     = 16 << 10
 	pooledClasses = 6 // 16, 32, 64, 128, 256, 512 KiB
+	poolBudget    = 2 << 20
+	poolMinFree   = 4
 )
 
-var packetPools [pooledClasses]sync.Pool
+var packetPools = func() (p [pooledClasses]chan []byte) {
+	for i := range p {
+		p[i] = make(chan []byte, max(poolMinFree, poolBudget/(pooledMin<<i)))
+	}
+	return p
+}()
 
 // pooledClass returns the pool index for a packet of n bytes, or -1.
 func pooledClass(n int) int {
@@ -270,10 +290,12 @@ func getPacketBuf(n int) []byte {
 	if i < 0 {
 		return make([]byte, n)
 	}
-	if p, _ := packetPools[i].Get().(*[]byte); p != nil {
-		return (*p)[:n]
+	select {
+	case b := <-packetPools[i]:
+		return b[:n]
+	default:
+		return make([]byte, n, pooledMin<<i)
 	}
-	return make([]byte, n, pooledMin<<i)
 }
 
 // putPacketBuf returns a buffer from getPacketBuf to its pool. The caller
@@ -283,6 +305,8 @@ func putPacketBuf(b []byte) {
 	if i < 0 || cap(b) != pooledMin<<i {
 		return
 	}
-	b = b[:0]
-	packetPools[i].Put(&b)
+	select {
+	case packetPools[i] <- b[:0]:
+	default: // the class holds its budget already
+	}
 }
