@@ -652,3 +652,62 @@ func TestPacketPoolBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeData reads an echoed stream several windows long through
+// ConsumeData: every byte arrives once and in order, the window keeps
+// growing (or the echo would stall), a failing fn leaves its bytes for the
+// next call, and the end of the data is io.EOF.
+func TestConsumeData(t *testing.T) {
+	t.Parallel()
+	h := handshake(t, true, true, MaxChannelMaxPacket)
+	ch, reqs, err := h.client.OpenChannel("echo", nil)
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	go DiscardRequests(reqs)
+	c, ok := ch.(interface {
+		ConsumeData(func([]byte) error) (int, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no ConsumeData", ch)
+	}
+	data := make([]byte, 5*(16*MaxChannelMaxPacket)+12345)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ch.Write(data)
+		if err == nil {
+			err = ch.CloseWrite()
+		}
+		errc <- err
+	}()
+	var got []byte
+	errBusy := errors.New("not now")
+	for i := 0; ; i++ {
+		if i%7 == 3 {
+			// A failing fn: nothing counts as read.
+			if _, err := c.ConsumeData(func([]byte) error { return errBusy }); err != errBusy {
+				t.Fatalf("failing fn: err %v, want it back", err)
+			}
+		}
+		n, err := c.ConsumeData(func(p []byte) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err == io.EOF {
+			break
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("ConsumeData: n %d, err %v", n, err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want %d (equal prefix: %v)", len(got), len(data), bytes.HasPrefix(data, got))
+	}
+	ch.Close()
+}

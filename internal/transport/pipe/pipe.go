@@ -224,10 +224,20 @@ func (j *joiner) closeAll() {
 	j.ends[1].close()
 }
 
+// consumer is a source that lends its queued bytes instead of copying
+// them into a buffer: warren's SSH channels (sshfork's ConsumeData). The
+// bytes go straight to the destination, and an idle copy holds no buffer.
+type consumer interface {
+	ConsumeData(fn func(p []byte) error) (int, error)
+}
+
 // copy runs one direction and returns the bytes written and a nil error on
 // EOF or on an error caused by our own close.
 func (j *joiner) copy(dir Direction) (int64, error) {
 	src, dst := &j.ends[dir], &j.ends[1-dir]
+	if c, ok := src.rwc.(consumer); ok {
+		return j.copyConsumed(dir, c)
+	}
 	raw := rawConn(src.rwc)
 
 	var (
@@ -302,6 +312,53 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		}
 	}
 }
+
+// copyConsumed is copy for a consumer source.
+func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
+	src, dst := &j.ends[dir], &j.ends[1-dir]
+	var total int64
+	write := func(p []byte) error {
+		nw, err := dst.rwc.Write(p)
+		if nw < 0 || nw > len(p) {
+			nw = 0
+			if err == nil {
+				err = errors.New("invalid write result")
+			}
+		}
+		if nw > 0 {
+			total += int64(nw)
+			if j.onCopy != nil {
+				j.onCopy(dir, nw)
+			}
+		}
+		if err == nil && nw != len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return &writeError{err}
+		}
+		return nil
+	}
+	for {
+		_, err := c.ConsumeData(write)
+		var we *writeError
+		switch {
+		case err == nil:
+		case errors.As(err, &we):
+			return total, j.failed(dir, "write", dst, we.err)
+		case errors.Is(err, io.EOF):
+			return total, j.eof(dir, dst)
+		default:
+			return total, j.failed(dir, "read", src, err)
+		}
+	}
+}
+
+// writeError marks a destination's error that came back through a
+// consumer's ConsumeData.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
 
 // eof propagates the end of dir's source to its destination.
 func (j *joiner) eof(dir Direction, dst *end) error {
