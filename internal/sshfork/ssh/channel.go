@@ -244,7 +244,7 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	}
 
 	ch.writeMu.Lock()
-	packet := ch.packetPool[extendedCode]
+	buf := ch.packetPool[extendedCode] // warren: small packets only
 	// We don't remove the buffer from packetPool, so
 	// WriteExtended calls from different goroutines will be
 	// flagged as errors by the race detector.
@@ -255,11 +255,23 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 		if space, err = ch.remoteWin.reserve(space); err != nil {
 			return n, err
 		}
-		if want := headerLength + space; uint32(cap(packet)) < want {
-			packet = make([]byte, want)
+		// warren: the packet is built behind room for the binary packet
+		// header and before room for padding, so the none cipher sends it
+		// without another copy (writeFramed). A large packet's buffer is
+		// pooled and returned right after the write, so a channel that once
+		// moved bulk data does not keep a 255 KiB buffer while it is idle.
+		want := headerLength + space
+		var framed, pooled []byte
+		if size := prefixLen + int(want) + framedPadding; pooledClass(size) >= 0 {
+			pooled = getPacketBuf(size)
+			framed = pooled[:prefixLen+int(want)]
 		} else {
-			packet = packet[:want]
+			if cap(buf) < size {
+				buf = make([]byte, size)
+			}
+			framed = buf[:prefixLen+int(want)]
 		}
+		packet := framed[prefixLen:]
 
 		todo := data[:space]
 
@@ -270,7 +282,11 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 		}
 		binary.BigEndian.PutUint32(packet[headerLength-4:], uint32(len(todo)))
 		copy(packet[headerLength:], todo)
-		if err = ch.writePacket(packet); err != nil {
+		err = ch.writeFramed(framed)
+		if pooled != nil {
+			putPacketBuf(pooled)
+		}
+		if err != nil {
 			return n, err
 		}
 
@@ -279,7 +295,7 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	}
 
 	ch.writeMu.Lock()
-	ch.packetPool[extendedCode] = packet
+	ch.packetPool[extendedCode] = buf
 	ch.writeMu.Unlock()
 
 	return n, err

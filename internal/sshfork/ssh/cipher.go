@@ -337,24 +337,25 @@ func (c *gcmCipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader
 	}
 
 	length := uint32(len(packet) + int(padding) + 1)
-	binary.BigEndian.PutUint32(c.prefix[:], length)
-	if _, err := w.Write(c.prefix[:]); err != nil {
-		return err
-	}
 
-	if cap(c.buf) < int(length) {
-		c.buf = make([]byte, length)
+	// warren: the length and the sealed packet go out in one Write (one
+	// buffer: [length][padding length, payload, padding][tag]), so that a
+	// message-oriented transport (a WebSocket, an SSH channel) carries the
+	// packet in one message instead of a bufio-sized piece and the rest.
+	if want := 4 + int(length) + gcmTagSize; cap(c.buf) < want {
+		c.buf = make([]byte, 4+length, want)
 	} else {
-		c.buf = c.buf[:length]
+		c.buf = c.buf[:4+length]
 	}
-
-	c.buf[0] = padding
-	copy(c.buf[1:], packet)
-	if _, err := io.ReadFull(rand, c.buf[1+len(packet):]); err != nil {
+	binary.BigEndian.PutUint32(c.buf, length)
+	plain := c.buf[4:]
+	plain[0] = padding
+	copy(plain[1:], packet)
+	if _, err := io.ReadFull(rand, plain[1+len(packet):]); err != nil {
 		return err
 	}
-	c.buf = c.aead.Seal(c.buf[:0], c.iv, c.buf, c.prefix[:])
-	if _, err := w.Write(c.buf); err != nil {
+	sealed := c.aead.Seal(plain[:0], c.iv, plain, c.buf[:4])
+	if _, err := w.Write(c.buf[:4+len(sealed)]); err != nil {
 		return err
 	}
 	c.incIV()

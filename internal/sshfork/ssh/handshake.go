@@ -588,6 +588,12 @@ func (t *handshakeTransport) sendKexInit() error {
 var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authentication phase")
 
 func (t *handshakeTransport) writePacket(p []byte) error {
+	return t.writePacketFramed(nil, p)
+}
+
+// writePacketFramed is writePacket for p = framed[prefixLen:] when framed
+// is not nil (see channel.writeFramed). (warren)
+func (t *handshakeTransport) writePacketFramed(framed, p []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
@@ -637,7 +643,13 @@ func (t *handshakeTransport) writePacket(p []byte) error {
 		t.requestKeyExchange()
 	}
 
-	if err := t.pushPacket(p); err != nil {
+	var err error
+	if tr, ok := t.conn.(*transport); ok && framed != nil && !debugHandshake { // warren
+		err = tr.writeFramedPacket(framed)
+	} else {
+		err = t.pushPacket(p)
+	}
+	if err != nil {
 		t.writeError = err
 		t.writeCond.Broadcast()
 	}

@@ -171,6 +171,11 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 		}
 	}
 
+	if _, ok := s.packetCipher.(*nonePacketCipher); ok {
+		// warren: the none cipher reads each packet into its own buffer.
+		return packet, err
+	}
+
 	// The packet may point to an internal buffer, so copy the
 	// packet out here.
 	fresh := getPacketBuf(len(packet)) // warren: pooled when large

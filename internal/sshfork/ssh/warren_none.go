@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 )
 
 // KeyExchangeNone is dev-tunnels-ssh's "none" key exchange: no keys, no
@@ -147,12 +146,14 @@ func (t *handshakeTransport) noneKeyExchange(isClient bool, otherInit *kexInitMs
 const noneBlockSize = 8
 
 // nonePacketCipher reads and writes plain binary packets (no encryption, no
-// MAC). It reuses one buffer per direction, and writes each packet with a
-// single Write so that a message-oriented transport (a WebSocket) carries
-// it in one frame.
+// MAC). It reads each packet straight into a buffer of getPacketBuf, which
+// readPacket hands on without the copy other ciphers need, and writes each
+// packet with a single Write so that a message-oriented transport (a
+// WebSocket) carries it in one frame. Large packets are written from a
+// pooled buffer, so an idle session keeps no packet-sized buffer.
 type nonePacketCipher struct {
 	prefix [prefixLen]byte
-	buf    []byte
+	buf    []byte // for writing packets below pooledMin
 }
 
 func (c *nonePacketCipher) readCipherPacket(_ uint32, r io.Reader) ([]byte, error) {
@@ -163,14 +164,12 @@ func (c *nonePacketCipher) readCipherPacket(_ uint32, r io.Reader) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	if uint32(cap(c.buf)) < length-1 {
-		c.buf = make([]byte, length-1)
-	}
-	c.buf = c.buf[:length-1]
-	if _, err := io.ReadFull(r, c.buf); err != nil {
+	b := getPacketBuf(int(length - 1))
+	if _, err := io.ReadFull(r, b); err != nil {
+		putPacketBuf(b)
 		return nil, err
 	}
-	return c.buf[:length-1-padding], nil
+	return b[:length-1-padding], nil
 }
 
 // parsePlainPrefix checks the packet_length and padding_length of a plain
@@ -198,10 +197,16 @@ func (c *nonePacketCipher) writeCipherPacket(_ uint32, w io.Writer, _ io.Reader,
 		padding += noneBlockSize
 	}
 	n := prefixLen + len(packet) + padding
-	if cap(c.buf) < n {
-		c.buf = make([]byte, n)
+	var b []byte
+	if pooledClass(n) >= 0 {
+		b = getPacketBuf(n)
+		defer putPacketBuf(b) // Write is done with it when it returns
+	} else {
+		if cap(c.buf) < n {
+			c.buf = make([]byte, n, pooledMin)
+		}
+		b = c.buf[:n]
 	}
-	b := c.buf[:n]
 	binary.BigEndian.PutUint32(b, uint32(1+len(packet)+padding))
 	b[4] = byte(padding)
 	copy(b[prefixLen:], packet)
@@ -228,6 +233,12 @@ func unmarshalDisconnect(packet []byte, msg *disconnectMsg) error {
 	return nil
 }
 
+// windowPackets is the least number of largest packets a channel window
+// holds. Every packet in a window can be queued unread in the receiver's
+// memory, so the window is also what one busy channel costs; 8 of the
+// largest packets is x/crypto's own 2 MiB window.
+const windowPackets = 8
+
 // channelLimits returns the channel max packet and receive window a mux
 // of cfg announces.
 func channelLimits(cfg *Config) (maxPacket, window uint32) {
@@ -235,21 +246,36 @@ func channelLimits(cfg *Config) (maxPacket, window uint32) {
 	if cfg != nil && cfg.ChannelMaxPacket > maxPacket {
 		maxPacket = min(cfg.ChannelMaxPacket, MaxChannelMaxPacket)
 	}
-	// The window holds at least 16 packets, so that a window adjust (sent
-	// after 3 packets are consumed) keeps the peer sending.
-	return maxPacket, max(channelWindowSize, 16*maxPacket)
+	// The window holds at least windowPackets packets, so that a window
+	// adjust (sent after 3 packets are consumed) keeps the peer sending.
+	return maxPacket, max(channelWindowSize, windowPackets*maxPacket)
 }
 
 // Received packets of pooledMin bytes and more, nearly all of them channel
 // data, are taken from size-class pools and returned when a channel's
 // reader has consumed them (buffer.Read), so a bulk transfer does not
-// allocate one buffer per packet.
+// allocate one buffer per packet; the none cipher also writes large packets
+// from them.
+//
+// Each class keeps at most poolBudget bytes of free buffers (and at least
+// poolMinFree buffers): a bounded free list, not a sync.Pool, because
+// channel windows let thousands of packets be in flight at once, and a
+// sync.Pool would keep that peak (tens of MB) until two garbage
+// collections, which an idle process runs only every two minutes. Buffers
+// beyond the bound are left to the garbage collector.
 const (
 	pooledMin     = 16 << 10
 	pooledClasses = 6 // 16, 32, 64, 128, 256, 512 KiB
+	poolBudget    = 2 << 20
+	poolMinFree   = 4
 )
 
-var packetPools [pooledClasses]sync.Pool
+var packetPools = func() (p [pooledClasses]chan []byte) {
+	for i := range p {
+		p[i] = make(chan []byte, max(poolMinFree, poolBudget/(pooledMin<<i)))
+	}
+	return p
+}()
 
 // pooledClass returns the pool index for a packet of n bytes, or -1.
 func pooledClass(n int) int {
@@ -270,10 +296,12 @@ func getPacketBuf(n int) []byte {
 	if i < 0 {
 		return make([]byte, n)
 	}
-	if p, _ := packetPools[i].Get().(*[]byte); p != nil {
-		return (*p)[:n]
+	select {
+	case b := <-packetPools[i]:
+		return b[:n]
+	default:
+		return make([]byte, n, pooledMin<<i)
 	}
-	return make([]byte, n, pooledMin<<i)
 }
 
 // putPacketBuf returns a buffer from getPacketBuf to its pool. The caller
@@ -283,6 +311,115 @@ func putPacketBuf(b []byte) {
 	if i < 0 || cap(b) != pooledMin<<i {
 		return
 	}
-	b = b[:0]
-	packetPools[i].Put(&b)
+	select {
+	case packetPools[i] <- b[:0]:
+	default: // the class holds its budget already
+	}
+}
+
+// consume waits for data, calls fn with the next queued piece (which stays
+// valid only during fn) without holding the buffer's lock, and removes that
+// piece once fn succeeds; it returns the bytes consumed. Only one goroutine
+// may consume or Read a buffer at a time. (warren)
+func (b *buffer) consume(fn func(p []byte) error) (int, error) {
+	b.Cond.L.Lock()
+	for {
+		if len(b.head.buf) > 0 {
+			break
+		}
+		if b.head != b.tail {
+			if b.head.pooled != nil {
+				putPacketBuf(b.head.pooled)
+				b.head.pooled = nil
+			}
+			b.head = b.head.next
+			continue
+		}
+		if b.closed {
+			b.Cond.L.Unlock()
+			return 0, io.EOF
+		}
+		b.Cond.Wait()
+	}
+	// The producer only appends after the tail: the head's bytes are ours.
+	e := b.head
+	p := e.buf
+	b.Cond.L.Unlock()
+	if err := fn(p); err != nil {
+		return 0, err
+	}
+	b.Cond.L.Lock()
+	e.buf = e.buf[len(p):]
+	b.Cond.L.Unlock()
+	return len(p), nil
+}
+
+// ConsumeData hands the channel's next queued data to fn without copying
+// it: fn gets the payload of one or part of one received packet, which
+// stays valid only until fn returns, and may be called again after the
+// next ConsumeData. When fn returns nil the bytes count as read (the
+// peer's window grows as with Read); its error is returned as is. At the
+// end of the data ConsumeData returns io.EOF. It must not run concurrently
+// with Read. A copy loop (warren's pipe.Join) uses it to move a channel's
+// data on without a buffer of its own: one copy fewer per byte, and no
+// buffer held while the channel is idle. (warren)
+func (c *channel) ConsumeData(fn func(p []byte) error) (int, error) {
+	n, err := c.pending.consume(fn)
+	if n > 0 {
+		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
+			return n, aerr
+		}
+	}
+	return n, err
+}
+
+// framedPadding is the room for padding a framed packet needs after its
+// payload: the none cipher pads by 4 to 11 bytes.
+const framedPadding = 2 * noneBlockSize
+
+// writeFramed writes the channel packet framed[prefixLen:], built behind
+// prefixLen bytes of room and before framedPadding bytes of capacity, so
+// that the none cipher can add the binary packet header and padding in
+// place. (warren)
+func (ch *channel) writeFramed(framed []byte) error {
+	t, ok := ch.mux.conn.(*handshakeTransport)
+	if !ok {
+		return ch.writePacket(framed[prefixLen:])
+	}
+	ch.writeMu.Lock()
+	defer ch.writeMu.Unlock()
+	if ch.sentClose {
+		return io.EOF
+	}
+	return t.writePacketFramed(framed, framed[prefixLen:])
+}
+
+// writeFramedPacket is writePacket for a framed packet (see
+// channel.writeFramed): without another copy under the none cipher.
+// (warren)
+func (t *transport) writeFramedPacket(framed []byte) error {
+	if _, ok := t.writer.packetCipher.(*nonePacketCipher); !ok || debugTransport {
+		return t.writePacket(framed[prefixLen:])
+	}
+	packet := framed[prefixLen:]
+	padding := noneBlockSize - (prefixLen+len(packet))%noneBlockSize
+	if padding < 4 {
+		padding += noneBlockSize
+	}
+	n := prefixLen + len(packet) + padding
+	if cap(framed) < n {
+		return t.writePacket(packet)
+	}
+	b := framed[:n]
+	binary.BigEndian.PutUint32(b, uint32(1+len(packet)+padding))
+	b[4] = byte(padding)
+	clear(b[prefixLen+len(packet):])
+	if _, err := t.bufWriter.Write(b); err != nil {
+		return err
+	}
+	if err := t.bufWriter.Flush(); err != nil {
+		return err
+	}
+	t.writer.seqNum++
+	return nil
 }

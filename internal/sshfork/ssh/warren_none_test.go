@@ -581,3 +581,137 @@ func BenchmarkChannelThroughput(b *testing.B) {
 		})
 	}
 }
+
+// countingWriter records each Write as one message, as a WebSocket or an
+// SSH channel would carry it.
+type countingWriter struct{ msgs [][]byte }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.msgs = append(w.msgs, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestCipherPacketOneWrite checks that the AEAD ciphers and the none cipher
+// write each packet with one Write, so that a packet crosses a
+// message-oriented transport as one message, and that it reads back.
+func TestCipherPacketOneWrite(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{CipherAES128GCM, CipherAES256GCM, CipherChaCha20Poly1305, KeyExchangeNone} {
+		t.Run(name, func(t *testing.T) {
+			newCipher := func() packetCipher {
+				if name == KeyExchangeNone {
+					return &nonePacketCipher{}
+				}
+				mode := cipherModes[name]
+				key := bytes.Repeat([]byte{7}, mode.keySize)
+				iv := bytes.Repeat([]byte{9}, mode.ivSize)
+				c, err := mode.create(key, iv, nil, DirectionAlgorithms{Cipher: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			w, r := newCipher(), newCipher()
+			for i, n := range []int{1, 100, 4090, 4096, 40 << 10, MaxChannelMaxPacket + 9} {
+				packet := bytes.Repeat([]byte{byte(i + 1)}, n)
+				var out countingWriter
+				if err := w.writeCipherPacket(uint32(i), &out, rand.Reader, bytes.Clone(packet)); err != nil {
+					t.Fatalf("write %d bytes: %v", n, err)
+				}
+				if len(out.msgs) != 1 {
+					t.Fatalf("a %d-byte packet took %d writes", n, len(out.msgs))
+				}
+				got, err := r.readCipherPacket(uint32(i), bytes.NewReader(out.msgs[0]))
+				if err != nil || !bytes.Equal(got, packet) {
+					t.Fatalf("read back %d bytes: err %v, equal %v", n, err, bytes.Equal(got, packet))
+				}
+			}
+		})
+	}
+}
+
+// TestPacketPoolBounded checks that the packet pools keep at most their
+// budget of free buffers: what a burst of in-flight packets leaves behind
+// is garbage, not retained memory.
+func TestPacketPoolBounded(t *testing.T) {
+	// Not parallel: it fills the process-wide pools.
+	for i := range packetPools {
+		size := pooledMin << i
+		var bufs [][]byte
+		for range 2*cap(packetPools[i]) + 1 {
+			bufs = append(bufs, getPacketBuf(size))
+		}
+		for _, b := range bufs {
+			putPacketBuf(b)
+		}
+		if free := len(packetPools[i]) * size; free > max(poolBudget, poolMinFree*size) {
+			t.Fatalf("class %d KiB keeps %d bytes free, budget %d", size>>10, free, poolBudget)
+		}
+		if len(packetPools[i]) == 0 {
+			t.Fatalf("class %d KiB keeps nothing", size>>10)
+		}
+	}
+}
+
+// TestConsumeData reads an echoed stream several windows long through
+// ConsumeData: every byte arrives once and in order, the window keeps
+// growing (or the echo would stall), a failing fn leaves its bytes for the
+// next call, and the end of the data is io.EOF.
+func TestConsumeData(t *testing.T) {
+	t.Parallel()
+	h := handshake(t, true, true, MaxChannelMaxPacket)
+	ch, reqs, err := h.client.OpenChannel("echo", nil)
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	go DiscardRequests(reqs)
+	c, ok := ch.(interface {
+		ConsumeData(func([]byte) error) (int, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no ConsumeData", ch)
+	}
+	data := make([]byte, 5*(16*MaxChannelMaxPacket)+12345)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ch.Write(data)
+		if err == nil {
+			err = ch.CloseWrite()
+		}
+		errc <- err
+	}()
+	var got []byte
+	errBusy := errors.New("not now")
+	for i := 0; ; i++ {
+		if i%7 == 3 {
+			// A failing fn: nothing counts as read.
+			_, err := c.ConsumeData(func([]byte) error { return errBusy })
+			if err == io.EOF {
+				break
+			}
+			if err != errBusy {
+				t.Fatalf("failing fn: err %v, want it back", err)
+			}
+		}
+		n, err := c.ConsumeData(func(p []byte) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err == io.EOF {
+			break
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("ConsumeData: n %d, err %v", n, err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want %d (equal prefix: %v)", len(got), len(data), bytes.HasPrefix(data, got))
+	}
+	ch.Close()
+}

@@ -24,7 +24,9 @@ func (o opaque) CloseWrite() error { return o.Conn.(*net.TCPConn).CloseWrite() }
 // passing on what it had would hang here.
 func TestJoinMessagesAtBufferBoundaries(t *testing.T) {
 	sizes := []int{1, pipe.SmallBufSize - 1, pipe.SmallBufSize, pipe.SmallBufSize + 1,
-		pipe.BufSize - 1, pipe.BufSize, pipe.BufSize + 1, 3*pipe.BufSize + 7, 5}
+		pipe.BufSize - 1, pipe.BufSize, pipe.BufSize + 1, 3*pipe.BufSize + 7,
+		pipe.BigBufSize - 1, pipe.BigBufSize, pipe.BigBufSize + 1, pipe.BufSize + pipe.BigBufSize,
+		pipe.BufSize + pipe.BigBufSize + 1, 2*pipe.BigBufSize + pipe.BufSize + 3, 5}
 	for _, tc := range []struct {
 		name string
 		wrap func(*net.TCPConn) io.ReadWriteCloser

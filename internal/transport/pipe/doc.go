@@ -9,9 +9,11 @@
 // for long-lived connections grow while the connection is open rather than
 // only when it ends.
 //
-// An idle connection costs little: a copy holds a pooled 32 KiB buffer
-// only while bytes flow. It waits on a plain socket with no buffer at all
-// (a MSG_PEEK poll on Linux) and reads any other source (an SSH channel, a
-// WebSocket) into 2 KiB first; Join runs one of its two copies on the
+// An idle connection costs little: a copy holds a pooled buffer (32 KiB,
+// or 255 KiB, one largest SSH packet, once reads fill that) only while
+// bytes flow. It waits on a plain socket with no buffer at all
+// (a MSG_PEEK poll on Linux), takes the queued bytes of warren's SSH
+// channels (sshfork's ConsumeData) without a buffer of its own, and reads
+// any other source (a WebSocket, say) into 2 KiB first; Join runs one of its two copies on the
 // calling goroutine.
 package pipe

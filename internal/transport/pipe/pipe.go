@@ -72,42 +72,66 @@ type closeWriter interface {
 	CloseWrite() error
 }
 
-// Buffers. A copy holds a bufSize buffer from bufPool only while bytes
-// flow, and gives it back as soon as its source runs dry, so an idle
-// connection (the common case for a tunnel: thousands of open, quiet
-// connections) holds next to nothing:
+// Buffers. A copy holds a pooled buffer only while bytes flow, and gives
+// it back as soon as its source runs dry, so an idle connection (the
+// common case for a tunnel: thousands of open, quiet connections) holds
+// next to nothing:
 //
 //   - a source that is a plain socket (*net.TCPConn, *net.UnixConn) is
 //     waited on with no buffer at all (see waitReadable);
 //   - any other source (an SSH channel, a WebSocket) is first read into a
 //     smallBufSize buffer, and only a read that fills it moves the copy to
-//     a pooled bufSize buffer.
+//     a pooled buffer.
+//
+// Pooled buffers come in two sizes. A copy starts with a bufSize one and
+// moves to a bigBufSize one when a read fills it; a bigBufSize one is the
+// largest SSH channel packet warren's relay legs allow (sshfork's
+// ssh.MaxChannelMaxPacket), so that a copy into an SSH channel sends what
+// one read returned as one packet and a copy out of one takes whole
+// packets: per-packet and per-write costs, not per-byte ones, dominate a
+// tunnel's CPU. A copy that is streaming goes on taking big buffers after
+// a short read that was still larger than bufSize, while a burst of short
+// exchanges on many connections (many concurrent copies, each one read)
+// only ever takes small pooled buffers, which keeps what the pool grows to
+// at such a peak as it was before big buffers.
 //
 // A read that does not fill the pooled buffer means the source had no
 // more ready: the buffer goes back to the pool after that write.
 const (
-	bufSize      = 32 << 10 // io.Copy's default, one SSH packet
+	bufSize      = 32 << 10 // io.Copy's default
+	bigBufSize   = 255 << 10
 	smallBufSize = 2 << 10
 )
 
-var bufPool = sync.Pool{
-	New: func() any {
+var (
+	bufPool = sync.Pool{New: func() any {
 		b := make([]byte, bufSize)
 		return &b
-	},
-}
+	}}
+	bigBufPool = sync.Pool{New: func() any {
+		b := make([]byte, bigBufSize)
+		return &b
+	}}
+)
 
 // held counts the pooled buffers copies hold right now (tests read it).
 var held atomic.Int64
 
-func getBuf() *[]byte {
+func getBuf(big bool) *[]byte {
 	held.Add(1)
+	if big {
+		return bigBufPool.Get().(*[]byte)
+	}
 	return bufPool.Get().(*[]byte)
 }
 
 func putBuf(b *[]byte) {
 	held.Add(-1)
-	bufPool.Put(b)
+	if len(*b) == bigBufSize {
+		bigBufPool.Put(b)
+	} else {
+		bufPool.Put(b)
+	}
 }
 
 // Join copies a to b and b to a concurrently and returns when both copies
@@ -200,33 +224,44 @@ func (j *joiner) closeAll() {
 	j.ends[1].close()
 }
 
+// consumer is a source that lends its queued bytes instead of copying
+// them into a buffer: warren's SSH channels (sshfork's ConsumeData). The
+// bytes go straight to the destination, and an idle copy holds no buffer.
+type consumer interface {
+	ConsumeData(fn func(p []byte) error) (int, error)
+}
+
 // copy runs one direction and returns the bytes written and a nil error on
 // EOF or on an error caused by our own close.
 func (j *joiner) copy(dir Direction) (int64, error) {
 	src, dst := &j.ends[dir], &j.ends[1-dir]
+	if c, ok := src.rwc.(consumer); ok {
+		return j.copyConsumed(dir, c)
+	}
 	raw := rawConn(src.rwc)
 
 	var (
-		big   *[]byte // from bufPool while bytes flow
-		small []byte  // allocated on the first read that needs it
-		total int64
+		pooled *[]byte // from bufPool or bigBufPool while bytes flow
+		small  []byte  // allocated on the first read that needs it
+		hot    bool    // the last pooled read returned more than bufSize
+		total  int64
 	)
 	defer func() {
-		if big != nil {
-			putBuf(big)
+		if pooled != nil {
+			putBuf(pooled)
 		}
 	}()
 	for {
 		var buf []byte
 		switch {
-		case big != nil:
-			buf = *big
+		case pooled != nil:
+			buf = *pooled
 		case raw != nil:
 			if err := waitReadable(raw); err != nil {
 				return total, j.failed(dir, "read", src, err)
 			}
-			big = getBuf()
-			buf = *big
+			pooled = getBuf(hot)
+			buf = *pooled
 		default:
 			if small == nil {
 				small = make([]byte, smallBufSize)
@@ -262,16 +297,68 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 			return total, j.failed(dir, "read", src, rerr)
 		}
 		switch {
-		case big != nil && nr < len(buf):
+		case pooled != nil && nr < len(buf):
 			// The source ran dry: do not hold the buffer while waiting.
-			putBuf(big)
-			big = nil
-		case big == nil && nr == len(buf):
+			hot = nr > bufSize
+			putBuf(pooled)
+			pooled = nil
+		case pooled != nil && len(buf) < bigBufSize:
+			// A pooled buffer filled up: move to a big one.
+			putBuf(pooled)
+			pooled = getBuf(true)
+		case pooled == nil && nr == len(buf):
 			// The small buffer filled up: more is likely ready.
-			big = getBuf()
+			pooled = getBuf(hot)
 		}
 	}
 }
+
+// copyConsumed is copy for a consumer source.
+func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
+	src, dst := &j.ends[dir], &j.ends[1-dir]
+	var total int64
+	write := func(p []byte) error {
+		nw, err := dst.rwc.Write(p)
+		if nw < 0 || nw > len(p) {
+			nw = 0
+			if err == nil {
+				err = errors.New("invalid write result")
+			}
+		}
+		if nw > 0 {
+			total += int64(nw)
+			if j.onCopy != nil {
+				j.onCopy(dir, nw)
+			}
+		}
+		if err == nil && nw != len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return &writeError{err}
+		}
+		return nil
+	}
+	for {
+		_, err := c.ConsumeData(write)
+		var we *writeError
+		switch {
+		case err == nil:
+		case errors.As(err, &we):
+			return total, j.failed(dir, "write", dst, we.err)
+		case errors.Is(err, io.EOF):
+			return total, j.eof(dir, dst)
+		default:
+			return total, j.failed(dir, "read", src, err)
+		}
+	}
+}
+
+// writeError marks a destination's error that came back through a
+// consumer's ConsumeData.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
 
 // eof propagates the end of dir's source to its destination.
 func (j *joiner) eof(dir Direction, dst *end) error {

@@ -47,7 +47,14 @@ const directWrite = 16 << 10
 
 const maxCoalesce = 256 << 10
 
-var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// coalesceCap is the capacity of coalescePool's buffers: a whole frame up
+// to maxCoalesce (an SSH packet of the largest size relay legs allow is one
+// frame) plus the piece that crosses it, so that appending never regrows a
+// buffer, which would then be too large to pool and cost an allocation per
+// frame.
+const coalesceCap = maxCoalesce + directWrite
+
+var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceCap); return &b }}
 
 func (c *coalescer) Write(p []byte) (int, error) {
 	if !c.on.Load() {
@@ -136,7 +143,7 @@ func (c *coalescer) flushWith(p []byte) error {
 	}
 	if b := c.buf; b != nil {
 		c.buf = nil
-		if cap(*b) <= maxCoalesce+maxFrameHeader {
+		if cap(*b) <= coalesceCap {
 			*b = (*b)[:0]
 			coalescePool.Put(b)
 		}
