@@ -209,12 +209,6 @@ func (s *eventStream) wait(t *testing.T, what string, match func(Event) bool) Ev
 	}
 }
 
-func (s *eventStream) all() []Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Event(nil), s.events...)
-}
-
 func startLab(t *testing.T) *turnlab.Lab { t.Helper(); return startLabCfg(t, turnlab.Config{}) }
 
 func startLabCfg(t *testing.T, cfg turnlab.Config) *turnlab.Lab {
