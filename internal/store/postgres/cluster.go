@@ -237,37 +237,29 @@ func (db *DB) ClaimTicket(ctx context.Context, c *store.TicketClaim) (*store.Tic
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	op := fmt.Sprintf("claim ticket %q", c.TicketID)
-	for {
-		var w store.TicketClaim
-		err := db.pool.QueryRow(ctx, `INSERT INTO ticket_claims (ticket_id, node, created) VALUES ($1, $2, $3)
+	return claim(ctx, db, fmt.Sprintf("claim ticket %q", c.TicketID),
+		`INSERT INTO ticket_claims (ticket_id, node, created) VALUES ($1, $2, $3)
 			ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id, node, created`,
-			c.TicketID, c.Node, ts(c.Created)).Scan(&w.TicketID, &w.Node, &w.Created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			got, err := db.GetTicketClaim(ctx, c.TicketID)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			return got, err
-		}
-		if err != nil {
-			return nil, wrap(op, err)
-		}
-		w.Created = fromTS(w.Created)
-		return &w, nil
+		[]any{c.TicketID, c.Node, ts(c.Created)}, scanTicketClaim,
+		func(ctx context.Context) (*store.TicketClaim, error) { return db.GetTicketClaim(ctx, c.TicketID) })
+}
+
+func scanTicketClaim(row pgx.Row) (*store.TicketClaim, error) {
+	var c store.TicketClaim
+	if err := row.Scan(&c.TicketID, &c.Node, &c.Created); err != nil {
+		return nil, err
 	}
+	c.Created = fromTS(c.Created)
+	return &c, nil
 }
 
 // GetTicketClaim implements store.Store.
 func (db *DB) GetTicketClaim(ctx context.Context, ticketID string) (*store.TicketClaim, error) {
-	var c store.TicketClaim
-	err := db.pool.QueryRow(ctx, `SELECT ticket_id, node, created FROM ticket_claims WHERE ticket_id = $1`, ticketID).
-		Scan(&c.TicketID, &c.Node, &c.Created)
+	c, err := scanTicketClaim(db.pool.QueryRow(ctx, `SELECT ticket_id, node, created FROM ticket_claims WHERE ticket_id = $1`, ticketID))
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("get ticket claim %q", ticketID), err)
 	}
-	c.Created = fromTS(c.Created)
-	return &c, nil
+	return c, nil
 }
 
 // DeleteTicketClaim implements store.Store.

@@ -123,14 +123,31 @@ func (db *DB) ClaimWing(ctx context.Context, o *store.WingOwner) (*store.WingOwn
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	op := fmt.Sprintf("claim wing %q", o.WingID)
-	for {
-		var w store.WingOwner
-		err := db.pool.QueryRow(ctx, `INSERT INTO wing_owners (wing_id, user_id, created) VALUES ($1, $2, $3)
+	return claim(ctx, db, fmt.Sprintf("claim wing %q", o.WingID),
+		`INSERT INTO wing_owners (wing_id, user_id, created) VALUES ($1, $2, $3)
 			ON CONFLICT (wing_id) DO NOTHING RETURNING wing_id, user_id, created`,
-			o.WingID, o.UserID, ts(o.Created)).Scan(&w.WingID, &w.UserID, &w.Created)
+		[]any{o.WingID, o.UserID, ts(o.Created)}, scanWingOwner,
+		func(ctx context.Context) (*store.WingOwner, error) { return db.GetWingOwner(ctx, o.WingID) })
+}
+
+func scanWingOwner(row pgx.Row) (*store.WingOwner, error) {
+	var o store.WingOwner
+	if err := row.Scan(&o.WingID, &o.UserID, &o.Created); err != nil {
+		return nil, err
+	}
+	o.Created = fromTS(o.Created)
+	return &o, nil
+}
+
+// claim runs an insert-if-absent that returns the new row; when another
+// row is in force it reads that one with get. Should it be released
+// between the two statements, the claim is tried again.
+func claim[T any](ctx context.Context, db *DB, op, insert string, args []any,
+	scan func(pgx.Row) (*T, error), get func(context.Context) (*T, error)) (*T, error) {
+	for {
+		w, err := scan(db.pool.QueryRow(ctx, insert, args...))
 		if errors.Is(err, pgx.ErrNoRows) {
-			got, err := db.GetWingOwner(ctx, o.WingID)
+			got, err := get(ctx)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -139,21 +156,17 @@ func (db *DB) ClaimWing(ctx context.Context, o *store.WingOwner) (*store.WingOwn
 		if err != nil {
 			return nil, wrap(op, err)
 		}
-		w.Created = fromTS(w.Created)
-		return &w, nil
+		return w, nil
 	}
 }
 
 // GetWingOwner implements store.Store.
 func (db *DB) GetWingOwner(ctx context.Context, wingID string) (*store.WingOwner, error) {
-	var o store.WingOwner
-	err := db.pool.QueryRow(ctx, `SELECT wing_id, user_id, created FROM wing_owners WHERE wing_id = $1`, wingID).
-		Scan(&o.WingID, &o.UserID, &o.Created)
+	o, err := scanWingOwner(db.pool.QueryRow(ctx, `SELECT wing_id, user_id, created FROM wing_owners WHERE wing_id = $1`, wingID))
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("get wing owner %q", wingID), err)
 	}
-	o.Created = fromTS(o.Created)
-	return &o, nil
+	return o, nil
 }
 
 // DeleteWingOwner implements store.Store.
