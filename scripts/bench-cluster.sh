@@ -15,9 +15,8 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
 COUNT=${BENCH_HOP_COUNT:-3}
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -n "$pgbin" ] || pgbin=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")
-if ! [ -x "$pgbin/initdb" ] || ! [ -x "$pgbin/pg_ctl" ] || ! [ -x "$pgbin/createdb" ]; then
+. "$(dirname "$0")/lib/pg.sh"
+if ! pg_find; then
   echo "cluster hop: skipped (initdb and pg_ctl not found; apt-get install postgresql)"
   exit 0
 fi
@@ -26,18 +25,10 @@ command -v haproxy >/dev/null || { echo "cluster hop: skipped (haproxy not found
 work=$(mktemp -d -t warren-bench-cluster-XXXXXX)
 chmod 755 "$work"
 pids=()
-# PostgreSQL refuses to run as root: run it as the postgres user (or
-# nobody) with a data directory that user owns.
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  pguser=postgres
-  id "$pguser" >/dev/null 2>&1 || pguser=nobody
-  as_pg=(runuser -u "$pguser" --)
-fi
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -f "$work/pg/postmaster.pid" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  pg_stop "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,14 +56,7 @@ wait_ready() {
 go build -o "$work/tcpbench" ./scripts/tcpbench
 
 pg_port=$(free_port)
-mkdir "$work/pg"
-head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/pgpass"
-[ ${#as_pg[@]} -gt 0 ] && chown "$pguser" "$work/pg" "$work/pgpass"
-"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -U warren --auth=scram-sha-256 --pwfile="$work/pgpass" >"$work/initdb.log"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/pg -c fsync=off" start >/dev/null
-PGPASSWORD=$(cat "$work/pgpass") "$pgbin/createdb" -h 127.0.0.1 -p "$pg_port" -U warren warren
-echo "postgres://warren:$(cat "$work/pgpass")@127.0.0.1:$pg_port/warren?sslmode=disable" >"$work/dsn"
+pg_start "$work" "$pg_port"
 chmod 600 "$work/dsn"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/cluster.secret"
 chmod 600 "$work/cluster.secret"

@@ -14,9 +14,8 @@ BIN=${BIN:-$PWD/bin}
 for tool in haproxy curl python3; do
   command -v "$tool" >/dev/null || { echo "cluster-demo: $tool is required (apt-get install $tool)" >&2; exit 2; }
 done
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -n "$pgbin" ] || pgbin=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")
-[ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] && [ -x "$pgbin/createdb" ] || { echo "cluster-demo: initdb and pg_ctl are required (apt-get install postgresql)" >&2; exit 2; }
+. "$(dirname "$0")/lib/pg.sh"
+pg_find || { echo "cluster-demo: initdb and pg_ctl are required (apt-get install postgresql)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PG_PORT=${PG_PORT:-$(free_port)}
@@ -28,18 +27,10 @@ LOCAL_PORT=${LOCAL_PORT:-$(free_port)}
 work=$(mktemp -d -t warren-cluster-XXXXXX)
 chmod 755 "$work"
 pids=()
-# PostgreSQL refuses to run as root: run it as the postgres user (or
-# nobody) with a data directory that user owns.
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  pguser=postgres
-  id "$pguser" >/dev/null 2>&1 || pguser=nobody
-  as_pg=(runuser -u "$pguser" --)
-fi
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -f "$work/pg/postmaster.pid" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  pg_stop "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,13 +55,7 @@ wait_ready() {
 }
 
 step "PostgreSQL in $work/pg (initdb, pg_ctl) on 127.0.0.1:$PG_PORT"
-mkdir "$work/pg" && openssl rand -hex 16 >"$work/pgpass" 2>/dev/null || head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/pgpass"
-[ ${#as_pg[@]} -gt 0 ] && chown "$pguser" "$work/pg" "$work/pgpass"
-"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -U warren --auth=scram-sha-256 --pwfile="$work/pgpass" >"$work/initdb.log"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $work/pg -c fsync=off" start >/dev/null
-PGPASSWORD=$(cat "$work/pgpass") "$pgbin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U warren warren
-echo "postgres://warren:$(cat "$work/pgpass")@127.0.0.1:$PG_PORT/warren?sslmode=disable" >"$work/dsn"
+pg_start "$work" "$PG_PORT"
 chmod 600 "$work/dsn"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/cluster.secret"
 chmod 600 "$work/cluster.secret"
