@@ -48,26 +48,64 @@ type directState struct {
 	inOrder wingrtc.Reorder
 	// keep: output is recorded in resend, from the channel's opening to
 	// the client's pty.fallback; resend ends at outSeq.
-	keep    bool
-	resend  []byte
-	dcStart int64 // the output offset the channel's stream started at
+	keep      bool
+	resend    []byte
+	resendBuf []byte // resend's backing array (tailAppend)
+	dcStart   int64  // the output offset the channel's stream started at
+	binary    bool   // the open channel takes binary frames (Signal.Binary)
+	// frame is the buffer output is sealed into before it goes on the
+	// channel; guarded by session.sendMu.
+	frame []byte
 }
 
-// directChunk is the most plaintext one channel frame carries: SCTP
+// directChunk is the most plaintext one JSON channel frame carries: SCTP
 // moves messages of tens of KiB faster than the relay path's 128 KiB.
 const directChunk = 48 << 10
 
-// frames seals p, from output offset seq, as channel frames.
-func (d *directState) frames(sid string, c *wp.Cipher, seq int64, p []byte) [][]byte {
-	var out [][]byte
+// directOut is where one piece of output goes when the controller is on
+// a channel: taken with session.mu held, used with session.sendMu held.
+type directOut struct {
+	d      *directState
+	sender *wingrtc.Sender // nil: the relay carries the output
+	c      *wp.Cipher
+	seq    int64
+	binary bool
+}
+
+// out says where output from offset seq goes; called with session.mu
+// held, c the controller's key.
+func (d *directState) out(c *wp.Cipher, seq int64) directOut {
+	return directOut{d: d, sender: d.sender, c: c, seq: seq, binary: d.binary}
+}
+
+// send seals p as channel frames and sends them; called with
+// session.sendMu held. A frame lost with a dying channel is sent again
+// over the relay (clientFallback).
+func (o directOut) send(sid string, p []byte) {
+	if o.sender == nil {
+		return
+	}
+	seq := o.seq
+	if !o.binary {
+		for len(p) > 0 {
+			n := min(len(p), directChunk)
+			at := seq
+			b, _ := wp.Encode(wp.Output{Type: wp.TypePTYOutput, SessionID: sid, Data: o.c.Seal(p[:n]), Seq: &at})
+			if o.sender.Send(b) != nil {
+				return
+			}
+			p, seq = p[n:], seq+int64(n)
+		}
+		return
+	}
 	for len(p) > 0 {
-		n := min(len(p), directChunk)
-		at := seq
-		b, _ := wp.Encode(wp.Output{Type: wp.TypePTYOutput, SessionID: sid, Data: c.Seal(p[:n]), Seq: &at})
-		out = append(out, b)
+		n := min(len(p), wp.MaxFramePlain)
+		o.d.frame = o.c.SealFrame(o.d.frame[:0], wp.FrameOutput, seq, p[:n])
+		if o.sender.SendBinary(o.d.frame) != nil {
+			return
+		}
 		p, seq = p[n:], seq+int64(n)
 	}
-	return out
 }
 
 // record keeps output to send again after a fallback; called with
@@ -76,15 +114,21 @@ func (d *directState) record(p []byte) {
 	if !d.keep {
 		return
 	}
-	d.resend = append(d.resend, p...)
+	tailAppend(&d.resend, &d.resendBuf, p)
 	if over := len(d.resend) - resendMax; over > 0 {
 		d.resend = d.resend[over:]
 	}
 }
 
+// stopKeeping forgets the output kept to resend.
+func (d *directState) stopKeeping() {
+	d.keep, d.resend, d.resendBuf = false, nil, nil
+}
+
 // directConn is one migration attempt's peer connection.
 type directConn struct {
 	gen      int64
+	binary   bool // the client's offer said Signal.Binary
 	pc       *webrtc.PeerConnection
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -193,7 +237,7 @@ func (s *session) migrate(ctx context.Context, offer wp.Signal, c *wp.Cipher) {
 		refuse("WebRTC: " + err.Error())
 		return
 	}
-	d := &directConn{gen: offer.Gen, pc: pc, dead: make(chan struct{})}
+	d := &directConn{gen: offer.Gen, binary: offer.Binary, pc: pc, dead: make(chan struct{})}
 	a.trackConn(d, true)
 	s.mu.Lock()
 	if offer.Gen <= s.d.gen || s.exited {
@@ -265,7 +309,9 @@ func (s *session) activate(ctx context.Context, d *directConn, dc *webrtc.DataCh
 		return
 	}
 	s.d.sender = wingrtc.NewSender(dc, d.dead)
-	s.d.keep, s.d.resend = true, nil
+	s.d.binary = d.binary
+	s.d.stopKeeping()
+	s.d.keep = true
 	seq := s.d.outSeq
 	s.d.dcStart = seq
 	// Output sealed before this point is on the relay ahead of
@@ -358,7 +404,7 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 	if len(s.d.resend) > len(kept) {
 		kept = s.d.resend
 	}
-	s.d.keep, s.d.resend = false, nil
+	s.d.stopKeeping()
 	start := end - int64(len(kept))
 	if from > end {
 		s.mu.Unlock()
@@ -419,7 +465,7 @@ func (s *session) endDirect() {
 	d := s.d.conn
 	s.d.conn, s.d.sender = nil, nil
 	s.d.gen, s.d.noticed = 0, 0 // the next client numbers its attempts from 1
-	s.d.keep, s.d.resend = false, nil
+	s.d.stopKeeping()
 	if h := s.d.hold; h != nil {
 		s.d.hold = nil
 		close(h)

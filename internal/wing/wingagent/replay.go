@@ -9,7 +9,8 @@ import "bytes"
 type replayBuffer struct {
 	max  int
 	data []byte
-	alt  bool // the program switched to the alternate screen
+	buf  []byte // data's backing array, with room to append (tail)
+	alt  bool   // the program switched to the alternate screen
 }
 
 var (
@@ -23,7 +24,7 @@ func (r *replayBuffer) write(p []byte) {
 			r.alt = i > j
 		}
 	}
-	r.data = append(r.data, p...)
+	tailAppend(&r.data, &r.buf, p)
 	if len(r.data) <= r.max {
 		return
 	}
@@ -32,8 +33,22 @@ func (r *replayBuffer) write(p []byte) {
 	if k := bytes.IndexByte(r.data[cut:min(len(r.data), cut+4096)], '\n'); k >= 0 {
 		cut += k + 1
 	}
-	n := copy(r.data, r.data[cut:])
-	r.data = r.data[:n]
+	r.data = r.data[cut:]
+}
+
+// tailAppend appends p to *data, a window on the end of *buf that its
+// caller trims from the front to some maximum: the window moves along a
+// buffer of at least twice its length and comes back to the buffer's
+// start when it reaches the end, so that each byte is moved about once
+// rather than at every trim.
+func tailAppend(data, buf *[]byte, p []byte) {
+	if len(*data)+len(p) > cap(*data) {
+		if need := len(*data) + len(p); need > cap(*buf)/2 {
+			*buf = make([]byte, 0, max(2*need, 4096))
+		}
+		*data = append((*buf)[:0], *data...) // may overlap: copy is memmove
+	}
+	*data = append(*data, p...)
 }
 
 // snapshot returns the bytes to replay.

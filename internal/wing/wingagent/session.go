@@ -314,16 +314,11 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.d.outSeq += int64(len(p))
 	s.d.record(p)
 	var frames []any
-	direct := s.d.sender
-	var directFrames [][]byte
+	var direct directOut // the controller's channel, if it is on one
 	if s.out != nil {
-		if direct != nil {
-			directFrames = s.d.frames(s.id, s.out, seq, p)
-		} else {
+		if direct = s.d.out(s.out, seq); direct.sender == nil {
 			frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: s.out.Seal(p), Seq: &seq})
 		}
-	} else {
-		direct = nil
 	}
 	for vid, c := range s.viewers {
 		frames = append(frames, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(p), ViewerID: vid, Seq: &seq})
@@ -342,13 +337,7 @@ func (s *session) output(ctx context.Context, p []byte) {
 	s.sendMu.Lock()
 	s.mu.Unlock()
 	defer s.sendMu.Unlock()
-	// A frame lost with a dying channel is sent again over the relay
-	// (clientFallback).
-	for _, b := range directFrames {
-		if direct.Send(b) != nil {
-			break
-		}
-	}
+	direct.send(s.id, p)
 	for _, f := range frames {
 		s.a.send(ctx, f)
 	}

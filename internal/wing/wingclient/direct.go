@@ -289,7 +289,7 @@ func (s *Session) attempt(ctx context.Context, api *webrtc.API, p *peer, c *wp.C
 		return err
 	}
 	if err := s.send(ctx, wp.DirectFrame{Type: wp.TypePTYMigrate, SessionID: sid,
-		Data: wp.SealSignal(c, wp.Signal{Gen: p.gen, SDP: pc.LocalDescription().SDP})}); err != nil {
+		Data: wp.SealSignal(c, wp.Signal{Gen: p.gen, SDP: pc.LocalDescription().SDP, Binary: true})}); err != nil {
 		return err
 	}
 	var ans wp.Signal
@@ -478,24 +478,40 @@ func (s *Session) directOutput(out io.Writer, b []byte, replay *[]byte) error {
 		}
 		return nil
 	}
-	var f frame
-	if json.Unmarshal(b, &f) != nil || f.Type != wp.TypePTYOutput || f.Seq == nil || f.Compressed || f.ViewerID != "" {
-		return nil
-	}
 	s.mu.Lock()
 	c := s.cipher
 	s.mu.Unlock()
 	if c == nil {
 		return nil
 	}
-	p, err := c.Open(f.Data)
-	if err != nil {
-		return fmt.Errorf("pty.output on the direct channel does not decrypt: %w", err)
+	var seq int64
+	var p []byte
+	if len(b) > 0 && b[0] != '{' {
+		// A binary frame (the offer asked for them): its first byte is
+		// its kind, where a JSON text frame has '{'.
+		kind, at, plain, err := c.OpenFrame(b)
+		if err != nil {
+			return fmt.Errorf("a frame on the direct channel does not decrypt: %w", err)
+		}
+		if kind != wp.FrameOutput {
+			return nil
+		}
+		seq, p = at, plain
+	} else {
+		var f frame
+		if json.Unmarshal(b, &f) != nil || f.Type != wp.TypePTYOutput || f.Seq == nil || f.Compressed || f.ViewerID != "" {
+			return nil
+		}
+		plain, err := c.Open(f.Data)
+		if err != nil {
+			return fmt.Errorf("pty.output on the direct channel does not decrypt: %w", err)
+		}
+		seq, p = *f.Seq, plain
 	}
 	if err := s.flushReplay(out, replay); err != nil {
 		return err
 	}
-	return s.liveOutput(out, f.Seq, p)
+	return s.liveOutput(out, &seq, p)
 }
 
 // liveOutput writes live output in stream order.

@@ -128,7 +128,13 @@ func NewSender(dc *webrtc.DataChannel, dead <-chan struct{}) *Sender {
 }
 
 // Send writes one text message, waiting for room first.
-func (s *Sender) Send(b []byte) error {
+func (s *Sender) Send(b []byte) error { return s.send(b, true) }
+
+// SendBinary writes one binary message, waiting for room first; b may be
+// reused once it returns (the SCTP stream copies it).
+func (s *Sender) SendBinary(b []byte) error { return s.send(b, false) }
+
+func (s *Sender) send(b []byte, text bool) error {
 	for s.dc.BufferedAmount() > highWater {
 		select {
 		case <-s.low:
@@ -143,7 +149,13 @@ func (s *Sender) Send(b []byte) error {
 		return ErrChannelClosed
 	default:
 	}
-	if err := s.dc.SendText(string(b)); err != nil {
+	var err error
+	if text {
+		err = s.dc.SendText(string(b))
+	} else {
+		err = s.dc.Send(b)
+	}
+	if err != nil {
 		return errors.Join(ErrChannelClosed, err)
 	}
 	return nil
