@@ -73,6 +73,12 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 // candidates; output after the move is complete and in order and does not
 // cross the hub; input goes over the channel too.
 func TestDirectSession(t *testing.T) {
+	t.Run("binary", func(t *testing.T) { testDirectSession(t, false) })
+	// A client that asks for the JSON text frames of older clients.
+	t.Run("text", func(t *testing.T) { testDirectSession(t, true) })
+}
+
+func testDirectSession(t *testing.T, text bool) {
 	url, reg := testRelayWithMetrics(t)
 	startAgent(t, url, func(c *Config) { c.DirectNetworks = loopback })
 	c := &wingclient.Client{RelayURL: url, Token: "user:alice"}
@@ -80,7 +86,7 @@ func TestDirectSession(t *testing.T) {
 	defer cancel()
 	const n = 50000
 	s, err := c.Open(ctx, wingclient.SessionOptions{WingID: "box", Command: "stty -echo; read go; seq 1 " + strconv.Itoa(n) + "; read go; echo bye-$go",
-		Direct: wingclient.DirectOptions{Mode: wingclient.DirectRequire, Networks: loopback}})
+		Direct: wingclient.DirectOptions{Mode: wingclient.DirectRequire, Networks: loopback, TextFrames: text}})
 	if err != nil {
 		t.Fatal(err)
 	}

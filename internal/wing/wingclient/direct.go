@@ -57,6 +57,11 @@ type DirectOptions struct {
 	// Timeout bounds one attempt, from the offer to pty.migrated.
 	// Default 20s.
 	Timeout time.Duration
+	// TextFrames asks the wing for its output in the relay's JSON text
+	// frames on the channel, as clients did before binary frames
+	// (docs/protocols/wing.md §2.11): slower, kept to test that wings
+	// still serve such clients. Default false: binary frames.
+	TextFrames bool
 	// Retry is the wait before moving back onto a direct channel after a
 	// fallback or a failed attempt (doubling up to 30s after failures).
 	// Default 3s.
@@ -289,7 +294,7 @@ func (s *Session) attempt(ctx context.Context, api *webrtc.API, p *peer, c *wp.C
 		return err
 	}
 	if err := s.send(ctx, wp.DirectFrame{Type: wp.TypePTYMigrate, SessionID: sid,
-		Data: wp.SealSignal(c, wp.Signal{Gen: p.gen, SDP: pc.LocalDescription().SDP, Binary: true})}); err != nil {
+		Data: wp.SealSignal(c, wp.Signal{Gen: p.gen, SDP: pc.LocalDescription().SDP, Binary: !o.TextFrames})}); err != nil {
 		return err
 	}
 	var ans wp.Signal

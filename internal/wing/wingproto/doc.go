@@ -6,5 +6,7 @@
 //
 // Every message is one WebSocket text frame holding one JSON object with a
 // "type" string. [DecodeType] reads just the type; [Decode] fills a typed
-// struct. Both accept arbitrary untrusted bytes and are fuzzed.
+// struct. Both accept arbitrary untrusted bytes and are fuzzed. A direct
+// session's DataChannel also carries binary output frames
+// ([Cipher.SealFrame], [Cipher.OpenFrame], fuzzed too).
 package wingproto

@@ -72,6 +72,17 @@ async function deriveCipher(peerPub, info) {
       if (raw.length < 28) throw new Error("short payload");
       return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: raw.subarray(0, 12) }, key, raw.subarray(12)));
     },
+    // openFrame opens a binary channel frame (wing.md §2.11): kind (1),
+    // seq (8, big-endian), nonce (12), ciphertext and tag, the first 9
+    // bytes authenticated. Returns {kind, seq, plain}.
+    async openFrame(buf) {
+      const raw = new Uint8Array(buf);
+      if (raw.length < 37) throw new Error("short frame");
+      const seq = new DataView(raw.buffer, raw.byteOffset, 9).getBigUint64(1);
+      if (seq > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("frame offset out of range");
+      const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: raw.subarray(9, 21), additionalData: raw.subarray(0, 9) }, key, raw.subarray(21));
+      return { kind: raw[0], seq: Number(seq), plain: new Uint8Array(plain) };
+    },
   };
 }
 

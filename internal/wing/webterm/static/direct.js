@@ -1,11 +1,12 @@
 // warren browser terminal: direct sessions (wing.md §2.11). Once a session
 // has started, the page offers the wing a WebRTC DataChannel with the
 // browser's own RTCPeerConnection; offer, answer and candidates travel
-// sealed with the session's key. After pty.migrated the wing's pty.output
-// frames (sealed as on the relay) come over the channel and keystrokes go
-// over it. Output and input carry stream offsets ("seq"): each stream is
-// written in order and once, whichever path a piece took, and after the
-// channel dies (pty.fallback) each side resends from what the other has.
+// sealed with the session's key. After pty.migrated the wing's output
+// comes over the channel, in binary frames sealed with the same key, and
+// keystrokes go over it as pty.input. Output and input carry stream
+// offsets ("seq"): each stream is written in order and once, whichever
+// path a piece took, and after the channel dies (pty.fallback) each side
+// resends from what the other has.
 // Everything here runs inside the session's frame queue (s.queue), so
 // relay and channel frames are handled one at a time, in arrival order.
 "use strict";
@@ -76,6 +77,7 @@ async function directStart(s) {
   const gen = ++s.dgen;
   const pc = new RTCPeerConnection({ iceServers: ice.ice_servers || [], iceTransportPolicy: directMode() === "relay" ? "relay" : "all" });
   const dc = pc.createDataChannel(directLabel, { ordered: true });
+  dc.binaryType = "arraybuffer"; // output comes in binary frames (the offer's binary: true)
   const d = { gen, pc, dc, active: false };
   s.d = d;
   const later = (f) => { s.queue = s.queue.then(f).catch((e) => status("error: " + e.message)); };
@@ -92,7 +94,7 @@ async function directStart(s) {
     setTimeout(resolve, 15000);
   });
   if (s.d !== d || s.ws.readyState !== 1) return;
-  s.ws.send(JSON.stringify({ type: "pty.migrate", session_id: s.sessionID, data: await sealSignal(s, { gen, sdp: pc.localDescription.sdp }) }));
+  s.ws.send(JSON.stringify({ type: "pty.migrate", session_id: s.sessionID, data: await sealSignal(s, { gen, sdp: pc.localDescription.sdp, binary: true }) }));
 }
 
 // directSignal handles pty.migrate (the answer), pty.migrated and
@@ -129,9 +131,15 @@ async function directSignal(s, m) {
   }
 }
 
-// directFrame is one message from the channel: pty.output.
+// directFrame is one message from the channel: pty.output, as a binary
+// frame (an ArrayBuffer, kind 1) or, from an older wing, a JSON text frame.
 async function directFrame(s, d, data) {
   if (s.ord.next === null) { s.early.push(data); return; }
+  if (typeof data !== "string") {
+    const f = await s.cipher.openFrame(data);
+    if (f.kind === 1) directOutput(s, f.seq, f.plain);
+    return;
+  }
   const m = JSON.parse(data);
   if (m.type !== "pty.output" || m.viewer_id || m.compressed || typeof m.seq !== "number") return;
   directOutput(s, m.seq, await s.cipher.open(m.data));
