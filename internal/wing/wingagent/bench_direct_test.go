@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,19 +42,22 @@ func BenchmarkDirectPTYThroughput(b *testing.B) {
 	url := testRelay(b)
 	startAgent(b, url, func(c *Config) { c.DirectNetworks = loopback })
 	c := &wingclient.Client{RelayURL: url, Token: "user:alice"}
-	var wingDur, directDur time.Duration
+	var wingDur, directDur, wingCPU, directCPU time.Duration
 	var wingN, directN int64
 	for b.Loop() {
+		cpu0 := cpuTime()
 		n, d := directPTY(b, "/bin/sh", "-c", throughputCmd)
+		directCPU += cpuTime() - cpu0
 		directN += n
 		directDur += d
 
 		w := &countWriter{}
 		s, cancel, done := directSession(b, c, "stty -echo; read go; "+throughputCmd, w)
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		s.Input(context.Background(), []byte("go\n"))
 		<-done
 		wingDur += time.Since(start)
+		wingCPU += cpuTime() - cpu0
 		cancel()
 		s.Close()
 		wingN += w.n
@@ -66,6 +70,19 @@ func BenchmarkDirectPTYThroughput(b *testing.B) {
 	b.ReportMetric(wing, "p2p-MB/s")
 	b.ReportMetric(direct, "direct-MB/s")
 	b.ReportMetric(wing/direct, "x-direct")
+	// CPU time per MB, this process and its children (the PTY's writer
+	// and, for the direct path, both ends of the channel): on a loaded
+	// machine a steadier measure than MB/s.
+	b.ReportMetric(float64(wingCPU.Milliseconds())/(float64(wingN)/1e6), "p2p-cpu-ms/MB")
+	b.ReportMetric(float64(directCPU.Milliseconds())/(float64(directN)/1e6), "direct-cpu-ms/MB")
+}
+
+// cpuTime is the CPU time of this process and its children waited for.
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + kids.Utime.Nano() + kids.Stime.Nano())
 }
 
 // BenchmarkDirectKeystrokeEcho: keystroke round trips to a remote cat
