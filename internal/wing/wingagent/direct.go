@@ -320,7 +320,20 @@ func (s *session) activate(ctx context.Context, d *directConn, dc *webrtc.DataCh
 	s.mu.Unlock()
 	defer s.sendMu.Unlock()
 	s.sendSignal(ctx, wp.TypePTYMigrated, c, wp.Signal{Gen: d.gen, Seq: seq})
-	s.a.log.Info("session migrated to a direct channel", "session", s.id, "gen", d.gen, "seq", seq)
+	s.a.log.Info("session migrated to a direct channel", "session", s.id, "gen", d.gen, "seq", seq,
+		"binary_frames", d.binary, "sctp_zero_checksum", zeroChecksum(d.pc))
+}
+
+// zeroChecksum says whether the peer agreed to SCTP without CRC32c
+// (RFC 9653, negotiated in the SCTP handshake): pion does; browsers may
+// not.
+func zeroChecksum(pc *webrtc.PeerConnection) bool {
+	for _, st := range pc.GetStats() {
+		if t, ok := st.(webrtc.SCTPTransportStats); ok && t.Metadata != nil {
+			return t.Metadata.ZeroChecksumSendingEnabled
+		}
+	}
+	return false
 }
 
 // directDied gives up attempt d: output goes back to the relay, held
