@@ -122,19 +122,43 @@ func openE2E(ch ssh.Channel, hostKey ssh.HostKeyCallback) (ssh.Channel, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("tunnelclient: E2E handshake: %w", err)
 	}
-	go ssh.DiscardRequests(reqs)
-	go func() {
-		for nc := range chans {
-			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
-		}
-	}()
+	// The host sends no request and opens no channel (the mux queues a
+	// few meanwhile), so they are refused from after the open on, by one
+	// goroutine: every forwarded connection, idle ones included, has it.
 	inner, ireqs, err := conn.OpenChannel(tunnelproto.ChannelSession, nil)
 	if err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("tunnelclient: E2E stream channel: %w", err)
 	}
-	go ssh.DiscardRequests(ireqs)
+	go refuseRest(reqs, ireqs, chans)
 	return &e2eChannel{Channel: inner, conn: conn}, nil
+}
+
+// refuseRest refuses an E2E session's global requests, its stream
+// channel's requests and any channel the host opens, until it ends.
+func refuseRest(reqs, chReqs <-chan *ssh.Request, chans <-chan ssh.NewChannel) {
+	for reqs != nil || chReqs != nil || chans != nil {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case r, ok := <-chReqs:
+			if !ok {
+				chReqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+			} else {
+				_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
+			}
+		}
+	}
 }
 
 // e2eHostKeyAlgos is every host key algorithm x/crypto supports, ed25519

@@ -184,8 +184,23 @@ func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, string, func(), error) {
 	if err != nil {
 		return nil, "", nil, err
 	}
-	go ssh.DiscardRequests(reqs)
-	for nc := range chans {
+	for chans != nil {
+		var nc ssh.NewChannel
+		var ok bool
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+			continue
+		case nc, ok = <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+		}
 		if nc.ChannelType() != tunnelproto.ChannelSession {
 			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 			continue
@@ -195,17 +210,41 @@ func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, string, func(), error) {
 			break
 		}
 		hsTimer.Stop()
-		go ssh.DiscardRequests(ireqs)
-		// Any further channel is refused while the stream runs.
-		go func() {
-			for nc := range chans {
-				_ = nc.Reject(ssh.UnknownChannelType, "one stream per E2E session")
-			}
-		}()
+		// Any further request or channel is refused while the stream runs.
+		go refuseRest(reqs, ireqs, chans, "one stream per E2E session")
 		return inner, writeCipher(sc.Conn), func() { _ = inner.Close(); _ = sc.Close() }, nil
 	}
 	_ = sc.Close()
 	return nil, "", nil, errors.New("the E2E session ended before its stream channel opened")
+}
+
+// refuseRest refuses the global requests, the stream channel's requests
+// and the further channels of an E2E session until it ends: one goroutine
+// for the three, since every forwarded connection, idle ones included,
+// has it.
+func refuseRest(reqs, chReqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, why string) {
+	for reqs != nil || chReqs != nil || chans != nil {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case r, ok := <-chReqs:
+			if !ok {
+				chReqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+			} else {
+				_ = nc.Reject(ssh.UnknownChannelType, why)
+			}
+		}
+	}
 }
 
 // writeCipher is the cipher conn negotiated for the packets it sends, or
