@@ -410,6 +410,12 @@ func report(w io.Writer, cfg config, paths []*path, direct *path) {
 			fmt.Sprintf("%.0f/%.0f", median(p.rtt50), median(p.rtt99)),
 			fmt.Sprintf("%.0f/%.0f", median(p.nc50), median(p.nc99)))
 	}
+	for _, p := range paths {
+		if p.ref {
+			fprintf(w, "(plain Go proxy rows: a reference, not warren; their CPU column is per proxy process, first hop first)\n")
+			break
+		}
+	}
 }
 
 // reportFloor prints each warren path's RTT p50 over direct and over the
