@@ -104,7 +104,7 @@ if want ports; then
 echo "== port tunnels and web forwarding: the built relay-server, tunnel-host and tunnel-client vs a direct loopback copy (scripts/benchtool)"
 # Sizes: BENCH_BYTES (256M), BENCH_STREAMS (8), BENCH_ROUNDS (3), BENCH_BUF
 # (64K), BENCH_RTT (2000), BENCH_NEWCONNS (200), BENCH_IDLE (1000),
-# BENCH_WEB_BYTES (1G), BENCH_PATHS (v2ws,v2wss,v1,raw,web), BENCH_HOLD (0s).
+# BENCH_WEB_BYTES (1G), BENCH_PATHS (v2ws,v2wss,v2e2e,v1,raw,proxy,web), BENCH_HOLD (0s).
 go build -o "$work/benchtool" ./scripts/benchtool
 BIN="$BIN" "$work/benchtool"
 fi

@@ -17,9 +17,21 @@
 //     form against the same GET direct.
 //
 // Paths: V2 over ws and over wss (relay-server serving TLS with a
-// self-signed certificate the peers trust through SSL_CERT_FILE), V1, raw
-// TCP exposure (relay-server tunnels.expose; relay and host only), web
-// forwarding (relay and host only).
+// self-signed certificate the peers trust through SSL_CERT_FILE), V2 with
+// end-to-end encryption (tunnel-client connect --e2e over ws; the bench
+// fails unless the host's /metrics count every stream it forwarded as
+// E2E-encrypted, and names the negotiated cipher), V1, raw TCP exposure
+// (relay-server tunnels.expose; relay and host only), web forwarding
+// (relay and host only).
+//
+// The RTT floor reference (BENCH_PATHS key "proxy"): chains of 2 and 3
+// separate processes, each a plain Go TCP proxy (this binary re-run as
+// `benchtool __proxy NEXT`: accept, dial, two goroutines copying through
+// 64 KiB buffers), measured in the same interleaved rounds. On a VM every
+// process on the way costs the wakeup of an idle vCPU each way, so a path
+// through N processes cannot beat the chain of N; each warren path's RTT
+// p50 is printed over direct and over the chain of as many processes (raw
+// TCP: 2, V2 and V1: 3).
 //
 // Every figure is printed with its ratio to the direct path of the same
 // run. Sizes come from the environment (see config in main.go) so a quick

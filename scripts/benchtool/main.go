@@ -27,7 +27,7 @@ type config struct {
 	newConns int           // BENCH_NEWCONNS: connections per new-connection latency run
 	idle     int           // BENCH_IDLE: idle connections for the RSS figure
 	webBytes int64         // BENCH_WEB_BYTES: body of the web forwarding GET
-	paths    string        // BENCH_PATHS: comma list of v2ws,v2wss,v1,raw,web (default all)
+	paths    string        // BENCH_PATHS: comma list of v2ws,v2wss,v2e2e,v1,raw,proxy,web (default all)
 	hold     time.Duration // BENCH_HOLD: keep the processes this long after the report
 }
 
@@ -35,7 +35,7 @@ func loadConfig() (config, error) {
 	c := config{
 		bin: envStr("BIN", "bin"), bytes: 256 << 20, streams: 8, rounds: 3, buf: 64 << 10,
 		rtt: 2000, newConns: 200, idle: 1000, webBytes: 1 << 30,
-		paths: envStr("BENCH_PATHS", "v2ws,v2wss,v1,raw,web"),
+		paths: envStr("BENCH_PATHS", "v2ws,v2wss,v2e2e,v1,raw,proxy,web"),
 	}
 	var err error
 	for _, v := range []struct {
@@ -107,6 +107,12 @@ func envSize(name string, dst *int64) error {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == proxyArg {
+		// One hop of the RTT floor reference (proxy.go); it serves until
+		// killed.
+		fmt.Fprintln(os.Stderr, "benchtool proxy:", runProxy(os.Args[2]))
+		os.Exit(1)
+	}
 	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -33,7 +33,7 @@ import (
 
 // proc is one started binary.
 type proc struct {
-	role string // relay, host or client
+	role string // relay, host, client or proxyN
 	cmd  *exec.Cmd
 	out  *lineBuf // stdout and stderr
 	done chan struct{}
@@ -114,7 +114,12 @@ type procs struct {
 }
 
 func (ps *procs) start(role, name string, env []string, args ...string) (*proc, error) {
-	cmd := exec.Command(filepath.Join(ps.bin, name), args...)
+	return ps.startPath(role, filepath.Join(ps.bin, name), env, args...)
+}
+
+// startPath starts the executable at exe (start's binaries are in ps.bin).
+func (ps *procs) startPath(role, exe string, env []string, args ...string) (*proc, error) {
+	cmd := exec.Command(exe, args...)
 	// A clean environment: only what the binaries need, so a developer's
 	// WARREN_* variables do not change the measurement.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + ps.dir}, env...)
@@ -124,7 +129,7 @@ func (ps *procs) start(role, name string, env []string, args ...string) (*proc, 
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(exe), err)
 	}
 	p := &proc{role: role, cmd: cmd, out: out, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
@@ -338,12 +343,17 @@ func (r *relay) do(ctx context.Context, method, path, auth, body string, out any
 	return nil
 }
 
-func (ps *procs) startHost(r *relay, mode string, port uint16) (*proc, error) {
+// startHost starts tunnel-host for r's tunnel; metrics, if not empty, is
+// the address of its /metrics listener.
+func (ps *procs) startHost(r *relay, mode string, port uint16, metrics string) (*proc, error) {
 	env := append([]string{
 		"WARREN_TUNNEL_HOST_API_KEY=" + r.apiKey,
 		"WARREN_TUNNEL_HOST_CONTROL_SOCKET=" + filepath.Join(ps.dir, r.tunnel+".sock"),
 		"WARREN_TUNNEL_HOST_LOG_LEVEL=warn",
 	}, r.envTLS...)
+	if metrics != "" {
+		env = append(env, "WARREN_TUNNEL_HOST_METRICS_LISTEN="+metrics)
+	}
 	return ps.start("host", "tunnel-host", env, "--relay", r.url, "--tunnel", r.tunnel, "--mode", mode,
 		"--port", strconv.Itoa(int(port)))
 }
@@ -375,15 +385,19 @@ func (r *relay) waitHost(ctx context.Context, h *proc, port uint16) error {
 }
 
 // startClient runs tunnel-client connect mapping port to a free local port
-// and returns once it is ready, with the local address.
-func (ps *procs) startClient(ctx context.Context, r *relay, mode string, port uint16) (*proc, string, error) {
+// and returns once it is ready, with the local address. e2e asks the host
+// for end-to-end encryption of every stream (--e2e).
+func (ps *procs) startClient(ctx context.Context, r *relay, mode string, port uint16, e2e bool) (*proc, string, error) {
 	lp, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	env := append([]string{"WARREN_TUNNEL_CLIENT_API_KEY=" + r.apiKey, "WARREN_TUNNEL_CLIENT_LOG_LEVEL=warn"}, r.envTLS...)
-	p, err := ps.start("client", "tunnel-client", env, "connect", r.tunnel, "--relay", r.url, "--mode", mode,
-		"--port-map", fmt.Sprintf("%d:%d", port, lp))
+	args := []string{"connect", r.tunnel, "--relay", r.url, "--mode", mode, "--port-map", fmt.Sprintf("%d:%d", port, lp)}
+	if e2e {
+		args = append(args, "--e2e")
+	}
+	p, err := ps.start("client", "tunnel-client", env, args...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -15,13 +15,17 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/webforward"
 )
 
-var roles = []string{"relay", "host", "client"}
+var roles = []string{"relay", "host", "client", "proxy1", "proxy2", "proxy3"}
 
 // path is one way to reach the target, with what was measured on it.
 type path struct {
 	name  string
 	addr  string  // where the tool connects
 	procs []*proc // the path's processes; none for direct
+	// ref marks a reference that is not warren (the plain proxy chains):
+	// not in the idle-connection and RSS figures.
+	ref bool
+	e2e *e2eCheck // set on a path whose streams must be E2E-encrypted
 
 	single, multi []float64            // MB/s per round
 	cpu           map[string][]float64 // CPU-s per GiB per round, by role
@@ -88,9 +92,10 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	paths := []*path{direct}
 	type clientPath struct {
 		key, name, mode string
-		tls             bool
+		tls, e2e        bool
 	}
-	for _, cp := range []clientPath{{"v2ws", "V2 ws", "v2", false}, {"v2wss", "V2 wss", "v2", true}, {"v1", "V1", "v1", false}} {
+	for _, cp := range []clientPath{{"v2ws", "V2 ws", "v2", false, false}, {"v2wss", "V2 wss", "v2", true, false},
+		{"v2e2e", "V2 e2e", "v2", false, true}, {"v1", "V1", "v1", false, false}} {
 		if !want[cp.key] {
 			continue
 		}
@@ -98,25 +103,45 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		h, err := ps.startHost(r, cp.mode, tgt.port())
+		var metrics string
+		if cp.e2e {
+			// The host's metrics say whether its streams are E2E-encrypted.
+			mp, err := freePort()
+			if err != nil {
+				return err
+			}
+			metrics = "127.0.0.1:" + strconv.Itoa(mp)
+		}
+		h, err := ps.startHost(r, cp.mode, tgt.port(), metrics)
 		if err != nil {
 			return err
 		}
 		if err := r.waitHost(ctx, h, tgt.port()); err != nil {
 			return err
 		}
-		c, addr, err := ps.startClient(ctx, r, cp.mode, tgt.port())
+		c, addr, err := ps.startClient(ctx, r, cp.mode, tgt.port(), cp.e2e)
 		if err != nil {
 			return fmt.Errorf("%w\nhost output:\n%s", err, tail(h.out.String(), 2000))
 		}
-		paths = append(paths, newPath(cp.name, addr, r.p, h, c))
+		p := newPath(cp.name, addr, r.p, h, c)
+		if cp.e2e {
+			p.e2e = &e2eCheck{metrics: metrics, client: c}
+			// Fail now, not after the run, if the streams are not E2E.
+			if err := waitReachable(ctx, addr); err != nil {
+				return err
+			}
+			if _, err := p.e2e.verify(ctx, p.name); err != nil {
+				return err
+			}
+		}
+		paths = append(paths, p)
 	}
 	if want["raw"] {
 		r, err := ps.startRelay(ctx, "raw", relayOpts{exposePort: tgt.port()})
 		if err != nil {
 			return err
 		}
-		h, err := ps.startHost(r, "v2", tgt.port())
+		h, err := ps.startHost(r, "v2", tgt.port(), "")
 		if err != nil {
 			return err
 		}
@@ -125,6 +150,17 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		paths = append(paths, newPath("raw TCP", r.expose, r.p, h))
 	}
+	if want["proxy"] {
+		for _, n := range []int{2, 3} {
+			chain, addr, err := ps.startProxyChain(ctx, n, tgt.addr())
+			if err != nil {
+				return err
+			}
+			p := newPath(fmt.Sprintf("plain Go proxy x%d", n), addr, chain...)
+			p.ref = true
+			paths = append(paths, p)
+		}
+	}
 	var webPath *path
 	var webRelay *relay
 	if want["web"] {
@@ -132,7 +168,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		h, err := ps.startHost(r, "v2", webPort)
+		h, err := ps.startHost(r, "v2", webPort, "")
 		if err != nil {
 			return err
 		}
@@ -144,6 +180,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	for _, p := range paths[1:] {
 		if cfg.idle == 0 {
 			break
+		}
+		if p.ref {
+			continue
 		}
 		if err := measureIdle(p, cfg.idle); err != nil {
 			return err
@@ -171,7 +210,23 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}
 	}
 
+	// After every stream of the run: were they all E2E-encrypted?
+	var e2eLines []string
+	for _, p := range paths {
+		if p.e2e != nil {
+			line, err := p.e2e.verify(ctx, p.name)
+			if err != nil {
+				return err
+			}
+			e2eLines = append(e2eLines, line)
+		}
+	}
+
 	report(w, cfg, paths, direct)
+	for _, l := range e2eLines {
+		fprintf(w, "%s\n", l)
+	}
+	reportFloor(w, paths, direct)
 	if webPath != nil {
 		d, f := median(webDirect), median(webFwd)
 		fprintf(w, "\n== web forwarding: %s GET through relay-server's path form to tunnel-host vs the same GET direct (median of %d)\n", size(cfg.webBytes), cfg.rounds)
@@ -182,6 +237,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 
 	fprintf(w, "\n== RSS after the bench (MiB)\n")
 	for _, p := range paths[1:] {
+		if p.ref {
+			continue
+		}
 		rss, err := p.rssNow()
 		if err != nil {
 			return err
@@ -328,7 +386,8 @@ func measureWeb(ctx context.Context, cfg config, p *path, r *relay, port uint16)
 func report(w io.Writer, cfg config, paths []*path, direct *path) {
 	fprintf(w, "\n== port tunnels: %s per throughput run (1 stream; %d streams sharing it), %s buffers, median of %d interleaved rounds; GOMAXPROCS here %d\n",
 		size(cfg.bytes), cfg.streams, size(int64(cfg.buf)), cfg.rounds, runtime.GOMAXPROCS(0))
-	fprintf(w, "%-9s %18s %18s %30s %22s %22s\n", "path", "1 stream MB/s", fmt.Sprintf("%d streams MB/s", cfg.streams),
+	const row = "%-17s %15s %15s %28s %15s %20s\n"
+	fprintf(w, row, "path", "1 stream MB/s", fmt.Sprintf("%d streams MB/s", cfg.streams),
 		"CPU-s/GiB relay+host+client", "RTT p50/p99 µs", "new conn p50/p99 µs")
 	d1, d8 := median(direct.single), median(direct.multi)
 	for _, p := range paths {
@@ -346,17 +405,54 @@ func report(w io.Writer, cfg config, paths []*path, direct *path) {
 			}
 			cpu = fmt.Sprintf("%s = %.2f", strings.Join(parts, "+"), total)
 		}
-		fprintf(w, "%-9s %18s %18s %30s %22s %22s\n", p.name,
+		fprintf(w, row, p.name,
 			fmt.Sprintf("%.0f (%.2f×)", s1, s1/d1), fmt.Sprintf("%.0f (%.2f×)", s8, s8/d8), cpu,
 			fmt.Sprintf("%.0f/%.0f", median(p.rtt50), median(p.rtt99)),
 			fmt.Sprintf("%.0f/%.0f", median(p.nc50), median(p.nc99)))
 	}
-	if len(paths) > 1 {
-		fprintf(w, "added RTT p50 over direct:")
-		for _, p := range paths[1:] {
-			fprintf(w, " %s +%.0f µs;", p.name, median(p.rtt50)-median(direct.rtt50))
+	for _, p := range paths {
+		if p.ref {
+			fprintf(w, "(plain Go proxy rows: a reference, not warren; their CPU column is per proxy process, first hop first)\n")
+			break
 		}
-		fprintf(w, "\n")
+	}
+}
+
+// reportFloor prints each warren path's RTT p50 over direct and over the
+// plain proxy chain of as many processes (its floor on this machine: the
+// wakeup of every process on the way, both ways).
+func reportFloor(w io.Writer, paths []*path, direct *path) {
+	floors := map[int]*path{}
+	for _, p := range paths {
+		if p.ref {
+			floors[len(p.procs)] = p
+		}
+	}
+	d := median(direct.rtt50)
+	if len(floors) > 0 {
+		fprintf(w, "\n== RTT floor: a plain Go proxy (accept, dial, two goroutines copying) per OS process, chained; measured in the same rounds\n")
+		var parts []string
+		for _, n := range []int{2, 3} {
+			if f, ok := floors[n]; ok {
+				parts = append(parts, fmt.Sprintf("x%d +%.0f µs (%.0f µs per process)", n, median(f.rtt50)-d, (median(f.rtt50)-d)/float64(n)))
+			}
+		}
+		fprintf(w, "plain Go proxy RTT p50 over direct: %s\n", strings.Join(parts, ", "))
+	}
+	const row = "%-9s %5s %12s %18s %24s %15s\n"
+	fprintf(w, row, "path", "procs", "RTT p50 µs", "added over direct", "floor: proxy chain µs", "over the floor")
+	for _, p := range paths[1:] {
+		if p.ref {
+			continue
+		}
+		n := len(p.procs)
+		r := median(p.rtt50)
+		floor, over := "—", "—"
+		if f, ok := floors[n]; ok {
+			floor = fmt.Sprintf("%.0f (x%d)", median(f.rtt50), n)
+			over = fmt.Sprintf("%+.0f µs", r-median(f.rtt50))
+		}
+		fprintf(w, row, p.name, strconv.Itoa(n), fmt.Sprintf("%.0f", r), fmt.Sprintf("%+.0f µs", r-d), floor, over)
 	}
 }
 

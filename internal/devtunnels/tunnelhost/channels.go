@@ -64,7 +64,7 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
 	}
 	go ssh.DiscardRequests(reqs)
 	if e2e {
-		inner, closeE2E, err := h.serveE2E(ch)
+		inner, cipher, closeE2E, err := h.serveE2E(ch)
 		if err != nil {
 			h.log.Info("E2E stream handshake failed", "port", req.Port, "err", err)
 			_ = ch.Close()
@@ -72,6 +72,9 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
 			return
 		}
 		defer closeE2E()
+		if h.met != nil {
+			h.met.e2eStreams.WithLabelValues(cipher).Inc()
+		}
 		ch = inner
 	}
 	var opts *pipe.Options
@@ -171,17 +174,33 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 // published in hostPublicKeys, which the client checks) and no client
 // authentication (the relay checked the client's connect token). The
 // client opens one "session" channel, which carries the port's bytes; it
-// is returned with a func that ends the inner session.
-func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, func(), error) {
+// is returned with the cipher negotiated for host-to-client packets and a
+// func that ends the inner session.
+func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, string, func(), error) {
 	conn := &chanConn{Channel: ch}
 	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
 	defer hsTimer.Stop()
 	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	go ssh.DiscardRequests(reqs)
-	for nc := range chans {
+	for chans != nil {
+		var nc ssh.NewChannel
+		var ok bool
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+			continue
+		case nc, ok = <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+		}
 		if nc.ChannelType() != tunnelproto.ChannelSession {
 			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 			continue
@@ -191,17 +210,50 @@ func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, func(), error) {
 			break
 		}
 		hsTimer.Stop()
-		go ssh.DiscardRequests(ireqs)
-		// Any further channel is refused while the stream runs.
-		go func() {
-			for nc := range chans {
-				_ = nc.Reject(ssh.UnknownChannelType, "one stream per E2E session")
-			}
-		}()
-		return inner, func() { _ = inner.Close(); _ = sc.Close() }, nil
+		// Any further request or channel is refused while the stream runs.
+		go refuseRest(reqs, ireqs, chans, "one stream per E2E session")
+		return inner, writeCipher(sc.Conn), func() { _ = inner.Close(); _ = sc.Close() }, nil
 	}
 	_ = sc.Close()
-	return nil, nil, errors.New("the E2E session ended before its stream channel opened")
+	return nil, "", nil, errors.New("the E2E session ended before its stream channel opened")
+}
+
+// refuseRest refuses the global requests, the stream channel's requests
+// and the further channels of an E2E session until it ends: one goroutine
+// for the three, since every forwarded connection, idle ones included,
+// has it.
+func refuseRest(reqs, chReqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, why string) {
+	for reqs != nil || chReqs != nil || chans != nil {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case r, ok := <-chReqs:
+			if !ok {
+				chReqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+			} else {
+				_ = nc.Reject(ssh.UnknownChannelType, why)
+			}
+		}
+	}
+}
+
+// writeCipher is the cipher conn negotiated for the packets it sends, or
+// "unknown".
+func writeCipher(conn ssh.Conn) string {
+	if a, ok := conn.(ssh.AlgorithmsConnMetadata); ok {
+		return a.Algorithms().Write.Cipher
+	}
+	return "unknown"
 }
 
 // chanConn makes an ssh.Channel a net.Conn for the nested SSH server.

@@ -59,6 +59,9 @@
 //
 // With Config.Registerer: warren_tunnel_host_status{status} (one-hot),
 // warren_tunnel_host_forwarded_connections_total,
-// warren_tunnel_host_bytes_total{direction="in"|"out"} (live, per copy) and
-// warren_tunnel_host_active_connections. No tunnel ids as labels.
+// warren_tunnel_host_bytes_total{direction="in"|"out"} (live, per copy),
+// warren_tunnel_host_active_connections and
+// warren_tunnel_host_e2e_streams_total{cipher} (the forwarded connections
+// whose V2 stream this host end-to-end encrypted, by the inner session's
+// host-to-client cipher). No tunnel ids as labels.
 package tunnelhost

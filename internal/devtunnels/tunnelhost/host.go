@@ -191,8 +191,10 @@ func New(cfg Config, logger *slog.Logger) (*Host, error) {
 		Config: ssh.Config{
 			KeyExchanges: []string{"ecdh-sha2-nistp384", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"},
 			Ciphers:      tunnelrelay.EndToEndCiphers(),
-			// Safe with any client: each side sends at most what the other announces.
-			ChannelMaxPacket: ssh.MaxChannelMaxPacket,
+			// Safe with any client: each side sends at most what the other
+			// announces. Sized so that each packet crosses the relay leg
+			// as one packet of the channel it runs in.
+			ChannelMaxPacket: tunnelrelay.EndToEndMaxPacket,
 		},
 	}
 	for _, s := range h.signers {

@@ -548,7 +548,9 @@ func TestV2E2E(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	port := relaytest.Echo(t)
-	h := newHost(t, e.hostConfig(port))
+	cfg := e.hostConfig(port)
+	cfg.Registerer = prometheus.NewRegistry()
+	h := newHost(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error, 1)
 	go func() { res <- h.Run(ctx) }()
@@ -617,6 +619,11 @@ func TestV2E2E(t *testing.T) {
 	}
 	echoRoundTrip(t, s, "end to end over V2")
 	s.Close()
+	// The metric counts the E2E stream (not the plain one), by cipher: the
+	// client's first choice (x/crypto's default list), which the host has.
+	if got := metricValue(h.met.e2eStreams.WithLabelValues(ssh.CipherAES128GCM)); got != 1 {
+		t.Errorf("e2e_streams_total{cipher=%q} = %v, want 1", ssh.CipherAES128GCM, got)
+	}
 
 	other, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, 32)))
 	if err != nil {

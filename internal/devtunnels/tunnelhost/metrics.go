@@ -7,6 +7,7 @@ type metrics struct {
 	conns             prometheus.Counter
 	bytesIn, bytesOut prometheus.Counter
 	active            prometheus.Gauge
+	e2eStreams        *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -23,6 +24,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Name: "warren_tunnel_host_active_connections",
 			Help: "Forwarded connections currently open.",
 		}),
+		e2eStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warren_tunnel_host_e2e_streams_total",
+			Help: "Forwarded connections whose stream this host end-to-end encrypted (a V2 client's --e2e), by the cipher the inner SSH session negotiated (host to client).",
+		}, []string{"cipher"}),
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "warren_tunnel_host_bytes_total",
@@ -30,7 +35,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	}, []string{"direction"})
 	m.bytesIn = bytes.WithLabelValues("in")
 	m.bytesOut = bytes.WithLabelValues("out")
-	for _, c := range []prometheus.Collector{m.status, m.conns, m.active, bytes} {
+	for _, c := range []prometheus.Collector{m.status, m.conns, m.active, m.e2eStreams, bytes} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}

@@ -130,6 +130,14 @@ func EndToEndCiphers() []string {
 	return slices.Concat(chacha, aesGCM, ctr)
 }
 
+// EndToEndMaxPacket is the channel max packet of an end-to-end session
+// that runs inside a channel of a relay leg (V1's nested session, V2
+// --e2e streams): the largest payload whose sealed packet (header, padding
+// and MAC included) still fits in one packet of the outer channel, which
+// announces ssh.MaxChannelMaxPacket, so that each inner packet crosses the
+// relay as one outer packet rather than a full one and a sliver.
+const EndToEndMaxPacket = ssh.MaxChannelMaxPacket - 1024
+
 var hasAESInstructions = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ ||
 	cpu.ARM64.HasAES && cpu.ARM64.HasPMULL || cpu.S390X.HasAESGCM
 
