@@ -319,9 +319,10 @@ func putPacketBuf(b []byte) {
 
 // consume waits for data, calls fn with the next queued piece (which stays
 // valid only during fn) without holding the buffer's lock, and removes that
-// piece once fn succeeds; it returns the bytes consumed. Only one goroutine
+// piece once fn succeeds; it returns the bytes consumed. Without wait it
+// returns 0 and a nil error when nothing is queued. Only one goroutine
 // may consume or Read a buffer at a time. (warren)
-func (b *buffer) consume(fn func(p []byte) error) (int, error) {
+func (b *buffer) consume(fn func(p []byte) error, wait bool) (int, error) {
 	b.Cond.L.Lock()
 	for {
 		if len(b.head.buf) > 0 {
@@ -338,6 +339,10 @@ func (b *buffer) consume(fn func(p []byte) error) (int, error) {
 		if b.closed {
 			b.Cond.L.Unlock()
 			return 0, io.EOF
+		}
+		if !wait {
+			b.Cond.L.Unlock()
+			return 0, nil
 		}
 		b.Cond.Wait()
 	}
@@ -364,7 +369,7 @@ func (b *buffer) consume(fn func(p []byte) error) (int, error) {
 // data on without a buffer of its own: one copy fewer per byte, and no
 // buffer held while the channel is idle. (warren)
 func (c *channel) ConsumeData(fn func(p []byte) error) (int, error) {
-	n, err := c.pending.consume(fn)
+	n, err := c.pending.consume(fn, true)
 	if n > 0 {
 		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
 			return n, aerr
