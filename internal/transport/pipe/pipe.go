@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/warrenhq/warren/internal/memtrim"
 )
 
 // Direction names one of the two copies Join runs.
@@ -190,6 +192,7 @@ func newJoiner(ctx context.Context, a, b io.ReadWriteCloser, opts *Options, onDo
 		j.onCopy = opts.OnCopy
 	}
 	j.stop = context.AfterFunc(ctx, func() { j.fail(ctx.Err()) })
+	memtrim.Opened() // a sharp fall in open splices gives memory back
 	return j
 }
 
@@ -233,6 +236,7 @@ func (j *joiner) finish(dir Direction, n int64, err error) {
 	}
 	j.stop()
 	j.closeAll()
+	memtrim.Closed()
 	if j.onDone != nil {
 		j.onDone()
 	}
