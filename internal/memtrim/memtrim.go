@@ -16,14 +16,17 @@
 // count has fallen to half its peak or less (a peak of at least MinPeak),
 // one runtime/debug.FreeOSMemory runs when the closes have stopped for
 // Settle (so that a burst of closes is trimmed once, after its garbage is
-// made; MaxWait at the latest), never more often than MinInterval.
-// FreeOSMemory is a full, blocking collection plus a release of every
-// free page: a few milliseconds for a heap of tens of MiB, a cost paid
-// only after a large drop and rate-limited, against the tens or hundreds
-// of MiB it gives back.
+// made; MaxWait at the latest), never more often than MinInterval,
+// after one more runtime.GC: what sync.Pools cache survives one collection
+// (it moves to their victim caches), and a burst of closes can leave a
+// pool full. FreeOSMemory is a full, blocking collection plus a release
+// of every free page: a few milliseconds for a heap of tens of MiB, twice
+// here, a cost paid only after a large drop and rate-limited, against the
+// tens or hundreds of MiB it gives back.
 package memtrim
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -55,7 +58,7 @@ var (
 	trims     atomic.Int64
 
 	// Tests replace these.
-	freeOSMemory = debug.FreeOSMemory
+	freeOSMemory = func() { runtime.GC(); debug.FreeOSMemory() }
 	settle       = Settle
 	maxWait      = MaxWait
 	minInterval  = MinInterval

@@ -306,6 +306,7 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		return j.copyConsumed(dir, c)
 	}
 	raw := rawConn(src.rwc)
+	stream := isStream(src.rwc)
 
 	var (
 		pooled *[]byte // from bufPool or bigBufPool while bytes flow
@@ -324,8 +325,12 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		case pooled != nil:
 			buf = *pooled
 		case raw != nil:
-			if err := waitReadable(raw); err != nil {
+			peeked, err := waitReadable(raw)
+			if err != nil {
 				return total, j.failed(dir, "read", src, err)
+			}
+			if peeked == 0 && stream {
+				return total, j.eof(dir, dst) // no buffer for a Read of EOF
 			}
 			pooled = getBuf(hot)
 			buf = *pooled
