@@ -88,6 +88,7 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			r := copy(buf, b.head.buf)
 			buf, b.head.buf = buf[r:], b.head.buf[r:]
 			n += r
+			b.head.release() // warren: keeps no packet once read
 			continue
 		}
 		// if there is a next buffer, make it the head

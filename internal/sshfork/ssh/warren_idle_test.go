@@ -116,3 +116,43 @@ func TestRefuseRequests(t *testing.T) {
 	}
 	ch.Close()
 }
+
+// TestIdleChannelKeepsNoPacket: once its data is read (by Read or by
+// ConsumeData), an idle channel holds no received packet, in particular
+// no pooled one.
+func TestIdleChannelKeepsNoPacket(t *testing.T) {
+	t.Parallel()
+	h := handshake(t, true, true, MaxChannelMaxPacket)
+	for _, consume := range []bool{false, true} {
+		ch, reqs, err := h.client.OpenChannel("echo", nil)
+		if err != nil {
+			t.Fatalf("open channel: %v", err)
+		}
+		RefuseRequests(ch, reqs)
+		c := ch.(*channel)
+		msg := make([]byte, 64<<10) // one pooled packet
+		if _, err := ch.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < len(msg); {
+			var n int
+			if consume {
+				n, err = c.ConsumeData(func(p []byte) error { return nil })
+			} else {
+				n, err = ch.Read(make([]byte, 5000))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+		b := c.pending
+		b.Cond.L.Lock()
+		held := b.head.buf != nil || b.head.pooled != nil
+		b.Cond.L.Unlock()
+		if held {
+			t.Errorf("consume %v: the idle channel keeps its last packet", consume)
+		}
+		ch.Close()
+	}
+}

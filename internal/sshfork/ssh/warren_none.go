@@ -264,8 +264,11 @@ func channelLimits(cfg *Config) (maxPacket, window uint32) {
 // collections, which an idle process runs only every two minutes. Buffers
 // beyond the bound are left to the garbage collector.
 const (
-	pooledMin     = 16 << 10
-	pooledClasses = 6 // 16, 32, 64, 128, 256, 512 KiB
+	// 2 KiB: what a channel keeps for its small writes (WriteExtended's
+	// packetPool) stays below it, so an idle channel that once sent 10 KiB
+	// packets does not keep a 10 KiB buffer.
+	pooledMin     = 2 << 10
+	pooledClasses = 9 // 2, 4, 8, ... 512 KiB
 	poolBudget    = 2 << 20
 	poolMinFree   = 4
 )
@@ -355,8 +358,24 @@ func (b *buffer) consume(fn func(p []byte) error, wait bool) (int, error) {
 	}
 	b.Cond.L.Lock()
 	e.buf = e.buf[len(p):]
+	e.release()
 	b.Cond.L.Unlock()
 	return len(p), nil
+}
+
+// release lets go of a fully read element's packet: the head element
+// stays in the buffer until the next one arrives, which on an idle
+// channel may be never, and it must not keep the last packet (a pooled
+// one is up to 255 KiB) meanwhile. (warren)
+func (e *element) release() {
+	if len(e.buf) > 0 {
+		return
+	}
+	e.buf = nil
+	if e.pooled != nil {
+		putPacketBuf(e.pooled)
+		e.pooled = nil
+	}
 }
 
 // ConsumeData hands the channel's next queued data to fn without copying
