@@ -119,7 +119,7 @@ func openE2E(ch ssh.Channel, hostKey ssh.HostKeyCallback) (ssh.Channel, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("tunnelclient: E2E stream channel: %w", err)
 	}
-	ssh.RefuseRequests(inner, ireqs)
+	go ssh.DiscardRequests(ireqs)
 	return &e2eChannel{Channel: inner, conn: conn}, nil
 }
 

@@ -206,7 +206,7 @@ func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, func(), error) {
 			break
 		}
 		hsTimer.Stop()
-		ssh.RefuseRequests(inner, ireqs)
+		go ssh.DiscardRequests(ireqs)
 		// Any further channel is refused while the stream runs.
 		go func() {
 			for nc := range chans {
