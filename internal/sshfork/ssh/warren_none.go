@@ -271,11 +271,19 @@ const (
 	pooledClasses = 9 // 2, 4, 8, ... 512 KiB
 	poolBudget    = 2 << 20
 	poolMinFree   = 4
+	// The classes below 16 KiB (small packets, many per second on an
+	// interactive connection, but few bytes) keep a quarter of the budget.
+	smallPoolBudget = poolBudget / 4
+	smallPoolMax    = 16 << 10
 )
 
 var packetPools = func() (p [pooledClasses]chan []byte) {
 	for i := range p {
-		p[i] = make(chan []byte, max(poolMinFree, poolBudget/(pooledMin<<i)))
+		budget := poolBudget
+		if pooledMin<<i < smallPoolMax {
+			budget = smallPoolBudget
+		}
+		p[i] = make(chan []byte, max(poolMinFree, budget/(pooledMin<<i)))
 	}
 	return p
 }()
