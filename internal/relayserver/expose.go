@@ -70,16 +70,20 @@ func (s *Server) acceptExposure(ctx context.Context, e Exposure, wg *sync.WaitGr
 		}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			defer c.Close()
-			if err := s.forwardExposed(ctx, e, c); err != nil {
+			if err := s.forwardExposed(ctx, e, c, wg.Done); err != nil {
+				_ = c.Close()
 				log.Info("exposed connection refused", "remote", c.RemoteAddr().String(), "err", err)
+				wg.Done()
 			}
 		}()
 	}
 }
 
-func (s *Server) forwardExposed(ctx context.Context, e Exposure, c net.Conn) error {
+// forwardExposed connects c to the tunnel port and returns once the splice
+// runs (pipe.JoinAsync: an idle connection holds one goroutine, on c, with
+// a fresh stack); done is called when it ends. On an error, c is left
+// open and done is not called.
+func (s *Server) forwardExposed(ctx context.Context, e Exposure, c net.Conn, done func()) error {
 	t, err := s.cfg.Store.FindTunnel(ctx, e.Tunnel)
 	if err != nil {
 		return fmt.Errorf("tunnel %q: %w", e.Tunnel, err)
@@ -92,9 +96,8 @@ func (s *Server) forwardExposed(ctx context.Context, e Exposure, c net.Conn) err
 	if err != nil {
 		return err
 	}
-	defer hc.Close()
-	_, err = pipe.Join(ctx, c, hc, nil)
-	return err
+	pipe.JoinAsync(ctx, c, hc, nil, func(pipe.Stats, error) { done() })
+	return nil
 }
 
 // portURIs lists where a port is reachable without tunnel-client: web

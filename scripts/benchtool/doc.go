@@ -13,6 +13,10 @@
 //   - RSS per idle forwarded connection (VmRSS from /proc/<pid>/status
 //     before and after opening BENCH_IDLE connections that have each
 //     echoed once), per process, and the RSS left after they close;
+//   - BENCH_IDLE_BIG (default 10000; 0: off) idle V2 ws connections on a
+//     set of processes of their own: the total RSS of relay-server,
+//     tunnel-host and tunnel-client with them open, and 3 s and 10 s after
+//     they close (idle.go; it raises the open file limit at start);
 //   - web forwarding: a BENCH_WEB_BYTES GET through relay-server's path
 //     form against the same GET direct.
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -189,6 +188,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		fprintf(w, "%-9s %28s %28s\n", p.name, splitKiB(p, p.idle), splitKiB(p, p.kept))
 	}
+	if err := measureIdleBig(ctx, w, ps, want); err != nil {
+		return err
+	}
 
 	for round := 1; round <= cfg.rounds; round++ {
 		fprintf(w, "round %d/%d...\n", round, cfg.rounds)
@@ -259,47 +261,6 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		case <-time.After(cfg.hold):
 		case <-ctx.Done():
 		}
-	}
-	return nil
-}
-
-func measureIdle(p *path, n int) error {
-	// A settled baseline: the processes just connected.
-	time.Sleep(time.Second)
-	before, err := p.rssNow()
-	if err != nil {
-		return err
-	}
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range n {
-		c, err := openEcho(p.addr)
-		if err != nil {
-			return fmt.Errorf("%s: idle connection %d: %w", p.name, len(conns), err)
-		}
-		conns = append(conns, c)
-	}
-	time.Sleep(time.Second)
-	after, err := p.rssNow()
-	if err != nil {
-		return err
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	conns = nil
-	time.Sleep(3 * time.Second)
-	closed, err := p.rssNow()
-	if err != nil {
-		return err
-	}
-	for role, b := range before {
-		p.idle[role] = float64(after[role]-b) / float64(n)
-		p.kept[role] = float64(closed[role]-b) / float64(n)
 	}
 	return nil
 }

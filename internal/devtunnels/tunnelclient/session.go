@@ -64,7 +64,7 @@ func (s *session) open(p uint16, peer net.Addr) (ssh.Channel, error) {
 		if err != nil {
 			return nil, err
 		}
-		go ssh.DiscardRequests(reqs)
+		ssh.RefuseRequests(ch, reqs)
 		return ch, nil
 	}
 	req.AccessToken = s.token
@@ -73,7 +73,7 @@ func (s *session) open(p uint16, peer net.Addr) (ssh.Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	go ssh.DiscardRequests(reqs)
+	ssh.RefuseRequests(ch, reqs)
 	if !tunnelproto.ParsePortRelayConnectResponse(confirm).IsE2EEncryptionEnabled {
 		if s.e2e {
 			// Requested, not required, as in the Dev Tunnels SDKs: a host
@@ -579,7 +579,10 @@ func (c *Client) waitSession(p uint16) *session {
 	}
 }
 
-// serveConn forwards one accepted local connection.
+// serveConn forwards one accepted local connection. It returns once the
+// splice runs (pipe.JoinAsync: an idle connection holds one goroutine, on
+// the local socket, started with a fresh stack rather than this one's,
+// grown by the setup); c.wg counts the splice until it ends.
 func (c *Client) serveConn(l *listener, conn net.Conn) {
 	s := c.waitSession(l.remote)
 	if s == nil {
@@ -594,10 +597,10 @@ func (c *Client) serveConn(l *listener, conn net.Conn) {
 		return
 	}
 	var opts *pipe.Options
-	if m := c.met; m != nil {
+	m := c.met
+	if m != nil {
 		m.conns.Inc()
 		m.active.Inc()
-		defer m.active.Dec()
 		opts = &pipe.Options{OnCopy: func(dir pipe.Direction, n int) {
 			if dir == pipe.AToB {
 				m.bytesOut.Add(float64(n))
@@ -606,7 +609,14 @@ func (c *Client) serveConn(l *listener, conn net.Conn) {
 			}
 		}}
 	}
-	if _, err := pipe.Join(c.ctx, conn, ch, opts); err != nil && c.ctx.Err() == nil {
-		c.log.Debug("forwarded connection ended", "port", l.remote, "err", err)
-	}
+	c.wg.Add(1)
+	pipe.JoinAsync(c.ctx, conn, ch, opts, func(_ pipe.Stats, err error) {
+		defer c.wg.Done()
+		if m != nil {
+			m.active.Dec()
+		}
+		if err != nil && c.ctx.Err() == nil {
+			c.log.Debug("forwarded connection ended", "port", l.remote, "err", err)
+		}
+	})
 }

@@ -17,7 +17,7 @@ import (
 func (h *Host) handleChannel(ctx context.Context, nc ssh.NewChannel, wg *sync.WaitGroup) {
 	switch nc.ChannelType() {
 	case tunnelproto.ChannelForwardedTCPIP:
-		wg.Go(func() { h.forward(ctx, nc, true) })
+		wg.Go(func() { h.forward(ctx, nc, true, wg) })
 	case tunnelproto.ChannelClientSSHSessionStream:
 		wg.Go(func() { h.nested(ctx, nc) })
 	default:
@@ -31,7 +31,12 @@ func (h *Host) handleChannel(ctx context.Context, nc ssh.NewChannel, wg *sync.Wa
 // nested V1 session: only there does the confirmation carry the
 // PortRelayConnectResponse, and only there is end-to-end encryption served
 // when the client asks for it.
-func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
+//
+// forward returns once the splice runs (pipe.JoinAsync: an idle
+// connection holds one goroutine, on the local socket, started with a
+// fresh stack rather than this one's, grown by the setup); wg counts the
+// splice until it ends.
+func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool, wg *sync.WaitGroup) {
 	req, _, err := tunnelproto.ParsePortRelayConnectRequest(nc.ExtraData())
 	if err != nil {
 		_ = nc.Reject(ssh.ConnectionFailed, "bad channel open payload")
@@ -62,26 +67,27 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
 		_ = local.Close()
 		return
 	}
-	go ssh.DiscardRequests(reqs)
+	ssh.RefuseRequests(ch, reqs)
+	closeE2E := func() {}
 	if e2e {
-		inner, cipher, closeE2E, err := h.serveE2E(ch)
+		inner, cipher, end, err := h.serveE2E(ch)
 		if err != nil {
 			h.log.Info("E2E stream handshake failed", "port", req.Port, "err", err)
 			_ = ch.Close()
 			_ = local.Close()
 			return
 		}
-		defer closeE2E()
+		closeE2E = end
 		if h.met != nil {
 			h.met.e2eStreams.WithLabelValues(cipher).Inc()
 		}
 		ch = inner
 	}
 	var opts *pipe.Options
-	if m := h.met; m != nil {
+	m := h.met
+	if m != nil {
 		m.conns.Inc()
 		m.active.Inc()
-		defer m.active.Dec()
 		opts = &pipe.Options{OnCopy: func(d pipe.Direction, n int) {
 			if d == pipe.AToB {
 				m.bytesIn.Add(float64(n))
@@ -90,9 +96,18 @@ func (h *Host) forward(ctx context.Context, nc ssh.NewChannel, relayed bool) {
 			}
 		}}
 	}
-	if _, err := pipe.Join(ctx, ch, local, opts); err != nil && ctx.Err() == nil {
-		h.log.Debug("forwarded connection ended", "port", req.Port, "err", err)
-	}
+	port := req.Port
+	wg.Add(1)
+	pipe.JoinAsync(ctx, ch, local, opts, func(_ pipe.Stats, err error) {
+		defer wg.Done()
+		closeE2E()
+		if m != nil {
+			m.active.Dec()
+		}
+		if err != nil && ctx.Err() == nil {
+			h.log.Debug("forwarded connection ended", "port", port, "err", err)
+		}
+	})
 }
 
 // nested runs the end-to-end SSH server of a V1 client inside a
@@ -102,7 +117,7 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 	if err != nil {
 		return
 	}
-	go ssh.DiscardRequests(chReqs)
+	ssh.RefuseRequests(ch, chReqs)
 	conn := &chanConn{Channel: ch}
 	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
 	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
@@ -160,7 +175,7 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 				_ = ch.Close()
 			})
 		case tunnelproto.ChannelForwardedTCPIP, tunnelproto.ChannelDirectTCPIP:
-			wg.Go(func() { h.forward(sctx, nc, false) })
+			wg.Go(func() { h.forward(sctx, nc, false, &wg) })
 		default:
 			_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 		}

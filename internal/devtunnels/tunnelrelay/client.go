@@ -157,7 +157,7 @@ func (r *Relay) serveClientV1(h *hostSession, c *clientSession, log *slog.Logger
 		log.Info("host refused client stream", "err", err)
 		return
 	}
-	go ssh.DiscardRequests(reqs)
+	ssh.RefuseRequests(ch, reqs)
 	r.m.forwarded.WithLabelValues(tunnelproto.ChannelClientSSHSessionStream).Inc()
 	if _, err := pipe.Join(r.ctx, c.conn, ch, r.m.pipeOptions()); err != nil {
 		log.Debug("client stream ended", "err", err)
@@ -181,20 +181,27 @@ func (r *Relay) serveClientV2(h *hostSession, c *clientSession, log *slog.Logger
 	h.subscribe(c)
 	go c.notify(sc, log)
 
+	// wg counts the bridges until their splices end, not just their setup.
 	var wg sync.WaitGroup
 	for nc := range chans {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.bridgeV2(h, nc, log)
-		}()
+		go r.bridgeV2(h, nc, log, wg.Done)
 	}
 	wg.Wait()
 }
 
 // bridgeV2 checks one client forwarded-tcpip open and, if allowed, opens
-// the same channel on the host and splices the two.
-func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
+// the same channel on the host and splices the two. It returns once the
+// splice runs (pipe.JoinAsync: an idle bridge holds no goroutine, the
+// relay's main cost per connection otherwise); done is called when the
+// bridge is over, refused or spliced.
+func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger, done func()) {
+	spliced := false
+	defer func() {
+		if !spliced {
+			done()
+		}
+	}()
 	if nc.ChannelType() != tunnelproto.ChannelForwardedTCPIP {
 		_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
 		return
@@ -231,43 +238,25 @@ func (r *Relay) bridgeV2(h *hostSession, nc ssh.NewChannel, log *slog.Logger) {
 	}
 	resp := tunnelproto.ParsePortRelayConnectResponse(confirm)
 	cc, creqs, err := ssh.AcceptWithData(nc, resp.Marshal())
+	// The channel requests of both ends are refused without a goroutine:
+	// a bridged connection is mostly idle, and each goroutine is a stack
+	// to keep.
+	ssh.RefuseRequests(hc, hreqs)
 	if err != nil {
 		_ = hc.Close()
-		go ssh.DiscardRequests(hreqs)
 		return
 	}
-	// One goroutine refuses the channel requests of both ends: a bridged
-	// connection is mostly idle, and each goroutine is a stack to keep.
-	go discardBoth(hreqs, creqs)
+	ssh.RefuseRequests(cc, creqs)
 	if pr.IsE2EEncryptionRequested {
 		log.Debug("client stream E2E", "port", pr.Port, "requested", true, "enabled", resp.IsE2EEncryptionEnabled)
 	}
 	r.m.forwarded.WithLabelValues(tunnelproto.ChannelForwardedTCPIP).Inc()
-	if _, err := pipe.Join(r.ctx, cc, hc, r.m.pipeOptions()); err != nil {
-		log.Debug("client stream ended", "port", pr.Port, "err", err)
-	}
-}
-
-// discardBoth refuses the requests of two channels until both are closed,
-// as ssh.DiscardRequests does for one.
-func discardBoth(a, b <-chan *ssh.Request) {
-	for a != nil || b != nil {
-		var req *ssh.Request
-		var ok bool
-		select {
-		case req, ok = <-a:
-			if !ok {
-				a = nil
-				continue
-			}
-		case req, ok = <-b:
-			if !ok {
-				b = nil
-				continue
-			}
+	port := pr.Port
+	spliced = true
+	pipe.JoinAsync(r.ctx, cc, hc, r.m.pipeOptions(), func(_ pipe.Stats, err error) {
+		if err != nil {
+			log.Debug("client stream ended", "port", port, "err", err)
 		}
-		if req.WantReply {
-			_ = req.Reply(false, nil)
-		}
-	}
+		done()
+	})
 }

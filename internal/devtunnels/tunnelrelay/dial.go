@@ -310,15 +310,19 @@ func (r *Relay) DialPort(ctx context.Context, tunnelID string, port uint16, from
 		if o.err != nil {
 			return nil, fmt.Errorf("tunnelrelay: host refused port %d: %w", port, o.err)
 		}
-		go ssh.DiscardRequests(o.reqs)
+		ssh.RefuseRequests(o.ch, o.reqs)
 		r.m.forwarded.WithLabelValues(tunnelproto.ChannelForwardedTCPIP).Inc()
-		return newChannelConn(o.ch, r.m, h.conn.RemoteAddr(), port), nil
+		cc := newChannelConn(o.ch, r.m, h.conn.RemoteAddr(), port)
+		if n, ok := o.ch.(dataNotifier); ok {
+			return &notifyChannelConn{cc, n}, nil
+		}
+		return cc, nil
 	case <-ctx.Done():
 		// The open may still succeed: close what it yields.
 		go func() {
 			if o := <-done; o.err == nil {
 				_ = o.ch.Close()
-				go ssh.DiscardRequests(o.reqs)
+				ssh.RefuseRequests(o.ch, o.reqs)
 			}
 		}()
 		return nil, ctx.Err()
@@ -353,6 +357,38 @@ func (c *channelConn) Write(p []byte) (int, error) {
 	c.m.bytesToHost.Add(float64(n))
 	return n, err
 }
+
+// dataNotifier is what sshfork's channels offer a copy loop that should
+// hold no goroutine while a channel is idle (see pipe's notify.go).
+type dataNotifier interface {
+	ConsumeData(fn func(p []byte) error) (int, error)
+	SetDataNotify(fn func())
+	ConsumeDataNow(fn func(p []byte) error) (int, error)
+}
+
+// notifyChannelConn is a channelConn that passes its channel's
+// dataNotifier on, so that pipe.Join (raw TCP exposure) does not park a
+// goroutine on the channel of an idle connection.
+type notifyChannelConn struct {
+	*channelConn
+	n dataNotifier
+}
+
+func (c *notifyChannelConn) ConsumeData(fn func(p []byte) error) (int, error) {
+	n, err := c.n.ConsumeData(fn)
+	c.m.bytesFromHost.Add(float64(n))
+	return n, err
+}
+
+func (c *notifyChannelConn) ConsumeDataNow(fn func(p []byte) error) (int, error) {
+	n, err := c.n.ConsumeDataNow(fn)
+	if n > 0 {
+		c.m.bytesFromHost.Add(float64(n))
+	}
+	return n, err
+}
+
+func (c *notifyChannelConn) SetDataNotify(fn func()) { c.n.SetDataNotify(fn) }
 
 func (c *channelConn) LocalAddr() net.Addr              { return c.local }
 func (c *channelConn) RemoteAddr() net.Addr             { return c.remote }

@@ -20,6 +20,8 @@ type buffer struct {
 	tail *element // the buffer that will be read last
 
 	closed bool
+
+	notify func() // warren: called after each write or eof (SetDataNotify)
 }
 
 // An element represents a single link in a linked list.
@@ -54,7 +56,11 @@ func (b *buffer) writePooled(buf, packet []byte) {
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
+	notify := b.notifyLocked() // warren
 	b.Cond.L.Unlock()
+	if notify != nil {
+		notify()
+	}
 }
 
 // eof closes the buffer. Reads from the buffer once all
@@ -63,7 +69,11 @@ func (b *buffer) eof() {
 	b.Cond.L.Lock()
 	b.closed = true
 	b.Cond.Signal()
+	notify := b.notifyLocked() // warren
 	b.Cond.L.Unlock()
+	if notify != nil {
+		notify()
+	}
 }
 
 // Read reads data from the internal buffer in buf.  Reads will block
@@ -78,6 +88,7 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			r := copy(buf, b.head.buf)
 			buf, b.head.buf = buf[r:], b.head.buf[r:]
 			n += r
+			b.head.release() // warren: keeps no packet once read
 			continue
 		}
 		// if there is a next buffer, make it the head

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log"
 	"sync"
+	"sync/atomic" // warren
 )
 
 const (
@@ -203,6 +204,8 @@ type channel struct {
 	// packetPool has a buffer for each extended channel ID to
 	// save allocations during writes.
 	packetPool map[uint32][]byte
+
+	refuseRequests atomic.Bool // warren: RefuseRequests
 }
 
 // writePacket sends a packet. If the packet is a channel close, it updates
@@ -485,7 +488,7 @@ func (ch *channel) handlePacket(packet []byte) error {
 			ch:        ch,
 		}
 
-		ch.incomingRequests <- &req
+		ch.queueRequest(&req) // warren: or refused (RefuseRequests)
 	default:
 		ch.msg <- msg
 	}

@@ -264,15 +264,26 @@ func channelLimits(cfg *Config) (maxPacket, window uint32) {
 // collections, which an idle process runs only every two minutes. Buffers
 // beyond the bound are left to the garbage collector.
 const (
-	pooledMin     = 16 << 10
-	pooledClasses = 6 // 16, 32, 64, 128, 256, 512 KiB
+	// 2 KiB: what a channel keeps for its small writes (WriteExtended's
+	// packetPool) stays below it, so an idle channel that once sent 10 KiB
+	// packets does not keep a 10 KiB buffer.
+	pooledMin     = 2 << 10
+	pooledClasses = 9 // 2, 4, 8, ... 512 KiB
 	poolBudget    = 2 << 20
 	poolMinFree   = 4
+	// The classes below 16 KiB (small packets, many per second on an
+	// interactive connection, but few bytes) keep a quarter of the budget.
+	smallPoolBudget = poolBudget / 4
+	smallPoolMax    = 16 << 10
 )
 
 var packetPools = func() (p [pooledClasses]chan []byte) {
 	for i := range p {
-		p[i] = make(chan []byte, max(poolMinFree, poolBudget/(pooledMin<<i)))
+		budget := poolBudget
+		if pooledMin<<i < smallPoolMax {
+			budget = smallPoolBudget
+		}
+		p[i] = make(chan []byte, max(poolMinFree, budget/(pooledMin<<i)))
 	}
 	return p
 }()
@@ -319,9 +330,10 @@ func putPacketBuf(b []byte) {
 
 // consume waits for data, calls fn with the next queued piece (which stays
 // valid only during fn) without holding the buffer's lock, and removes that
-// piece once fn succeeds; it returns the bytes consumed. Only one goroutine
+// piece once fn succeeds; it returns the bytes consumed. Without wait it
+// returns 0 and a nil error when nothing is queued. Only one goroutine
 // may consume or Read a buffer at a time. (warren)
-func (b *buffer) consume(fn func(p []byte) error) (int, error) {
+func (b *buffer) consume(fn func(p []byte) error, wait bool) (int, error) {
 	b.Cond.L.Lock()
 	for {
 		if len(b.head.buf) > 0 {
@@ -339,6 +351,10 @@ func (b *buffer) consume(fn func(p []byte) error) (int, error) {
 			b.Cond.L.Unlock()
 			return 0, io.EOF
 		}
+		if !wait {
+			b.Cond.L.Unlock()
+			return 0, nil
+		}
 		b.Cond.Wait()
 	}
 	// The producer only appends after the tail: the head's bytes are ours.
@@ -350,8 +366,24 @@ func (b *buffer) consume(fn func(p []byte) error) (int, error) {
 	}
 	b.Cond.L.Lock()
 	e.buf = e.buf[len(p):]
+	e.release()
 	b.Cond.L.Unlock()
 	return len(p), nil
+}
+
+// release lets go of a fully read element's packet: the head element
+// stays in the buffer until the next one arrives, which on an idle
+// channel may be never, and it must not keep the last packet (a pooled
+// one is up to 255 KiB) meanwhile. (warren)
+func (e *element) release() {
+	if len(e.buf) > 0 {
+		return
+	}
+	e.buf = nil
+	if e.pooled != nil {
+		putPacketBuf(e.pooled)
+		e.pooled = nil
+	}
 }
 
 // ConsumeData hands the channel's next queued data to fn without copying
@@ -364,7 +396,7 @@ func (b *buffer) consume(fn func(p []byte) error) (int, error) {
 // data on without a buffer of its own: one copy fewer per byte, and no
 // buffer held while the channel is idle. (warren)
 func (c *channel) ConsumeData(fn func(p []byte) error) (int, error) {
-	n, err := c.pending.consume(fn)
+	n, err := c.pending.consume(fn, true)
 	if n > 0 {
 		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
 			return n, aerr

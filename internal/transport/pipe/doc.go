@@ -16,4 +16,12 @@
 // channels (sshfork's ConsumeData) without a buffer of its own, and reads
 // any other source (a WebSocket, say) into 2 KiB first; Join runs one of its two copies on the
 // calling goroutine.
+//
+// An idle connection also costs few goroutines: a copy out of one of
+// warren's SSH channels (a source that says when it has data, notify.go)
+// runs on a goroutine started when data arrives and gone when it is all
+// written, so an idle channel holds none. JoinAsync is Join without the
+// caller's goroutine: a splice of two channels (the relay's V2 bridge)
+// holds no goroutine while idle, one of a channel and a socket holds one,
+// waiting on the socket with a fresh stack.
 package pipe

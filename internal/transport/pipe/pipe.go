@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/warrenhq/warren/internal/memtrim"
 )
 
 // Direction names one of the two copies Join runs.
@@ -153,36 +155,97 @@ func putBuf(b *[]byte) {
 // ended first, and otherwise an *Error for the first direction that failed.
 // Stats counts the bytes written in each direction either way.
 //
-// Join runs one copy on the calling goroutine and starts one more, so an
-// open connection costs two goroutines.
+// Join runs one copy on the calling goroutine and starts one more for the
+// other, except that a copy out of a source that says when it has data
+// (warren's SSH channels, see notify.go) runs only while it has some, on a
+// goroutine started for the purpose: an open connection costs two
+// goroutines, one with one such end, and none but the caller's with two.
 func Join(ctx context.Context, a, b io.ReadWriteCloser, opts *Options) (Stats, error) {
-	j := &joiner{ends: [2]end{{rwc: a}, {rwc: b}}}
+	done := make(chan struct{})
+	j := newJoiner(ctx, a, b, opts, func() { close(done) })
+	j.start(true)
+	<-done
+	return j.result()
+}
+
+// JoinAsync is Join that returns at once: done, if non-nil, is called with
+// what Join would return once both copies are done and a and b are closed,
+// on a goroutine of JoinAsync's. An idle connection between two sources
+// that say when they have data (warren's SSH channels) then costs no
+// goroutine at all, and one with a socket end only the one waiting on it,
+// started with a fresh stack: the caller's goroutine, whose stack grew
+// while it set the connection up, is free to end.
+func JoinAsync(ctx context.Context, a, b io.ReadWriteCloser, opts *Options, done func(Stats, error)) {
+	j := newJoiner(ctx, a, b, opts, nil)
+	j.onDone = func() {
+		if done != nil {
+			done(j.result())
+		}
+	}
+	j.start(false)
+}
+
+func newJoiner(ctx context.Context, a, b io.ReadWriteCloser, opts *Options, onDone func()) *joiner {
+	j := &joiner{ends: [2]end{{rwc: a}, {rwc: b}}, onDone: onDone}
+	j.left.Store(2)
 	if opts != nil {
 		j.onCopy = opts.OnCopy
 	}
-	stop := context.AfterFunc(ctx, func() { j.fail(ctx.Err()) })
-	defer stop()
+	j.stop = context.AfterFunc(ctx, func() { j.fail(ctx.Err()) })
+	memtrim.Opened() // a sharp fall in open splices gives memory back
+	return j
+}
 
-	var stats Stats
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n, err := j.copy(AToB)
-		stats.AToB = n
-		if err != nil {
-			j.fail(err)
+// start starts both copies; with inline, one that needs a goroutine of its
+// own runs on the caller's.
+func (j *joiner) start(inline bool) {
+	var blocking []Direction
+	for _, dir := range [2]Direction{AToB, BToA} {
+		if n, ok := j.ends[dir].rwc.(notifier); ok {
+			j.startNotified(dir, n)
+		} else {
+			blocking = append(blocking, dir)
 		}
-	}()
-	n, err := j.copy(BToA)
-	stats.BToA = n
+	}
+	for i, dir := range blocking {
+		if inline && i == len(blocking)-1 {
+			j.runCopy(dir)
+		} else {
+			go j.runCopy(dir)
+		}
+	}
+}
+
+// runCopy runs the blocking copy of dir to its end.
+func (j *joiner) runCopy(dir Direction) {
+	n, err := j.copy(dir)
+	j.finish(dir, n, err)
+}
+
+// finish records the end of dir's copy; the last one closes both ends and
+// reports.
+func (j *joiner) finish(dir Direction, n int64, err error) {
+	j.mu.Lock()
+	j.stats[dir] = n
+	j.mu.Unlock()
 	if err != nil {
 		j.fail(err)
 	}
-	<-done
+	if j.left.Add(-1) > 0 {
+		return
+	}
+	j.stop()
 	j.closeAll()
+	memtrim.Closed()
+	if j.onDone != nil {
+		j.onDone()
+	}
+}
+
+func (j *joiner) result() (Stats, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return stats, j.err
+	return Stats{AToB: j.stats[AToB], BToA: j.stats[BToA]}, j.err
 }
 
 type end struct {
@@ -203,9 +266,13 @@ func (e *end) close() {
 type joiner struct {
 	ends   [2]end // indexed by Direction: ends[AToB] is a
 	onCopy func(Direction, int)
+	onDone func()      // after both copies ended and both ends are closed
+	stop   func() bool // unregisters the ctx AfterFunc
+	left   atomic.Int32
 
-	mu  sync.Mutex
-	err error // the first failure (or ctx.Err()), returned by Join
+	mu    sync.Mutex
+	err   error    // the first failure (or ctx.Err()), returned by Join
+	stats [2]int64 // indexed by Direction
 }
 
 // fail records the first error and closes both ends so that the other copy
@@ -239,6 +306,7 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		return j.copyConsumed(dir, c)
 	}
 	raw := rawConn(src.rwc)
+	stream := isStream(src.rwc)
 
 	var (
 		pooled *[]byte // from bufPool or bigBufPool while bytes flow
@@ -257,8 +325,12 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		case pooled != nil:
 			buf = *pooled
 		case raw != nil:
-			if err := waitReadable(raw); err != nil {
+			peeked, err := waitReadable(raw)
+			if err != nil {
 				return total, j.failed(dir, "read", src, err)
+			}
+			if peeked == 0 && stream {
+				return total, j.eof(dir, dst) // no buffer for a Read of EOF
 			}
 			pooled = getBuf(hot)
 			buf = *pooled

@@ -1,0 +1,97 @@
+package ssh
+
+import "io"
+
+// warren: what an idle channel costs. A forwarded connection is mostly
+// idle, and a relay holds thousands of them: each goroutine parked on a
+// channel (a copy waiting for data, a DiscardRequests loop) keeps a stack.
+// RefuseRequests answers a channel's requests without a goroutine, and
+// SetDataNotify with ConsumeDataNow lets a copy loop run only while the
+// channel has data queued.
+
+// RefuseRequests refuses the channel requests of ch, as DiscardRequests
+// does for reqs, but on the connection's own goroutine as they arrive
+// instead of in a goroutine of its own for the channel's life: a request
+// that wants a reply gets its failure from a short-lived goroutine (a
+// reply is a write, which must not stall the connection's reader), any
+// other is dropped. reqs is the request channel that came with ch; a ch
+// that is not this package's own falls back to DiscardRequests in a
+// goroutine. (warren)
+func RefuseRequests(ch Channel, reqs <-chan *Request) {
+	c, ok := ch.(*channel)
+	if !ok || c.incomingRequests != reqs {
+		go DiscardRequests(reqs)
+		return
+	}
+	c.refuseRequests.Store(true)
+	c.drainRefused()
+}
+
+// drainRefused refuses the requests queued before RefuseRequests. The mux
+// loop calls it too after queueing one while the flag was being set.
+func (c *channel) drainRefused() {
+	for {
+		select {
+		case req, ok := <-c.incomingRequests:
+			if !ok {
+				return
+			}
+			refuse(req)
+		default:
+			return
+		}
+	}
+}
+
+func refuse(req *Request) {
+	if req.WantReply {
+		go func() { _ = req.Reply(false, nil) }()
+	}
+}
+
+// queueRequest hands a channel request to the channel's reader, or
+// refuses it after RefuseRequests. Called by the mux loop only.
+func (c *channel) queueRequest(req *Request) {
+	if c.refuseRequests.Load() {
+		refuse(req)
+		return
+	}
+	c.incomingRequests <- req
+	if c.refuseRequests.Load() {
+		c.drainRefused()
+	}
+}
+
+// SetDataNotify has fn called whenever the channel's data stream may have
+// something for ConsumeDataNow: right away if data or the end of data is
+// already queued, then after each data packet and at EOF or close. fn runs
+// on the connection's reader goroutine (or the caller's, the first time)
+// with no lock held and must not block: it should at most start or wake
+// a consumer. Calls may be spurious. (warren)
+func (c *channel) SetDataNotify(fn func()) {
+	b := c.pending
+	b.Cond.L.Lock()
+	b.notify = fn
+	ready := len(b.head.buf) > 0 || b.head != b.tail || b.closed
+	b.Cond.L.Unlock()
+	if ready && fn != nil {
+		fn()
+	}
+}
+
+// ConsumeDataNow is ConsumeData without waiting: with nothing queued it
+// returns 0 and a nil error at once. At the end of the data it returns
+// io.EOF. (warren)
+func (c *channel) ConsumeDataNow(fn func(p []byte) error) (int, error) {
+	n, err := c.pending.consume(fn, false)
+	if n > 0 {
+		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
+			return n, aerr
+		}
+	}
+	return n, err
+}
+
+// notifyLocked returns the buffer's notify func, called by a producer
+// after it unlocks. b.Cond.L must be held.
+func (b *buffer) notifyLocked() func() { return b.notify }

@@ -1,0 +1,107 @@
+package pipe
+
+import (
+	"errors"
+	"io"
+	"sync/atomic"
+)
+
+// notifier is a consumer that says when it has something to consume:
+// warren's SSH channels (sshfork's SetDataNotify and ConsumeDataNow). A
+// copy out of one needs no goroutine parked on it while it is idle: it
+// runs on a goroutine started when data (or the end of it) arrives, which
+// ends once the queue is empty. For a relay holding thousands of quiet
+// connections, that is thousands of stacks it does not keep.
+type notifier interface {
+	consumer
+	// SetDataNotify has fn called (possibly spuriously, never blocking)
+	// whenever ConsumeDataNow may have something; at once if it has.
+	SetDataNotify(fn func())
+	// ConsumeDataNow is ConsumeData that returns 0 and a nil error at
+	// once when nothing is queued.
+	ConsumeDataNow(fn func(p []byte) error) (int, error)
+}
+
+// notified is the copy of one direction out of a notifier.
+type notified struct {
+	j     *joiner
+	dir   Direction
+	src   notifier
+	total int64
+	write func(p []byte) error
+	// kicks counts notifications; a drain runs while it is non-zero and
+	// the one that takes it from zero starts the drain. After the end
+	// it is left non-zero so that no drain starts again.
+	kicks atomic.Int64
+}
+
+func (j *joiner) startNotified(dir Direction, src notifier) {
+	c := &notified{j: j, dir: dir, src: src}
+	dst := &j.ends[1-dir]
+	c.write = func(p []byte) error {
+		nw, err := dst.rwc.Write(p)
+		if nw < 0 || nw > len(p) {
+			nw = 0
+			if err == nil {
+				err = errors.New("invalid write result")
+			}
+		}
+		if nw > 0 {
+			c.total += int64(nw)
+			if j.onCopy != nil {
+				j.onCopy(dir, nw)
+			}
+		}
+		if err == nil && nw != len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return &writeError{err}
+		}
+		return nil
+	}
+	src.SetDataNotify(c.kick)
+}
+
+// kick is the notify func: it starts a drain unless one is running, which
+// then sees the new count and looks again before it ends.
+func (c *notified) kick() {
+	if c.kicks.Add(1) == 1 {
+		go c.drain()
+	}
+}
+
+func (c *notified) drain() {
+	for {
+		k := c.kicks.Load()
+		for {
+			n, err := c.src.ConsumeDataNow(c.write)
+			if err != nil {
+				c.end(err)
+				return
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if c.kicks.CompareAndSwap(k, 0) {
+			return
+		}
+	}
+}
+
+// end finishes the direction; the source had an error, EOF included.
+func (c *notified) end(err error) {
+	c.src.SetDataNotify(nil)
+	j, dir := c.j, c.dir
+	var we *writeError
+	switch {
+	case errors.As(err, &we):
+		err = j.failed(dir, "write", &j.ends[1-dir], we.err)
+	case errors.Is(err, io.EOF):
+		err = j.eof(dir, &j.ends[1-dir])
+	default:
+		err = j.failed(dir, "read", &j.ends[dir], err)
+	}
+	j.finish(dir, c.total, err)
+}
