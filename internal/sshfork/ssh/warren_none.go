@@ -455,3 +455,45 @@ func (t *transport) writeFramedPacket(framed []byte) error {
 	t.writer.seqNum++
 	return nil
 }
+
+// ReadDataFrom reads once from r straight into a data packet of at most
+// limit bytes (and no more than the peer's window and packet size allow) and
+// sends what the read returned: a copy loop from a socket into the channel
+// (warren's pipe.Join) needs no buffer of its own, and each byte is copied
+// once less. It blocks, before reading, while the peer's window is closed.
+// It returns the bytes sent, the error of r.Read, and the error of sending
+// the packet (io.EOF once the channel is closed). (warren)
+func (ch *channel) ReadDataFrom(r io.Reader, limit int) (n int, rerr, werr error) {
+	if ch.sentEOF {
+		return 0, nil, io.EOF
+	}
+	want := min(ch.maxRemotePayload, MaxChannelMaxPacket)
+	if limit < int(want) {
+		want = uint32(max(limit, 1))
+	}
+	space, werr := ch.remoteWin.reserve(want)
+	if werr != nil {
+		return 0, nil, werr
+	}
+	const headerLength = 9 // type, channel, length
+	b := getPacketBuf(prefixLen + headerLength + int(space) + framedPadding)
+	defer putPacketBuf(b)
+	packet := b[prefixLen : prefixLen+headerLength+int(space)]
+	n, rerr = r.Read(packet[headerLength:])
+	if n < 0 || n > int(space) {
+		n = 0 // a broken reader: send nothing
+	}
+	if unused := space - uint32(n); unused > 0 {
+		ch.remoteWin.add(unused)
+	}
+	if n == 0 {
+		return 0, rerr, nil
+	}
+	packet[0] = msgChannelData
+	binary.BigEndian.PutUint32(packet[1:], ch.remoteId)
+	binary.BigEndian.PutUint32(packet[5:], uint32(n))
+	if werr = ch.writeFramed(b[:prefixLen+headerLength+n]); werr != nil {
+		return 0, rerr, werr
+	}
+	return n, rerr, nil
+}

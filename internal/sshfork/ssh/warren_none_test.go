@@ -12,10 +12,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -714,4 +716,70 @@ func TestConsumeData(t *testing.T) {
 		t.Fatalf("got %d bytes, want %d (equal prefix: %v)", len(got), len(data), bytes.HasPrefix(data, got))
 	}
 	ch.Close()
+}
+
+// TestReadDataFrom sends a stream several windows long through
+// ReadDataFrom in reads of varied sizes (tiny, at and above the packet
+// size), over a none session and a standard one: every byte comes back
+// once and in order, a short read gives back the window it did not use
+// (or the echo would stall), and the reader's errors come back as rerr.
+func TestReadDataFrom(t *testing.T) {
+	t.Parallel()
+	for _, none := range []bool{true, false} {
+		t.Run(fmt.Sprintf("none=%v", none), func(t *testing.T) {
+			t.Parallel()
+			h := handshake(t, none, none, MaxChannelMaxPacket)
+			ch, reqs, err := h.client.OpenChannel("echo", nil)
+			if err != nil {
+				t.Fatalf("open channel: %v", err)
+			}
+			go DiscardRequests(reqs)
+			d, ok := ch.(interface {
+				ReadDataFrom(io.Reader, int) (int, error, error)
+			})
+			if !ok {
+				t.Fatalf("%T has no ReadDataFrom", ch)
+			}
+			data := make([]byte, 3*(16*MaxChannelMaxPacket)+777)
+			if _, err := rand.Read(data); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(ch)
+				got <- b
+			}()
+			src := bytes.NewReader(data)
+			limits := []int{1, 100, 32 << 10, MaxChannelMaxPacket, MaxChannelMaxPacket + 1, 1 << 30, 0}
+			for i := 0; ; i++ {
+				n, rerr, werr := d.ReadDataFrom(src, limits[i%len(limits)])
+				if werr != nil {
+					t.Fatalf("send: %v", werr)
+				}
+				if n > max(limits[i%len(limits)], 1) || n > MaxChannelMaxPacket {
+					t.Fatalf("read %d bytes with limit %d", n, limits[i%len(limits)])
+				}
+				if rerr == io.EOF {
+					break
+				}
+				if rerr != nil {
+					t.Fatalf("read: %v", rerr)
+				}
+			}
+			boom := errors.New("boom")
+			if n, rerr, werr := d.ReadDataFrom(iotest.ErrReader(boom), 10); n != 0 || rerr != boom || werr != nil {
+				t.Errorf("failing reader: %d, %v, %v; want 0, boom, nil", n, rerr, werr)
+			}
+			if err := ch.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if b := <-got; !bytes.Equal(b, data) {
+				t.Fatalf("got %d bytes, want %d (equal prefix: %v)", len(b), len(data), bytes.HasPrefix(data, b))
+			}
+			ch.Close()
+			if _, _, werr := d.ReadDataFrom(bytes.NewReader(data), 10); werr == nil {
+				t.Error("ReadDataFrom on a closed channel succeeded")
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,5 +103,74 @@ func TestJoinIdleHoldsNoPooledBuffer(t *testing.T) {
 		if r := wait(t, res); r.err != nil {
 			t.Fatalf("Join: %v", r.err)
 		}
+	}
+}
+
+// dataReaderConn is a destination that reads its source itself, as
+// warren's SSH channels do (sshfork's ReadDataFrom); it records the
+// largest read it was asked for.
+type dataReaderConn struct {
+	*net.TCPConn
+	calls   atomic.Int64
+	maxRead atomic.Int64
+}
+
+func (d *dataReaderConn) ReadDataFrom(r io.Reader, limit int) (int, error, error) {
+	d.calls.Add(1)
+	if int64(limit) > d.maxRead.Load() {
+		d.maxRead.Store(int64(limit))
+	}
+	buf := make([]byte, limit)
+	n, rerr := r.Read(buf)
+	if n > 0 {
+		if _, werr := d.Write(buf[:n]); werr != nil {
+			return 0, rerr, werr
+		}
+	}
+	return n, rerr, nil
+}
+
+// TestJoinIntoDataReader: a copy from a socket into a dataReader lets it
+// read the socket itself, in copy's sizes, messages of every size arrive
+// whole, and EOF still half-closes.
+func TestJoinIntoDataReader(t *testing.T) {
+	t.Parallel()
+	client, a := tcpPair(t)
+	b, server := tcpPair(t)
+	d := &dataReaderConn{TCPConn: b}
+	res := join(t, context.Background(), a, d, nil)
+	for _, n := range []int{1, pipe.BufSize, pipe.BufSize + 1, 3*pipe.BigBufSize + 5, 7} {
+		msg := randBytes(t, n)
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, n)
+		if _, err := io.ReadFull(server, got); err != nil {
+			t.Fatalf("server reading %d bytes: %v", n, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("%d bytes a->b corrupted", n)
+		}
+		// And back, through the ordinary copy.
+		if _, err := server.Write(got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, got); err != nil {
+			t.Fatalf("client reading %d bytes: %v", n, err)
+		}
+	}
+	if d.calls.Load() == 0 {
+		t.Fatal("the copy into the dataReader did not use ReadDataFrom")
+	}
+	if m := d.maxRead.Load(); m > pipe.BigBufSize {
+		t.Errorf("largest read asked for %d bytes, more than %d", m, pipe.BigBufSize)
+	}
+	client.CloseWrite()
+	if _, err := io.ReadAll(server); err != nil {
+		t.Fatalf("server after EOF: %v", err)
+	}
+	server.CloseWrite()
+	if r := wait(t, res); r.err != nil {
+		t.Fatalf("Join: %v", r.err)
 	}
 }

@@ -13,7 +13,9 @@
 // or 255 KiB, one largest SSH packet, once reads fill that) only while
 // bytes flow. It waits on a plain socket with no buffer at all
 // (a MSG_PEEK poll on Linux), takes the queued bytes of warren's SSH
-// channels (sshfork's ConsumeData) without a buffer of its own, and reads
+// channels (sshfork's ConsumeData) without a buffer of its own, lets such a
+// channel read a socket straight into the packet it sends (sshfork's
+// ReadDataFrom: no buffer of the copy's, one copy fewer per byte), and reads
 // any other source (a WebSocket, say) into 2 KiB first; Join runs one of its two copies on the
 // calling goroutine.
 //

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/warrenhq/warren/internal/memtrim"
 )
@@ -306,6 +307,9 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		return j.copyConsumed(dir, c)
 	}
 	raw := rawConn(src.rwc)
+	if d, ok := dst.rwc.(dataReader); ok && raw != nil {
+		return j.copyInto(dir, raw, d)
+	}
 	stream := isStream(src.rwc)
 
 	var (
@@ -422,6 +426,61 @@ func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
 			return total, j.eof(dir, dst)
 		default:
 			return total, j.failed(dir, "read", src, err)
+		}
+	}
+}
+
+// dataReader is a destination that reads its source itself, straight into
+// the packet it sends: warren's SSH channels (sshfork's ReadDataFrom). A
+// copy from a socket into one needs no buffer of its own, and each byte is
+// copied once less.
+type dataReader interface {
+	ReadDataFrom(r io.Reader, limit int) (n int, rerr, werr error)
+}
+
+// copyInto is copy from a socket source into a dataReader, with copy's
+// sizes: bufSize at first, bigBufSize while reads fill what they asked for.
+func (j *joiner) copyInto(dir Direction, raw syscall.RawConn, d dataReader) (int64, error) {
+	src, dst := &j.ends[dir], &j.ends[1-dir]
+	var total int64
+	size, ready := bufSize, false
+	stream := isStream(src.rwc)
+	for {
+		if !ready {
+			// Wait with no buffer held, as copy does.
+			peeked, err := waitReadable(raw)
+			if err != nil {
+				return total, j.failed(dir, "read", src, err)
+			}
+			if peeked == 0 && stream {
+				// End of stream: no packet buffer for a read that would
+				// return nothing (a burst of closes would take one each).
+				return total, j.eof(dir, dst)
+			}
+		}
+		n, rerr, werr := d.ReadDataFrom(src.rwc, size)
+		if n > 0 {
+			total += int64(n)
+			if j.onCopy != nil {
+				j.onCopy(dir, n)
+			}
+		}
+		if werr != nil {
+			return total, j.failed(dir, "write", dst, werr)
+		}
+		if errors.Is(rerr, io.EOF) {
+			return total, j.eof(dir, dst)
+		}
+		if rerr != nil {
+			return total, j.failed(dir, "read", src, rerr)
+		}
+		// A read that filled what it asked for: more is likely ready.
+		ready = n == size
+		switch {
+		case ready:
+			size = bigBufSize
+		case n <= bufSize:
+			size = bufSize
 		}
 	}
 }

@@ -2,12 +2,15 @@
 // that stream protocols such as SSH can run through HTTP infrastructure
 // (the approach Microsoft Dev Tunnels takes).
 //
-// It wraps websocket.NetConn from github.com/coder/websocket, which does
-// the framing (every Write is one binary message; reads see a continuous
-// stream), and adds what warren needs on top:
+// It does what websocket.NetConn from github.com/coder/websocket does
+// (every Write is one binary message; reads see a continuous stream; a
+// close with status 1000 or 1001 reads as io.EOF), without NetConn's
+// per-call contexts, whose cancellation registration on every frame read
+// and written showed in the profile of a busy tunnel, and adds what warren
+// needs on top:
 //
 //   - real addresses: Dial reports the addresses of the underlying TCP
-//     connection, where websocket.NetConn only has a placeholder for dialed
+//     connection, where coder/websocket only has a placeholder for dialed
 //     connections, and Options lets a server report addresses as its HTTP
 //     stack saw them (see RequestAddrs);
 //   - deadlines that behave like the net package's: a deadline that has

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,13 +37,24 @@ type Options struct {
 // serialized.
 type Conn struct {
 	ws           *websocket.Conn
-	nc           net.Conn // websocket.NetConn(ws)
 	laddr, raddr net.Addr
 
 	closed           atomic.Bool
-	reading, writing sync.Mutex // held for the whole of a Read / Write
+	life             context.Context // New's ctx
+	ended            atomic.Bool     // life is done
+	stopLife         func() bool     // stops the AfterFunc of New's ctx
+	reading, writing sync.Mutex      // held for the whole of a Read / Write
 	readDeadline     atomic.Pointer[time.Time]
 	writeDeadline    atomic.Pointer[time.Time]
+
+	// Guarded by reading: the message being read, and whether a close
+	// frame of status 1000 or 1001 ended the stream.
+	reader  io.Reader
+	readEOF bool
+
+	timers     sync.Mutex
+	readTimer  *time.Timer // created by the first deadline set
+	writeTimer *time.Timer
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -56,9 +68,29 @@ var _ net.Conn = (*Conn)(nil)
 // read limit of c is disabled, since message boundaries carry no meaning
 // here; a message of the wrong type (text) is an error that closes c.
 func New(ctx context.Context, c *websocket.Conn, opts *Options) *Conn {
-	wc := &Conn{ws: c, nc: websocket.NetConn(ctx, c, websocket.MessageBinary)}
+	c.SetReadLimit(-1)
+	wc := &Conn{ws: c, life: ctx}
 	if opts != nil {
 		wc.laddr, wc.raddr = opts.LocalAddr, opts.RemoteAddr
+	}
+	if wc.laddr == nil || wc.raddr == nil {
+		// Only NetConn can see the connection under c; this one is used
+		// for its addresses and dropped (it holds nothing that needs
+		// stopping: its timers are stopped and its contexts are never
+		// cancelled).
+		nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+		if wc.laddr == nil {
+			wc.laddr = nc.LocalAddr()
+		}
+		if wc.raddr == nil {
+			wc.raddr = nc.RemoteAddr()
+		}
+	}
+	if ctx.Done() != nil {
+		wc.stopLife = context.AfterFunc(ctx, func() {
+			wc.ended.Store(true)
+			_ = c.CloseNow()
+		})
 	}
 	return wc
 }
@@ -134,9 +166,49 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if err := c.precheck(&c.readDeadline); err != nil {
 		return 0, c.opError("read", err)
 	}
-	n, err := c.nc.Read(p)
-	if err != nil && err != io.EOF {
-		err = c.opError("read", c.translate(err, &c.readDeadline))
+	for {
+		n, err := c.read(p)
+		if err != nil && err != io.EOF {
+			err = c.opError("read", c.translate(err, &c.readDeadline))
+		}
+		if n > 0 || err != nil || len(p) == 0 {
+			return n, err
+		}
+		// An empty message: read on.
+	}
+}
+
+// read reads from the current message, moving to the next one at its end.
+// The library is called with a context that is never done: the per-call
+// context of websocket.NetConn costs a cancellation registration on every
+// frame read and written, which showed in the profile of a busy tunnel.
+// Deadlines and New's context close the WebSocket instead, as NetConn's
+// cancellations end up doing.
+func (c *Conn) read(p []byte) (int, error) {
+	if c.readEOF {
+		return 0, io.EOF
+	}
+	if c.reader == nil {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			switch websocket.CloseStatus(err) {
+			case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+				c.readEOF = true
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		if typ != websocket.MessageBinary {
+			err := fmt.Errorf("unexpected frame type read (expected %v): %v", websocket.MessageBinary, typ)
+			_ = c.ws.Close(websocket.StatusUnsupportedData, err.Error())
+			return 0, err
+		}
+		c.reader = r
+	}
+	n, err := c.reader.Read(p)
+	if err == io.EOF {
+		c.reader = nil
+		err = nil
 	}
 	return n, err
 }
@@ -148,11 +220,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if err := c.precheck(&c.writeDeadline); err != nil {
 		return 0, c.opError("write", err)
 	}
-	n, err := c.nc.Write(p)
-	if err != nil {
-		err = c.opError("write", c.translate(err, &c.writeDeadline))
+	if err := c.ws.Write(context.Background(), websocket.MessageBinary, p); err != nil {
+		return 0, c.opError("write", c.translate(err, &c.writeDeadline))
 	}
-	return n, err
+	return len(p), nil
 }
 
 // Close closes the WebSocket with status 1000 (normal closure) after the
@@ -162,14 +233,18 @@ func (c *Conn) Write(p []byte) (int, error) {
 // net.ErrClosed.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
-	// Close the WebSocket itself first: websocket.NetConn's Close cancels a
-	// blocked Read before the handshake, which drops the connection without
-	// a close frame and the peer sees an abrupt EOF instead of a clean one.
-	// Done this way, a blocked Read simply receives the peer's answering
-	// close frame.
-	err := c.ws.Close(websocket.StatusNormalClosure, "")
-	_ = c.nc.Close() // stops NetConn's deadline timers; the socket is gone
-	if err != nil {
+	c.timers.Lock()
+	for _, t := range []*time.Timer{c.readTimer, c.writeTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	c.timers.Unlock()
+	if c.stopLife != nil {
+		c.stopLife()
+	}
+	// A blocked Read receives the peer's answering close frame and ends.
+	if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
 		return c.opError("close", err)
 	}
 	return nil
@@ -177,18 +252,12 @@ func (c *Conn) Close() error {
 
 // LocalAddr returns the local address; see Options and Dial.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.laddr != nil {
-		return c.laddr
-	}
-	return c.nc.LocalAddr()
+	return c.laddr
 }
 
 // RemoteAddr returns the remote address; see Options and Dial.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.raddr != nil {
-		return c.raddr
-	}
-	return c.nc.RemoteAddr()
+	return c.raddr
 }
 
 // Subprotocol returns the WebSocket subprotocol negotiated in the
@@ -208,32 +277,48 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // none. If it expires while a Read is blocked, the WebSocket is closed (see
 // the package documentation).
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return setDeadline(t, &c.readDeadline, &c.reading, c.nc.SetReadDeadline)
+	c.setDeadline(t, &c.readDeadline, &c.reading, &c.readTimer)
+	return nil
 }
 
 // SetWriteDeadline sets the deadline for Write calls; the zero time means
 // none. If it expires while a Write is blocked, the WebSocket is closed
 // (see the package documentation).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return setDeadline(t, &c.writeDeadline, &c.writing, c.nc.SetWriteDeadline)
+	c.setDeadline(t, &c.writeDeadline, &c.writing, &c.writeTimer)
+	return nil
 }
 
-// setDeadline records t for our own checks and passes it on to
-// websocket.NetConn, whose timer interrupts a blocked call. A deadline
-// that has already passed while no call is in progress is not passed on:
-// our check in Read/Write covers it, and it would only arm a timer that
-// cannot do anything but race with the next SetDeadline.
-func setDeadline(t time.Time, d *atomic.Pointer[time.Time], busy *sync.Mutex, set func(time.Time) error) error {
+// setDeadline records t for our own checks (precheck fails a call made
+// after it) and arms the timer that interrupts a call blocked when it
+// expires. busy is held by a call in progress.
+func (c *Conn) setDeadline(t time.Time, d *atomic.Pointer[time.Time], busy *sync.Mutex, timer **time.Timer) {
+	c.timers.Lock()
+	defer c.timers.Unlock()
 	if t.IsZero() {
 		d.Store(nil)
 	} else {
 		d.Store(&t)
 	}
-	if !t.IsZero() && expired(&t) && busy.TryLock() {
-		defer busy.Unlock()
-		return set(time.Time{})
+	if *timer != nil {
+		(*timer).Stop()
 	}
-	return set(t)
+	if t.IsZero() || c.closed.Load() {
+		return
+	}
+	fire := func() {
+		if !busy.TryLock() {
+			// A call is blocked: only closing the WebSocket ends it.
+			_ = c.ws.CloseNow()
+			return
+		}
+		busy.Unlock()
+	}
+	if *timer == nil {
+		*timer = time.AfterFunc(time.Until(t), fire)
+	} else {
+		(*timer).Reset(time.Until(t))
+	}
 }
 
 func expired(d *time.Time) bool {
@@ -246,15 +331,17 @@ func (c *Conn) precheck(d *atomic.Pointer[time.Time]) error {
 	switch {
 	case c.closed.Load():
 		return net.ErrClosed
+	case c.ended.Load():
+		return c.life.Err()
 	case expired(d.Load()):
 		return os.ErrDeadlineExceeded
 	}
 	return nil
 }
 
-// translate reports the errors of calls interrupted by Close or by a
-// deadline as the net package does. websocket.NetConn reports both as a
-// plain context cancellation.
+// translate reports the errors of calls interrupted by Close, by a
+// deadline or by the end of New's context as the net package does, not as
+// the errors of the WebSocket they closed.
 func (c *Conn) translate(err error, d *atomic.Pointer[time.Time]) error {
 	if perr := c.precheck(d); perr != nil {
 		return perr
