@@ -126,6 +126,7 @@ type Session struct {
 	// sealedCommand is opts.Command encrypted for the wing.
 	sealedCommand string
 	d             clientDirect // the direct path (direct.go)
+	flow          clientFlow   // output acknowledgements (flow.go); readLoop only
 }
 
 // Open starts or reattaches a session and waits for pty.started.
@@ -358,6 +359,7 @@ type frame struct {
 	Command    bool   `json:"command"`
 	URL        string `json:"url"`
 	Seq        *int64 `json:"seq"`
+	Window     int64  `json:"window"`
 }
 
 // exitResult ends Run with pty.exited.
@@ -438,6 +440,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			if err := s.directOutput(out, b, replay); err != nil {
 				return -1, true, err
 			}
+			s.flowConsumed(ctx)
 			if exit != nil && s.outputComplete(*exit) {
 				return s.exitResult(*exit, out, replay)
 			}
@@ -485,6 +488,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			*replay = []byte{}
 			onEvent(Event{Kind: kind, SessionID: f.SessionID})
 			s.directStarted(ctx)
+			s.flowStarted(f.Window)
 		case wp.TypePTYOutput:
 			s.mu.Lock()
 			c, viewer := s.cipher, s.viewer
@@ -508,9 +512,11 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			if err := s.flushReplay(out, replay); err != nil {
 				return -1, true, err
 			}
+			s.flowFirst(ctx, f.Seq)
 			if err := s.liveOutput(out, f.Seq, p); err != nil {
 				return -1, true, err
 			}
+			s.flowConsumed(ctx)
 		case wp.TypePTYMigrate, wp.TypePTYMigrated, wp.TypePTYFallback:
 			if err := s.directSignal(ctx, f, onEvent, out, replay); err != nil {
 				return 1, true, err

@@ -23,7 +23,7 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 	case wp.TypePTYDetach:
 		h.ptyDetach(b, env.String("session_id"))
 	case wp.TypePTYInput, wp.TypePTYResize, wp.TypePTYKill, wp.TypePTYAttentionAk,
-		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback:
+		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback, wp.TypePTYAck:
 		h.sessionFrame(ctx, b, env, typ)
 	case wp.TypeTunnelReq:
 		h.tunnelReq(ctx, b, env)
@@ -83,6 +83,7 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		h.m.sessions.Set(float64(len(h.routes)))
 	}
 	rt.controller = b
+	rt.acks = false // the new controller acks, or not, for itself
 	// The wing closes the old controller's direct channel on a reattach.
 	rt.direct = false
 	h.countDirect()
@@ -130,10 +131,11 @@ func setAttachIdentity(env wp.Envelope, u UserIdentity, wc *wingConn, drop ...st
 
 // ptyDetach takes b off the session, as controller or viewer.
 func (h *Hub) ptyDetach(b *browserConn, sid string) {
+	var n *wingNotice
 	h.mu.Lock()
 	if rt := h.routes[sid]; rt != nil {
 		if rt.controller == b {
-			rt.controller = nil
+			n = h.controllerLeft(rt, b)
 		}
 		for id, v := range rt.viewers {
 			if v == b {
@@ -142,10 +144,12 @@ func (h *Hub) ptyDetach(b *browserConn, sid string) {
 		}
 	}
 	h.mu.Unlock()
+	h.sendNotices(n)
 }
 
 // sessionFrame routes a frame of a running session (input, resize, kill,
-// attention ack, passkey response, migrate) from its controller.
+// attention ack, passkey response, migrate, output ack) from its
+// controller.
 func (h *Hub) sessionFrame(ctx context.Context, b *browserConn, env wp.Envelope, typ string) {
 	sid := env.String("session_id")
 	h.mu.Lock()
@@ -153,6 +157,9 @@ func (h *Hub) sessionFrame(ctx context.Context, b *browserConn, env wp.Envelope,
 	if rt := h.routes[sid]; rt != nil {
 		if rt.controller == b { // viewers and strangers are dropped
 			wc = h.wings[rt.wingID]
+			if typ == wp.TypePTYAck {
+				rt.acks = true
+			}
 		} else {
 			h.m.droppedFrames.Inc()
 		}

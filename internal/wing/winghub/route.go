@@ -19,6 +19,9 @@ type route struct {
 	// direct: the wing said the session's I/O moved to a DataChannel
 	// (pty.migrated) and has not fallen back since.
 	direct bool
+	// acks: the controller acknowledges output (pty.ack), so the wing
+	// may hold output for it; the wing is told when it leaves (flow.go).
+	acks bool
 }
 
 // tunnelMap is one tunnel request waiting for the wing's reply.

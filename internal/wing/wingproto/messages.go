@@ -30,6 +30,7 @@ const (
 	TypePTYMigrate     = "pty.migrate"
 	TypePTYMigrated    = "pty.migrated"
 	TypePTYFallback    = "pty.fallback"
+	TypePTYAck         = "pty.ack"
 	TypeAttention      = "session.attention"
 	TypeBandwidth      = "bandwidth.exceeded"
 	TypePasskeyChal    = "passkey.challenge"
@@ -244,6 +245,11 @@ type Started struct {
 	AuthToken string `json:"auth_token,omitempty"`
 	ViewerID  string `json:"viewer_id,omitempty"`
 	Command   bool   `json:"command,omitempty"`
+	// Window (warren extension, flow.go) is the output window, in bytes,
+	// the wing applies to the controller once it acknowledges output
+	// with pty.ack; absent: the wing takes no acks. Never on a
+	// spectator's pty.started.
+	Window int64 `json:"window,omitempty"`
 }
 
 // Output is pty.output; Data is encrypted.
@@ -278,7 +284,8 @@ type Resize struct {
 }
 
 // SessionRef is any message that only names a session: pty.kill,
-// pty.detach, pty.attention_ack.
+// pty.detach, pty.attention_ack. (warren) The relay sends pty.detach to
+// the wing when the controller of a flow-controlled session leaves it.
 type SessionRef struct {
 	Type      string `json:"type"`
 	SessionID string `json:"session_id"`
