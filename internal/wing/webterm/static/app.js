@@ -270,13 +270,14 @@ async function handle(s, m) {
       window.warrenSession = s.sessionID;
       term.reset();
       directReset(s);
+      flowReset(s, m.window); // flow.js
       setTimeout(() => directStart(s).catch((e) => status("direct: " + e.message)));
       break;
     case "pty.output": {
       if (!s.cipher || m.viewer_id) return;
       let p = await s.cipher.open(m.data);
       if (m.compressed) term.write(await gunzip(p));
-      else directOutput(s, m.seq, p);
+      else { flowFirst(s, m.seq); directOutput(s, m.seq, p); }
       break;
     }
     case "pty.migrate":
