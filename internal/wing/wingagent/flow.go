@@ -15,8 +15,9 @@ import (
 // blocks in write(2), as it would on a slow local terminal.
 //
 // The window applies only to the controller, and only once it has
-// acknowledged output (pty.ack): clients and relays that know nothing of
-// acks keep the unthrottled behaviour. Spectators are never waited for:
+// acknowledged output (pty.ack), or from the start when it declared acks
+// and the relay confirmed it passes them on (relay_acks): clients and
+// relays that know nothing of acks keep the unthrottled behaviour. Spectators are never waited for:
 // a read-only viewer, possibly another user, must not be able to slow
 // down or freeze someone else's session; a spectator that falls behind
 // is disconnected by the relay and reattaches, as before.
@@ -65,6 +66,16 @@ func (a *Agent) flowWindow() int64 {
 func (s *session) flowReset(base int64) {
 	s.flow.on, s.flow.base, s.flow.acked = false, base, base
 	s.flow.notify()
+}
+
+// flowDeclared: the controller declared acks and the relay confirmed it
+// passes them on (pty.start or pty.attach with acks and relay_acks): the
+// window applies from the first byte, not from the first ack; called
+// with s.mu held, after flowReset.
+func (s *session) flowDeclared(acks, relayAcks bool) {
+	if acks && relayAcks && s.flow.window > 0 {
+		s.flow.on, s.flow.moved = true, time.Now()
+	}
 }
 
 // flowOff drops the controller's window state: output flows unthrottled

@@ -156,7 +156,13 @@ func TestFlowSlowViewerGetsEverything(t *testing.T) {
 // and cipher, and pty.started.
 func startRaw(t *testing.T, a *Agent, u *rawUser, cmd string) (string, *wp.Cipher, map[string]any) {
 	t.Helper()
-	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: u.sealCommand(a, cmd)})
+	return startRawAcks(t, a, u, cmd, false)
+}
+
+// startRawAcks is startRaw, declaring acks in pty.start or not.
+func startRawAcks(t *testing.T, a *Agent, u *rawUser, cmd string, acks bool) (string, *wp.Cipher, map[string]any) {
+	t.Helper()
+	u.send(wp.Start{Type: wp.TypePTYStart, PublicKey: wp.PublicKeyString(u.key), Command: u.sealCommand(a, cmd), Acks: acks})
 	m := u.readType("pty.started")
 	c, err := wp.NewCipher(u.key, m["public_key"].(string), wp.InfoPTY)
 	if err != nil {
@@ -245,19 +251,19 @@ func waitNoSessions(t *testing.T, a *Agent, why string) {
 	}
 }
 
-// TestFlowControllerLeaves: a controller that acknowledged once and then
-// stops holds the session at about a window; when its socket closes the
-// relay tells the wing (pty.detach) and the session runs to its end.
+// TestFlowControllerLeaves: a controller that declared acks in pty.start
+// (confirmed by the relay) and never acknowledges holds the session at
+// about a window from the first byte; when its socket closes the relay
+// tells the wing (pty.detach) and the session runs to its end.
 func TestFlowControllerLeaves(t *testing.T) {
 	url := testRelay(t)
 	a := startAgent(t, url, nil)
 	u := newRawUser(t, url)
 	const total = 4 * wp.OutputWindow
-	sid, c, _ := startRaw(t, a, u, "head -c "+strconv.Itoa(total)+" /dev/zero")
-	u.send(wp.Ack{Type: wp.TypePTYAck, SessionID: sid, Data: wp.SealAck(c, 0)})
+	sid, c, _ := startRawAcks(t, a, u, "head -c "+strconv.Itoa(total)+" /dev/zero", true)
 	held := holdsAt(t, a)
-	if held >= total {
-		t.Fatalf("held at %d of %d", held, total)
+	if held >= wp.OutputWindow+wp.ChunkSize {
+		t.Fatalf("held at %d: more than a window (%d) and a chunk", held, wp.OutputWindow)
 	}
 	// A bogus ack (past what was produced, or sealed with another key)
 	// does not move the window.
@@ -272,7 +278,8 @@ func TestFlowControllerLeaves(t *testing.T) {
 	waitNoSessions(t, a, "after its controller left")
 }
 
-// TestFlowDetachReleases: the same with an explicit pty.detach.
+// TestFlowDetachReleases: a controller that did not declare acks turns
+// the window on with its first ack, and releases it with pty.detach.
 func TestFlowDetachReleases(t *testing.T) {
 	url := testRelay(t)
 	a := startAgent(t, url, nil)

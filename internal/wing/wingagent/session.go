@@ -150,6 +150,7 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 		input: make(chan inFrame, inputQueue), done: make(chan struct{}),
 		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c,
 		flow: flowState{window: a.flowWindow()}}
+	s.flowDeclared(m.Acks, m.RelayAcks)
 	a.mu.Lock()
 	a.sessions[s.id] = s
 	a.mu.Unlock()
@@ -510,6 +511,7 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 	if !exited {
 		s.out = c // 6. live from the snapshot on: input is accepted at once
 		s.flowReset(s.d.outSeq)
+		s.flowDeclared(m.Acks, m.RelayAcks)
 	}
 	s.sendMu.Lock()
 	s.mu.Unlock()

@@ -200,11 +200,12 @@ func (s *Session) dial(ctx context.Context) error {
 	var msg any
 	if id == "" {
 		msg = wp.Start{Type: wp.TypePTYStart, WingID: s.opts.WingID, PublicKey: pub, Agent: s.opts.Agent, Command: s.sealedCommand,
-			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
+			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok, Acks: true}
 	} else if s.opts.Spectate {
 		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Spectate: true, AuthToken: tok}
 	} else {
-		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
+		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok,
+			Acks: true} // flow.go
 	}
 	if err := s.send(ctx, msg); err != nil {
 		ws.CloseNow()

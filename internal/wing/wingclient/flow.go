@@ -6,9 +6,10 @@ import (
 	wp "github.com/warrenhq/warren/internal/wing/wingproto"
 )
 
-// Output flow control (docs/protocols/wing.md §2.12). A wing that
-// announces a window in pty.started holds the session's output while the
-// controller has that much unacknowledged. The client acknowledges
+// Output flow control (docs/protocols/wing.md §2.12). The client declares
+// acks in pty.start and pty.attach (a controller's); a wing that announces
+// a window in pty.started holds the session's output while the controller
+// has that much unacknowledged. The client acknowledges
 // (pty.ack, sealed like pty.input) the output offset it has written to
 // its io.Writer: a writer that blocks (a slow terminal) slows the remote
 // program down, instead of the relay queueing output until it disconnects

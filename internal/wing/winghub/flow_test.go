@@ -16,6 +16,13 @@ func TestAckRoutingAndDetachNotice(t *testing.T) {
 	ctl := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
 	ctl.send(map[string]any{"type": "pty.start", "public_key": "pk"})
 	sid := w.read()["session_id"].(string)
+	started := func(u *peer) { // the wing announces a window
+		w.send(wp.Started{Type: wp.TypePTYStarted, SessionID: sid, PublicKey: "wk", Window: wp.OutputWindow})
+		if m := u.read(); m["type"] != wp.TypePTYStarted {
+			t.Fatalf("pty.started: %v", m)
+		}
+	}
+	started(ctl)
 
 	// A controller that never acked leaves: nothing for the wing.
 	ctl.send(wp.SessionRef{Type: wp.TypePTYDetach, SessionID: sid})
@@ -26,6 +33,7 @@ func TestAckRoutingAndDetachNotice(t *testing.T) {
 	if m := w.read(); m["type"] != wp.TypePTYAttach {
 		t.Fatalf("attach at the wing: %v", m)
 	}
+	started(ctl2)
 	ctl2.send(wp.Ack{Type: wp.TypePTYAck, SessionID: sid, Data: "sealed"})
 	if m := w.read(); m["type"] != wp.TypePTYAck || m["session_id"] != sid || m["data"] != "sealed" || m["user_id"] != "alice" {
 		t.Fatalf("ack at the wing: %v", m)
@@ -47,6 +55,7 @@ func TestAckRoutingAndDetachNotice(t *testing.T) {
 	ctl3 := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
 	ctl3.send(wp.Attach{Type: wp.TypePTYAttach, SessionID: sid, PublicKey: "pk4"})
 	w.read()
+	started(ctl3)
 	ctl3.send(wp.Ack{Type: wp.TypePTYAck, SessionID: sid, Data: "y"})
 	w.read()
 	ctl4 := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
@@ -54,6 +63,7 @@ func TestAckRoutingAndDetachNotice(t *testing.T) {
 	if m := w.read(); m["type"] != wp.TypePTYAttach {
 		t.Fatalf("reattach at the wing: %v", m)
 	}
+	started(ctl4)
 	ctl3.ws.CloseNow()
 	w.noFrame()
 
@@ -64,4 +74,57 @@ func TestAckRoutingAndDetachNotice(t *testing.T) {
 	if m := w.read(); m["type"] != wp.TypePTYDetach || m["session_id"] != sid {
 		t.Fatalf("detach notice at the wing: %v", m)
 	}
+}
+
+// TestAckDeclaration: the relay confirms a controller's declared acks
+// (relay_acks) on pty.start and pty.attach, strips a relay_acks a user
+// sends, never confirms a spectator's, and tells the wing when a
+// controller that declared acks leaves, even before any pty.ack.
+func TestAckDeclaration(t *testing.T) {
+	_, url := testHub(t, Config{})
+	w := registerWing(t, url, "alice", "box")
+	u := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
+	u.send(map[string]any{"type": "pty.start", "public_key": "pk", "relay_acks": true})
+	m := w.read()
+	if _, ok := m["relay_acks"]; ok {
+		t.Fatalf("a user's relay_acks reached the wing: %v", m)
+	}
+	sid := m["session_id"].(string)
+	u.send(map[string]any{"type": "pty.attach", "session_id": sid, "public_key": "pk", "acks": true})
+	if m := w.read(); m["relay_acks"] != true || m["acks"] != true {
+		t.Fatalf("declared acks at the wing: %v", m)
+	}
+	w.send(wp.Started{Type: wp.TypePTYStarted, SessionID: sid, PublicKey: "wk", Window: wp.OutputWindow})
+	u.read()
+	spec := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
+	spec.send(map[string]any{"type": "pty.attach", "session_id": sid, "public_key": "pk", "acks": true, "relay_acks": true, "spectate": true})
+	if m := w.read(); m["relay_acks"] != nil {
+		t.Fatalf("a spectator's attach confirmed acks: %v", m)
+	}
+	u.ws.CloseNow()
+	if m := w.read(); m["type"] != wp.TypePTYDetach || m["session_id"] != sid {
+		t.Fatalf("detach notice at the wing: %v", m)
+	}
+
+	u2 := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
+	u2.send(map[string]any{"type": "pty.start", "public_key": "pk", "acks": true})
+	if m := w.read(); m["relay_acks"] != true {
+		t.Fatalf("declared acks on pty.start at the wing: %v", m)
+	}
+}
+
+// TestNoDetachNoticeWithoutWindow: a wing that announces no window (a
+// wingthing wing) never gets the relay's pty.detach.
+func TestNoDetachNoticeWithoutWindow(t *testing.T) {
+	_, url := testHub(t, Config{})
+	w := registerWing(t, url, "alice", "box")
+	u := dial(t, url+"/ws/pty?wing_id=box", "user:alice")
+	u.send(map[string]any{"type": "pty.start", "public_key": "pk", "acks": true})
+	sid := w.read()["session_id"].(string)
+	w.send(wp.Started{Type: wp.TypePTYStarted, SessionID: sid, PublicKey: "wk"})
+	u.read()
+	u.send(wp.Ack{Type: wp.TypePTYAck, SessionID: sid, Data: "x"})
+	w.read()
+	u.ws.CloseNow()
+	w.noFrame()
 }

@@ -46,12 +46,14 @@ func (h *Hub) ptyStart(ctx context.Context, b *browserConn, env wp.Envelope) {
 	for h.routes[sid] != nil {
 		sid = newShortID()
 	}
-	h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, controller: b, viewers: map[string]*browserConn{}}
+	h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, controller: b, viewers: map[string]*browserConn{},
+		acks: env.Bool("acks")}
 	h.m.sessions.Set(float64(len(h.routes)))
 	h.m.started.Inc()
 	h.mu.Unlock()
 	env.Set("session_id", sid)
 	h.injectIdentity(env, b.user, wc)
+	confirmAcks(env)
 	h.toWing(ctx, wc, env.Encode())
 }
 
@@ -73,7 +75,7 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		rt.viewers[vid] = b
 		h.mu.Unlock()
 		env.Set("viewer_id", vid)
-		setAttachIdentity(env, b.user, wc, "display_name", "passkeys")
+		setAttachIdentity(env, b.user, wc, "display_name", "passkeys", "relay_acks")
 		h.toWing(ctx, wc, env.Encode())
 		return
 	}
@@ -83,13 +85,14 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		h.m.sessions.Set(float64(len(h.routes)))
 	}
 	rt.controller = b
-	rt.acks = false // the new controller acks, or not, for itself
+	rt.acks = env.Bool("acks") // the new controller acks, or not, for itself
 	// The wing closes the old controller's direct channel on a reattach.
 	rt.direct = false
 	h.countDirect()
 	h.mu.Unlock()
 	// Identity fields the relay does not inject must not come from the user.
 	setAttachIdentity(env, b.user, wc, "viewer_id", "display_name", "passkeys")
+	confirmAcks(env)
 	h.toWing(ctx, wc, env.Encode())
 }
 

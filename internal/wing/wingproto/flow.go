@@ -14,12 +14,17 @@ import (
 // PTY buffer, as on a local terminal, instead of overflowing the relay's
 // per-socket send queue.
 //
-// Negotiation: a wing that honours acks says so with pty.started's
-// "window" (bytes); a client that sees it acknowledges. The window takes
-// effect at the first acknowledgement that reaches the wing, so a peer
-// that sends none (wingthing's browser, an older warren client) or a
-// relay that drops the unknown pty.ack (wingthing's, an older warren
-// relay-server) leaves the session as it was: no window.
+// Negotiation: a client that acknowledges says so in pty.start or
+// pty.attach ("acks": true), and a relay that passes pty.ack on confirms
+// it by adding "relay_acks": true (warren's relay-server sets it, and
+// drops one sent by a user); with both, the wing applies the window from
+// the first byte. A wing that honours acks says so with pty.started's
+// "window" (bytes), and a client that sees it acknowledges. Without the
+// confirmation the window takes effect at the first acknowledgement that
+// reaches the wing, so a peer that sends none (wingthing's browser, an
+// older warren client) or a relay that drops the unknown pty.ack
+// (wingthing's, an older warren relay-server) leaves the session as it
+// was: no window.
 
 // OutputWindow is the default window: the live output a wing sends over
 // the relay to an acknowledging controller and keeps sending before an

@@ -229,6 +229,12 @@ type Start struct {
 	OrgRole             string   `json:"org_role,omitempty"`
 	Passkeys            []string `json:"passkeys,omitempty"`
 	Command             string   `json:"command,omitempty"`
+	// Acks (warren extension, flow.go): the client acknowledges output
+	// with pty.ack. RelayAcks is set by a relay that passes pty.ack on
+	// (warren's; it drops the field from users): with both, the wing
+	// applies the output window from the first byte.
+	Acks      bool `json:"acks,omitempty"`
+	RelayAcks bool `json:"relay_acks,omitempty"`
 }
 
 // Started is pty.started. Command is a warren extension: true when the
@@ -307,6 +313,9 @@ type Attach struct {
 	// OrgRole is relay-injected: "owner" for the wing's owner (a warren
 	// addition on pty.attach, so the wing can tell the owner apart).
 	OrgRole string `json:"org_role,omitempty"`
+	// Acks and RelayAcks: as on Start.
+	Acks      bool `json:"acks,omitempty"`
+	RelayAcks bool `json:"relay_acks,omitempty"`
 }
 
 // Exited is pty.exited. ExitCode has no omitempty: 0 is a result.

@@ -235,7 +235,8 @@ function connect(s) {
   status(s.sessionID ? "attaching " + s.sessionID : "starting a session on " + s.wing.wing_id);
   ws.onopen = () => {
     const authTok = sessionStorage.getItem("warren.auth." + s.wing.wing_id) || "";
-    const base = { wing_id: s.wing.wing_id, public_key: myPub, cols: term.cols, rows: term.rows, auth_token: authTok };
+    // acks: this page acknowledges output (flow.js).
+    const base = { wing_id: s.wing.wing_id, public_key: myPub, cols: term.cols, rows: term.rows, auth_token: authTok, acks: true };
     if (s.sessionID) {
       ws.send(JSON.stringify(Object.assign({ type: "pty.attach", session_id: s.sessionID }, base)));
     } else {
