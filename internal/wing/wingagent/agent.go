@@ -97,6 +97,14 @@ type Config struct {
 	// ICEServers are used for direct sessions besides those the relay
 	// hands out in registered. Default none.
 	ICEServers []wp.ICEServer
+	// OutputWindow bounds, per session, the live output sent over the
+	// relay to a controller that acknowledges output (pty.ack) and not
+	// yet acknowledged: the wing stops reading the session's PTY while
+	// that much is outstanding, so a fast program waits for its viewer
+	// instead of overflowing the relay's send queue
+	// (docs/protocols/wing.md §2.12). Default wp.OutputWindow (2 MiB);
+	// negative: no window, acks are not asked for.
+	OutputWindow int
 	// OnState is called on every state change. Optional.
 	OnState func(State)
 	// HTTPClient dials the relay. Default http.DefaultClient.
@@ -179,6 +187,9 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	if cfg.ReplaySize <= 0 {
 		cfg.ReplaySize = wp.ReplaySize
+	}
+	if cfg.OutputWindow == 0 {
+		cfg.OutputWindow = wp.OutputWindow
 	}
 	if cfg.PasskeyTTL <= 0 {
 		cfg.PasskeyTTL = time.Hour
@@ -322,6 +333,9 @@ func (a *Agent) connect(ctx context.Context) (dialed, restart bool, err error) {
 		a.conn = nil
 		a.connMu.Unlock()
 		ws.CloseNow()
+		// Acks in flight are lost with the connection, and controllers
+		// reattach: no session waits for one meanwhile.
+		a.flowsOff("relay connection closed")
 	}()
 
 	cctx, stop := context.WithCancel(ctx)
@@ -460,6 +474,22 @@ func (a *Agent) handle(ctx context.Context, data []byte) error {
 		if wp.Decode(data, &m) == nil {
 			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
 				s.resize(m.Cols, m.Rows)
+			}
+		}
+	case wp.TypePTYAck:
+		// Sealed with the controller's key (flow.go).
+		var m wp.Ack
+		if wp.Decode(data, &m) == nil {
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
+				s.ack(m.Data)
+			}
+		}
+	case wp.TypePTYDetach:
+		// warren's relay: the controller left; its window goes too.
+		var m wp.SessionRef
+		if wp.Decode(data, &m) == nil {
+			if s := a.sessionFor(data, typ, m.SessionID, true); s != nil {
+				s.flowOff("the controller detached")
 			}
 		}
 	case wp.TypePTYKill:
@@ -614,6 +644,7 @@ func (a *Agent) killAll() {
 	a.mu.Unlock()
 	for _, s := range all {
 		s.kill()
+		s.flowOff("the wing is stopping")
 	}
 	for _, s := range all {
 		<-s.done

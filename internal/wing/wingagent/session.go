@@ -57,6 +57,7 @@ type session struct {
 	reported  bool // pty.exited was sent
 	killOnce  sync.Once
 	d         directState // the direct path (direct.go)
+	flow      flowState   // the controller's output window (flow.go)
 }
 
 func (a *Agent) exitedMsg(sid, viewer string, code int, msg string) wp.Exited {
@@ -147,14 +148,16 @@ func (a *Agent) start(ctx context.Context, m wp.Start) {
 	}
 	s := &session{a: a, id: m.SessionID, agent: agent, cwd: cwd, cmd: cmd, pty: f, user: m.UserID, email: m.Email, started: time.Now(),
 		input: make(chan inFrame, inputQueue), done: make(chan struct{}),
-		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c}
+		replay: replayBuffer{max: a.cfg.ReplaySize}, viewers: map[string]*wp.Cipher{}, out: c,
+		flow: flowState{window: a.flowWindow()}}
+	s.flowDeclared(m.Acks, m.RelayAcks)
 	a.mu.Lock()
 	a.sessions[s.id] = s
 	a.mu.Unlock()
 	a.log.Info("session started", "session", s.id, "agent", agent, "user", m.UserID)
 	s.sendMu.Lock()
 	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: agent, PublicKey: a.pub, Cwd: cwd, AuthToken: authTok,
-		Command: m.Command != ""})
+		Command: m.Command != "", Window: a.flowWindow()})
 	s.sendMu.Unlock()
 	go s.readLoop()
 	go s.inputLoop()
@@ -207,6 +210,10 @@ func (s *session) readLoop() {
 		cond.Broadcast()
 		mu.Unlock()
 		s.output(ctx, chunk[:n])
+		// With a window of output unacknowledged the loop stops here;
+		// the reader above fills its queue and stops reading, the PTY
+		// buffer fills, and the program blocks (flow.go).
+		s.waitWindow()
 	}
 	code := 0
 	if err := s.cmd.Wait(); err != nil {
@@ -469,6 +476,8 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 	s.resetInput()
 	s.mu.Lock()
 	s.out = nil // 1. stop the old stream
+	// The old controller's window goes with it.
+	s.flowReset(s.d.outSeq)
 	// Frames sealed with the old key before this point go out before
 	// pty.started (sendMu), so the new reader never sees one.
 	s.sendMu.Lock()
@@ -478,7 +487,8 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 		s.sendMu.Unlock()
 		return
 	}
-	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, AuthToken: m.AuthToken}) // 3.
+	a.send(ctx, wp.Started{Type: wp.TypePTYStarted, SessionID: s.id, Agent: s.agent, PublicKey: a.pub, Cwd: s.cwd, AuthToken: m.AuthToken,
+		Window: a.flowWindow()}) // 3.
 	s.sendMu.Unlock()
 	if m.Cols > 0 && m.Rows > 0 { // 4.
 		s.resize(m.Cols, m.Rows)
@@ -489,6 +499,8 @@ func (a *Agent) attach(ctx context.Context, m wp.Attach) {
 	exited, code, msg := s.exited, s.exitCode, s.exitErr
 	if !exited {
 		s.out = c // 6. live from the snapshot on: input is accepted at once
+		s.flowReset(s.d.outSeq)
+		s.flowDeclared(m.Acks, m.RelayAcks)
 	}
 	s.sendMu.Lock()
 	s.mu.Unlock()

@@ -3,6 +3,7 @@ package wingbench
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,8 +22,12 @@ func relay(b *testing.B) (*wingclient.Client, string) {
 	if url == "" || tok == "" || wing == "" {
 		b.Skip("run by scripts/bench.sh: WARREN_BENCH_RELAY, WARREN_BENCH_USER_TOKEN and WARREN_BENCH_WING are not set")
 	}
+	// Its own HTTP client, whose idle connections (GET /api/app/wings for
+	// --command) are closed after the benchmark: goleak checks for them.
+	hc := &http.Client{}
+	b.Cleanup(hc.CloseIdleConnections)
 	// The script's wing is new to this client: trust it (no known_wings).
-	return &wingclient.Client{RelayURL: url, Token: tok}, wing
+	return &wingclient.Client{RelayURL: url, Token: tok, HTTPClient: hc}, wing
 }
 
 // outputBytes is what one throughput iteration moves.

@@ -126,6 +126,7 @@ type Session struct {
 	// sealedCommand is opts.Command encrypted for the wing.
 	sealedCommand string
 	d             clientDirect // the direct path (direct.go)
+	flow          clientFlow   // output acknowledgements (flow.go); readLoop only
 }
 
 // Open starts or reattaches a session and waits for pty.started.
@@ -199,11 +200,12 @@ func (s *Session) dial(ctx context.Context) error {
 	var msg any
 	if id == "" {
 		msg = wp.Start{Type: wp.TypePTYStart, WingID: s.opts.WingID, PublicKey: pub, Agent: s.opts.Agent, Command: s.sealedCommand,
-			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
+			Cwd: s.opts.Cwd, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok, Acks: true}
 	} else if s.opts.Spectate {
 		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Spectate: true, AuthToken: tok}
 	} else {
-		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok}
+		msg = wp.Attach{Type: wp.TypePTYAttach, SessionID: id, WingID: s.opts.WingID, PublicKey: pub, Cols: s.opts.Cols, Rows: s.opts.Rows, AuthToken: tok,
+			Acks: true} // flow.go
 	}
 	if err := s.send(ctx, msg); err != nil {
 		ws.CloseNow()
@@ -358,6 +360,7 @@ type frame struct {
 	Command    bool   `json:"command"`
 	URL        string `json:"url"`
 	Seq        *int64 `json:"seq"`
+	Window     int64  `json:"window"`
 }
 
 // exitResult ends Run with pty.exited.
@@ -438,6 +441,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			if err := s.directOutput(out, b, replay); err != nil {
 				return -1, true, err
 			}
+			s.flowConsumed(ctx)
 			if exit != nil && s.outputComplete(*exit) {
 				return s.exitResult(*exit, out, replay)
 			}
@@ -485,6 +489,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			*replay = []byte{}
 			onEvent(Event{Kind: kind, SessionID: f.SessionID})
 			s.directStarted(ctx)
+			s.flowStarted(f.Window)
 		case wp.TypePTYOutput:
 			s.mu.Lock()
 			c, viewer := s.cipher, s.viewer
@@ -508,9 +513,11 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 			if err := s.flushReplay(out, replay); err != nil {
 				return -1, true, err
 			}
+			s.flowFirst(ctx, f.Seq)
 			if err := s.liveOutput(out, f.Seq, p); err != nil {
 				return -1, true, err
 			}
+			s.flowConsumed(ctx)
 		case wp.TypePTYMigrate, wp.TypePTYMigrated, wp.TypePTYFallback:
 			if err := s.directSignal(ctx, f, onEvent, out, replay); err != nil {
 				return 1, true, err

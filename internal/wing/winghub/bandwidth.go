@@ -110,11 +110,13 @@ func (h *Hub) charge(b *browserConn, sid string, n int) (time.Time, bool) {
 	if !ok {
 		h.m.bandwidthExceeded.Inc()
 		h.log.Warn("monthly bandwidth cap reached; closing the user's socket", "user", b.user.UserID)
+		var n *wingNotice
 		h.mu.Lock()
 		if rt := h.routes[sid]; rt != nil && rt.controller == b {
-			rt.controller = nil
+			n = h.controllerLeft(rt, b)
 		}
 		h.mu.Unlock()
+		h.sendNotices(n)
 		b.q.push([]byte(`{"type":"bandwidth.exceeded","message":"Monthly bandwidth limit exceeded. The session keeps running on the wing; reattach next month or ask the relay operator to raise the cap."}`), time.Time{})
 		b.q.closeAfter(websocket.StatusNormalClosure, "bandwidth exceeded")
 		return time.Time{}, false

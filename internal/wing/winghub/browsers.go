@@ -69,13 +69,15 @@ func (h *Hub) serveBrowser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Hub) browserGone(b *browserConn) {
+	var notices []*wingNotice
+	defer func() { h.sendNotices(notices...) }()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.browsers, b)
 	h.m.users.Set(float64(len(h.browsers)))
 	for _, rt := range h.routes {
 		if rt.controller == b {
-			rt.controller = nil
+			notices = append(notices, h.controllerLeft(rt, b))
 		}
 		for id, v := range rt.viewers {
 			if v == b {

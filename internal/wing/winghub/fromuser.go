@@ -23,7 +23,7 @@ func (h *Hub) fromBrowser(ctx context.Context, b *browserConn, data []byte) {
 	case wp.TypePTYDetach:
 		h.ptyDetach(b, env.String("session_id"))
 	case wp.TypePTYInput, wp.TypePTYResize, wp.TypePTYKill, wp.TypePTYAttentionAk,
-		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback:
+		wp.TypePasskeyResp, wp.TypePTYMigrate, wp.TypePTYFallback, wp.TypePTYAck:
 		h.sessionFrame(ctx, b, env, typ)
 	case wp.TypeTunnelReq:
 		h.tunnelReq(ctx, b, env)
@@ -46,12 +46,14 @@ func (h *Hub) ptyStart(ctx context.Context, b *browserConn, env wp.Envelope) {
 	for h.routes[sid] != nil {
 		sid = newShortID()
 	}
-	h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, controller: b, viewers: map[string]*browserConn{}}
+	h.routes[sid] = &route{sessionID: sid, wingID: wc.machineID, owner: wc.owner, user: b.user.UserID, controller: b, viewers: map[string]*browserConn{},
+		acks: env.Bool("acks")}
 	h.m.sessions.Set(float64(len(h.routes)))
 	h.m.started.Inc()
 	h.mu.Unlock()
 	env.Set("session_id", sid)
 	h.injectIdentity(env, b.user, wc)
+	confirmAcks(env)
 	h.toWing(ctx, wc, env.Encode())
 }
 
@@ -73,7 +75,7 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		rt.viewers[vid] = b
 		h.mu.Unlock()
 		env.Set("viewer_id", vid)
-		setAttachIdentity(env, b.user, wc, "display_name", "passkeys")
+		setAttachIdentity(env, b.user, wc, "display_name", "passkeys", "relay_acks")
 		h.toWing(ctx, wc, env.Encode())
 		return
 	}
@@ -83,12 +85,14 @@ func (h *Hub) ptyAttach(ctx context.Context, b *browserConn, env wp.Envelope) {
 		h.m.sessions.Set(float64(len(h.routes)))
 	}
 	rt.controller = b
+	rt.acks = env.Bool("acks") // the new controller acks, or not, for itself
 	// The wing closes the old controller's direct channel on a reattach.
 	rt.direct = false
 	h.countDirect()
 	h.mu.Unlock()
 	// Identity fields the relay does not inject must not come from the user.
 	setAttachIdentity(env, b.user, wc, "viewer_id", "display_name", "passkeys")
+	confirmAcks(env)
 	h.toWing(ctx, wc, env.Encode())
 }
 
@@ -130,10 +134,11 @@ func setAttachIdentity(env wp.Envelope, u UserIdentity, wc *wingConn, drop ...st
 
 // ptyDetach takes b off the session, as controller or viewer.
 func (h *Hub) ptyDetach(b *browserConn, sid string) {
+	var n *wingNotice
 	h.mu.Lock()
 	if rt := h.routes[sid]; rt != nil {
 		if rt.controller == b {
-			rt.controller = nil
+			n = h.controllerLeft(rt, b)
 		}
 		for id, v := range rt.viewers {
 			if v == b {
@@ -142,10 +147,12 @@ func (h *Hub) ptyDetach(b *browserConn, sid string) {
 		}
 	}
 	h.mu.Unlock()
+	h.sendNotices(n)
 }
 
 // sessionFrame routes a frame of a running session (input, resize, kill,
-// attention ack, passkey response, migrate) from its controller.
+// attention ack, passkey response, migrate, output ack) from its
+// controller.
 func (h *Hub) sessionFrame(ctx context.Context, b *browserConn, env wp.Envelope, typ string) {
 	sid := env.String("session_id")
 	h.mu.Lock()
@@ -153,6 +160,9 @@ func (h *Hub) sessionFrame(ctx context.Context, b *browserConn, env wp.Envelope,
 	if rt := h.routes[sid]; rt != nil {
 		if rt.controller == b { // viewers and strangers are dropped
 			wc = h.wings[rt.wingID]
+			if typ == wp.TypePTYAck {
+				rt.acks = true
+			}
 		} else {
 			h.m.droppedFrames.Inc()
 		}

@@ -112,6 +112,9 @@ func (h *Hub) sessionReply(wc *wingConn, env wp.Envelope, typ string, data []byt
 		h.countDirect()
 	case rt.controller != nil:
 		h.noteDirect(rt, typ)
+		if typ == wp.TypePTYStarted {
+			rt.windowed = startedWindow(env) // flow.go
+		}
 		to = append(to, rt.controller)
 		metered = typ == wp.TypePTYOutput || typ == wp.TypePTYPreview
 	}

@@ -19,6 +19,12 @@ type route struct {
 	// direct: the wing said the session's I/O moved to a DataChannel
 	// (pty.migrated) and has not fallen back since.
 	direct bool
+	// acks: the controller declared or sent acks (pty.ack), so the wing
+	// may hold output for it; the wing is told when it leaves (flow.go).
+	acks bool
+	// windowed: the wing announced an output window in the controller's
+	// pty.started (a wing without flow control is never told).
+	windowed bool
 }
 
 // tunnelMap is one tunnel request waiting for the wing's reply.

@@ -1,6 +1,7 @@
 // Package wingproto holds the wire format of the wing protocol
 // (docs/protocols/wing.md), wire-compatible with wingthing: the JSON
-// messages exchanged between relay-server, wings and browsers, the
+// messages exchanged between relay-server, wings and browsers (with
+// warren's output flow control, flow.go: pty.ack and pty.started.window), the
 // end-to-end crypto (X25519, HKDF-SHA256, AES-256-GCM) that keeps PTY and
 // tunnel payloads opaque to the relay, and the replay chunk encoding.
 //

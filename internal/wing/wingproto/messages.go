@@ -30,6 +30,7 @@ const (
 	TypePTYMigrate     = "pty.migrate"
 	TypePTYMigrated    = "pty.migrated"
 	TypePTYFallback    = "pty.fallback"
+	TypePTYAck         = "pty.ack"
 	TypeAttention      = "session.attention"
 	TypeBandwidth      = "bandwidth.exceeded"
 	TypePasskeyChal    = "passkey.challenge"
@@ -228,6 +229,12 @@ type Start struct {
 	OrgRole             string   `json:"org_role,omitempty"`
 	Passkeys            []string `json:"passkeys,omitempty"`
 	Command             string   `json:"command,omitempty"`
+	// Acks (warren extension, flow.go): the client acknowledges output
+	// with pty.ack. RelayAcks is set by a relay that passes pty.ack on
+	// (warren's; it drops the field from users): with both, the wing
+	// applies the output window from the first byte.
+	Acks      bool `json:"acks,omitempty"`
+	RelayAcks bool `json:"relay_acks,omitempty"`
 }
 
 // Started is pty.started. Command is a warren extension: true when the
@@ -244,6 +251,11 @@ type Started struct {
 	AuthToken string `json:"auth_token,omitempty"`
 	ViewerID  string `json:"viewer_id,omitempty"`
 	Command   bool   `json:"command,omitempty"`
+	// Window (warren extension, flow.go) is the output window, in bytes,
+	// the wing applies to the controller once it acknowledges output
+	// with pty.ack; absent: the wing takes no acks. Never on a
+	// spectator's pty.started.
+	Window int64 `json:"window,omitempty"`
 }
 
 // Output is pty.output; Data is encrypted.
@@ -278,7 +290,8 @@ type Resize struct {
 }
 
 // SessionRef is any message that only names a session: pty.kill,
-// pty.detach, pty.attention_ack.
+// pty.detach, pty.attention_ack. (warren) The relay sends pty.detach to
+// the wing when the controller of a flow-controlled session leaves it.
 type SessionRef struct {
 	Type      string `json:"type"`
 	SessionID string `json:"session_id"`
@@ -300,6 +313,9 @@ type Attach struct {
 	// OrgRole is relay-injected: "owner" for the wing's owner (a warren
 	// addition on pty.attach, so the wing can tell the owner apart).
 	OrgRole string `json:"org_role,omitempty"`
+	// Acks and RelayAcks: as on Start.
+	Acks      bool `json:"acks,omitempty"`
+	RelayAcks bool `json:"relay_acks,omitempty"`
 }
 
 // Exited is pty.exited. ExitCode has no omitempty: 0 is a result.

@@ -246,7 +246,8 @@ function connect(s) {
   status(s.sessionID ? "attaching " + s.sessionID : "starting a session on " + s.wing.wing_id);
   ws.onopen = () => {
     const authTok = sessionStorage.getItem("warren.auth." + s.wing.wing_id) || "";
-    const base = { wing_id: s.wing.wing_id, public_key: myPub, cols: term.cols, rows: term.rows, auth_token: authTok };
+    // acks: this page acknowledges output (flow.js).
+    const base = { wing_id: s.wing.wing_id, public_key: myPub, cols: term.cols, rows: term.rows, auth_token: authTok, acks: true };
     if (s.sessionID) {
       ws.send(JSON.stringify(Object.assign({ type: "pty.attach", session_id: s.sessionID }, base)));
     } else {
@@ -281,13 +282,14 @@ async function handle(s, m) {
       window.warrenSession = s.sessionID;
       term.reset();
       directReset(s);
+      flowReset(s, m.window); // flow.js
       setTimeout(() => directStart(s).catch((e) => status("direct: " + e.message)));
       break;
     case "pty.output": {
       if (!s.cipher || m.viewer_id) return;
       let p = await s.cipher.open(m.data);
       if (m.compressed) term.write(await gunzip(p));
-      else directOutput(s, m.seq, p);
+      else { flowFirst(s, m.seq); directOutput(s, m.seq, p); }
       break;
     }
     case "pty.migrate":

@@ -50,6 +50,7 @@ function directOutput(s, seq, p) {
     }
   }
   if (s.pendingExit && o.next >= s.pendingExit.seq) directFinishExit(s);
+  flowOutput(s); // acknowledge what was written (flow.js)
 }
 
 function directEmit(s, seq, p) {
