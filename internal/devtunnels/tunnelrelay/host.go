@@ -228,8 +228,11 @@ func (h *hostSession) handleRequests(reqs <-chan *ssh.Request) {
 				_ = req.Reply(false, nil)
 				continue
 			}
-			h.setPort(pr.Port, true)
+			// Reply before telling clients: a host (the TS SDK's) accepts
+			// a channel for the port only once it has the reply, and a
+			// client told first could open one ahead of it.
 			_ = req.Reply(true, tunnelproto.MarshalPortForwardSuccess(pr.Port))
+			h.setPort(pr.Port, true)
 		case tunnelproto.RequestCancelTCPIPForward:
 			// The session is already authenticated as this tunnel's host,
 			// and removing a port grants nothing, so the token is not
