@@ -196,8 +196,11 @@ const flatBound = 64 << 10
 func TestWingDirectHostCandidates(t *testing.T) {
 	e := startDirectEnv(t)
 	n := seqLines(100 << 20)
-	c := startCounted(t, e, fmt.Sprintf("stty -echo; read go; seq 1 %d", n), "--direct", "require")
+	// Line 1 comes after stty -echo returned: "go", typed only then, is
+	// never echoed into the counted output, whatever the load.
+	c := startCounted(t, e, fmt.Sprintf("stty -echo; echo 1; read go; seq 2 %d", n), "--direct", "require")
 	c.stderr.wait(t, directRE, 60*time.Second)
+	c.waitN(t, 1, 60*time.Second)
 	before := relayBytes(t, e)
 	c.typeLine(t, "go")
 	c.waitN(t, n, 5*time.Minute)
@@ -281,9 +284,11 @@ func TestWingDirectThroughCoturn(t *testing.T) {
 
 	n1 := seqLines(30 << 20)
 	n2 := n1 + seqLines(10<<20)
-	c := startCounted(t, e, fmt.Sprintf("stty -echo; read go; seq 1 %d; read go; seq %d %d", n1, n1+1, n2),
+	// Line 1 comes after stty -echo returned (see TestWingDirectHostCandidates).
+	c := startCounted(t, e, fmt.Sprintf("stty -echo; echo 1; read go; seq 2 %d; read go; seq %d %d", n1, n1+1, n2),
 		"--direct", "require", "--direct-relay-only")
 	c.stderr.wait(t, directRE, 60*time.Second)
+	c.waitN(t, 1, 60*time.Second)
 	c.typeLine(t, "go")
 	c.waitN(t, 20000, 2*time.Minute)
 	// Kill the channel mid-stream: its only path is through coturn.

@@ -116,6 +116,7 @@ func serve(ctx context.Context, app *cli.App, cfg *Config) error {
 		HeartbeatInterval: cfg.Serve.HeartbeatInterval,
 		DisableDirect:     !cfg.Serve.Direct,
 		DirectNetworks:    mustPrefixes(cfg.Serve.DirectNetworks),
+		OutputWindow:      outputWindow(cfg.Serve.OutputWindow),
 		OnState:           func(s wingagent.State) { log.Debug("connection state", "state", string(s)) },
 	}, log)
 	if err != nil {

@@ -53,6 +53,8 @@ type Config struct {
 		StateDir          string        `yaml:"state_dir" flag:"state-dir" usage:"directory for what survives a restart (allow-list edits made with wing allow, mode 0600); empty means $XDG_STATE_HOME/warren/wing (~/.local/state/...)"`
 		Direct            bool          `yaml:"direct" flag:"direct" usage:"let clients move a session onto a direct WebRTC DataChannel (peer to peer, end-to-end encrypted as on the relay)"`
 		DirectNetworks    []string      `yaml:"direct_networks" usage:"address prefixes (CIDR) the wing's ICE host candidates may use, e.g. 192.168.0.0/16; empty: all"`
+		// OutputWindow: default 2MiB (wingproto.OutputWindow); 0: off.
+		OutputWindow cli.ByteSize `yaml:"output_window" flag:"output-window" usage:"per session, the output sent over the relay that an acking viewer (wing attach, the browser terminal) has not yet acknowledged; the program is paused while that much is outstanding, so it cannot overflow the relay's send queue (8MiB) for its viewer; 64KiB to 1GiB, 0: no window"`
 	} `yaml:"serve" cmd:"serve"`
 
 	Attach struct {
@@ -63,6 +65,21 @@ type Config struct {
 		DirectRelayOnly bool     `yaml:"direct_relay_only" flag:"direct-relay-only" usage:"use only TURN relay candidates for the direct path (ICE transport policy relay)"`
 		DirectNetworks  []string `yaml:"direct_networks" usage:"address prefixes (CIDR) attach's ICE host candidates may use; empty: all"`
 	} `yaml:"attach" cmd:"attach"`
+}
+
+// serve.output_window's bounds: below 64KiB a viewer acks every few
+// kilobytes; above 1GiB nothing is held back from any relay's queue.
+const (
+	minOutputWindow cli.ByteSize = 64 << 10
+	maxOutputWindow cli.ByteSize = 1 << 30
+)
+
+// outputWindow is wingagent.Config.OutputWindow for serve.output_window.
+func outputWindow(w cli.ByteSize) int {
+	if w == 0 {
+		return -1 // no window
+	}
+	return int(w)
 }
 
 func defaultConfig() *Config {
@@ -76,6 +93,7 @@ func defaultConfig() *Config {
 	c.Attach.Reconnect = 2 * time.Minute
 	c.Attach.Direct = "auto"
 	c.Serve.Direct = true
+	c.Serve.OutputWindow = wp.OutputWindow
 	return c
 }
 
@@ -111,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateDirect(); err != nil {
 		return err
+	}
+	if w := c.Serve.OutputWindow; w != 0 && (w < minOutputWindow || w > maxOutputWindow) {
+		return cli.FieldErrorf("serve.output_window", "must be 0 (no window) or between %s and %s, got %s", minOutputWindow, maxOutputWindow, w)
 	}
 	if c.Attach.Reconnect < 0 {
 		return cli.FieldErrorf("attach.reconnect", "must not be negative")

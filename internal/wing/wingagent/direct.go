@@ -38,14 +38,17 @@ const exitLinger = 30 * time.Second
 // directState is a session's direct-path state, guarded by session.mu
 // except where noted.
 type directState struct {
-	outSeq  int64       // output bytes produced: the next output offset
-	gen     int64       // the client's latest migration attempt
-	conn    *directConn // the attempt in progress or open; nil: relay only
-	sender  *wingrtc.Sender
-	hold    chan struct{} // non-nil: output waits for the client's pty.fallback
-	noticed int64         // the gen whose pty.fallback the wing has sent
-	inNext  atomic.Int64  // input offset applied so far (inputLoop writes)
-	inOrder wingrtc.Reorder
+	outSeq int64       // output bytes produced: the next output offset
+	gen    int64       // the client's latest migration attempt
+	conn   *directConn // the attempt in progress or open; nil: relay only
+	sender *wingrtc.Sender
+	hold   chan struct{} // non-nil: output waits for the client's pty.fallback
+	// resending: non-nil while output lost with a channel is sent again
+	// over the relay (clientFallback); live output waits behind it.
+	resending chan struct{}
+	noticed   int64        // the gen whose pty.fallback the wing has sent
+	inNext    atomic.Int64 // input offset applied so far (inputLoop writes)
+	inOrder   wingrtc.Reorder
 	// keep: output is recorded in resend, from the channel's opening to
 	// the client's pty.fallback; resend ends at outSeq.
 	keep      bool
@@ -377,15 +380,22 @@ func (s *session) release(h chan struct{}) {
 	}
 }
 
-// waitHold blocks output while the wing waits for the client's fallback.
+// waitHold blocks output while the wing waits for the client's fallback,
+// or while it sends output again after one.
 func (s *session) waitHold() {
 	s.mu.Lock()
 	h := s.d.hold
+	if h == nil {
+		h = s.d.resending
+	}
 	s.mu.Unlock()
 	if h != nil {
-		<-h // released by the client's pty.fallback or after holdMax
+		<-h // released by the client's pty.fallback or after holdMax; or the resend's end
 	}
 }
+
+// held says whether output must wait (waitHold); called with s.mu held.
+func (s *session) held() bool { return s.d.hold != nil || s.d.resending != nil }
 
 // clientFallback: the client left the channel and has output up to
 // sig.Have; it gets the rest again over the relay.
@@ -397,6 +407,12 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 		s.directDied(ctx, d, "the client fell back")
 	}
 	s.mu.Lock()
+	for s.d.resending != nil { // a resend for an earlier pty.fallback goes first
+		r := s.d.resending
+		s.mu.Unlock()
+		<-r
+		s.mu.Lock()
+	}
 	if sig.Gen != s.d.gen || s.out != c {
 		s.mu.Unlock()
 		return
@@ -429,16 +445,50 @@ func (s *session) clientFallback(ctx context.Context, sig wp.Signal, c *wp.Ciphe
 		from = start
 	}
 	rest := append([]byte(nil), kept[from-start:]...)
-	s.sendMu.Lock()
+	// Live output waits until the resend is through (output, waitHold):
+	// the relay carries the stream in order.
+	gate := make(chan struct{})
+	s.d.resending = gate
 	s.mu.Unlock()
-	defer s.sendMu.Unlock()
-	for len(rest) > 0 {
-		n := min(len(rest), wp.ChunkSize)
-		seq := from
-		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(rest[:n]), Seq: &seq})
-		rest, from = rest[n:], from+int64(n)
+	defer func() {
+		s.mu.Lock()
+		if s.d.resending == gate {
+			s.d.resending = nil
+		}
+		s.mu.Unlock()
+		close(gate)
+	}()
+	to, ok := s.resendOutput(ctx, c, from, rest)
+	if !ok {
+		s.a.log.Info("output resend after a fallback ended: the session has another controller", "session", s.id, "gen", sig.Gen, "at", to)
+		return
 	}
 	s.a.log.Info("session output resumed on the relay", "session", s.id, "gen", sig.Gen, "from", sig.Have, "to", end)
+}
+
+// resendOutput sends rest, the output from offset from, over the relay
+// to the controller with key c, keeping to its output window like live
+// output (flow.go): a resend of up to resendMax at once would overflow
+// the relay's send queue for a slow viewer. It returns where it stopped,
+// and false if c stopped being the controller (the new one got a
+// replay).
+func (s *session) resendOutput(ctx context.Context, c *wp.Cipher, from int64, rest []byte) (int64, bool) {
+	for len(rest) > 0 {
+		s.waitFlow(func() bool { return s.out == c && from-s.flow.acked >= s.flow.window })
+		s.mu.Lock()
+		if s.out != c {
+			s.mu.Unlock()
+			return from, false
+		}
+		n := min(len(rest), wp.ChunkSize)
+		seq := from
+		s.sendMu.Lock()
+		s.mu.Unlock()
+		s.a.send(ctx, wp.Output{Type: wp.TypePTYOutput, SessionID: s.id, Data: c.Seal(rest[:n]), Seq: &seq})
+		s.sendMu.Unlock()
+		rest, from = rest[n:], from+int64(n)
+	}
+	return from, true
 }
 
 // directInput is a frame from the channel: pty.input, as on the relay.

@@ -85,7 +85,7 @@ func testDirectSession(t *testing.T, text bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 50000
-	s, err := c.Open(ctx, wingclient.SessionOptions{WingID: "box", Command: "stty -echo; read go; seq 1 " + strconv.Itoa(n) + "; read go; echo bye-$go",
+	s, err := c.Open(ctx, wingclient.SessionOptions{WingID: "box", Command: "stty -echo; echo ready; read go; seq 1 " + strconv.Itoa(n) + "; read go; echo bye-$go",
 		Direct: wingclient.DirectOptions{Mode: wingclient.DirectRequire, Networks: loopback, TextFrames: text}})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +100,9 @@ func testDirectSession(t *testing.T, text bool) {
 	done := make(chan result, 1)
 	go func() { code, err := s.Run(ctx, out, ev.on, 0); done <- result{code, err} }()
 	ev.wait(t, "direct", 1, time.Minute)
+	// "ready" comes after stty -echo returned: input typed from now on is
+	// not echoed, whatever the load (typed earlier, "go" could be).
+	waitOutput(t, out, "ready\r\n", time.Minute)
 	before := hubBytes(t, reg)
 	if err := s.Input(ctx, []byte("go\n")); err != nil {
 		t.Fatal(err)
@@ -119,6 +122,7 @@ func testDirectSession(t *testing.T, text bool) {
 		t.Fatalf("Run: %d %v", r.code, r.err)
 	}
 	var want strings.Builder
+	want.WriteString("ready\r\n")
 	for i := 1; i <= n; i++ {
 		want.WriteString(strconv.Itoa(i) + "\r\n")
 	}
@@ -128,6 +132,18 @@ func testDirectSession(t *testing.T, text bool) {
 	}
 	if d := hubBytes(t, reg) - before; d > 32<<10 {
 		t.Fatalf("the hub moved %.0f bytes of a direct session", d)
+	}
+}
+
+// waitOutput waits until out holds s.
+func waitOutput(t *testing.T, out *syncBuf, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output within %s: %q", s, timeout, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -27,7 +27,8 @@ import (
 // relay sends pty.detach), when the wing's relay connection drops, on a
 // reattach, and after flowStall without progress while the wing waits.
 // Output over a direct channel is not counted against the window: SCTP
-// has flow control of its own.
+// has flow control of its own. Output sent again over the relay after a
+// channel died (direct.go, clientFallback) keeps to the same window.
 
 // flowStall is how long the output loop waits for an acknowledgement
 // before it gives up the window (a controller that vanished without its
@@ -127,11 +128,18 @@ func (s *session) ack(data string) {
 // waitWindow holds the output loop while the controller has a window or
 // more of relay output unacknowledged.
 func (s *session) waitWindow() {
+	s.waitFlow(func() bool { return s.d.sender == nil && s.d.outSeq-s.flow.acked >= s.flow.window })
+}
+
+// waitFlow holds the caller while the controller's window is on and full
+// says it is full (called with s.mu held); it returns when an ack makes
+// room, the window goes off, or after flowStall without progress.
+func (s *session) waitFlow(full func() bool) {
 	var started time.Time
 	for {
 		s.mu.Lock()
 		f := &s.flow
-		if !f.on || s.d.sender != nil || s.d.outSeq-f.acked < f.window {
+		if !f.on || !full() {
 			s.mu.Unlock()
 			return
 		}

@@ -314,8 +314,14 @@ func (a *Agent) attachGate(s *session, m wp.Attach) string {
 }
 
 func (s *session) output(ctx context.Context, p []byte) {
-	s.waitHold()
-	s.mu.Lock()
+	for {
+		s.waitHold()
+		s.mu.Lock()
+		if !s.held() {
+			break
+		}
+		s.mu.Unlock()
+	}
 	s.replay.write(p)
 	seq := s.d.outSeq
 	s.d.outSeq += int64(len(p))

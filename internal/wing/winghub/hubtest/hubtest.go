@@ -20,7 +20,13 @@ import (
 // not nil, receives the hub's metrics.
 func Start(tb testing.TB, reg prometheus.Registerer) string {
 	tb.Helper()
-	h, err := winghub.New(winghub.Config{
+	return StartWith(tb, reg, nil)
+}
+
+// StartWith is Start with mod applied to the hub's configuration first.
+func StartWith(tb testing.TB, reg prometheus.Registerer, mod func(*winghub.Config)) string {
+	tb.Helper()
+	cfg := winghub.Config{
 		Registerer: reg,
 		VerifyWing: func(tok string) (winghub.WingIdentity, error) {
 			if u, ok := strings.CutPrefix(tok, "wing:"); ok {
@@ -34,7 +40,11 @@ func Start(tb testing.TB, reg prometheus.Registerer) string {
 			}
 			return winghub.UserIdentity{}, errors.New("bad token")
 		},
-	}, nil)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := winghub.New(cfg, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
