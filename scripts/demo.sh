@@ -166,7 +166,9 @@ cat "$work/artifacts/site-http/probe-artifact.json"
 step "wing: an end-to-end encrypted remote terminal through the relay"
 "$BIN/relay-server" wings token --server "$relay" --kind wing --user demo >"$work/wing.token"
 "$BIN/relay-server" wings token --server "$relay" --kind user --user demo >"$work/user.token"
-WARREN_WING_SERVE_TOKEN_FILE="$work/wing.token" "$BIN/wing" serve --relay "$relay" --wing-id demo-box \
+# On loopback the wing's ICE host candidates must include 127.0.0.0/8 (on a
+# LAN leave direct_networks empty: every interface).
+WARREN_WING_SERVE_DIRECT_NETWORKS=127.0.0.0/8 WARREN_WING_SERVE_TOKEN_FILE="$work/wing.token" "$BIN/wing" serve --relay "$relay" --wing-id demo-box \
   --identity-key "$work/wing/identity.key" 2>"$work/wing.log" &
 pids+=($!)
 wait_for "$work/wing.log" 'registered with the relay' >/dev/null
@@ -176,6 +178,17 @@ echo "\$ wing attach --command 'uname -a; exit 3' demo-box"
 set +e; "$BIN/wing" attach --command 'uname -a; exit 3' demo-box </dev/null; code=$?; set -e
 echo "(remote exit code $code)"; [ "$code" = 3 ] || { echo "demo: wanted exit code 3" >&2; exit 1; }
 printf 'echo hello from $(hostname)\nexit\n' | "$BIN/wing" attach demo-box
+echo "\$ wing attach --direct off --command 'seq 1 3000000' demo-box | tail -1   # ~20 MB through the relay"
+echo "(output flow control: the viewer acknowledges what it consumed, so a fast program is paused, not cut off)"
+last=$("$BIN/wing" attach --direct off --command 'seq 1 3000000' demo-box </dev/null | tr -d '\r' | tail -1)
+echo "$last"; [ "$last" = 3000000 ] || { echo "demo: relay session output incomplete" >&2; exit 1; }
+echo "\$ wing attach --direct require --command 'sleep 1; seq 1 3000000' demo-box | tail -1   # peer to peer"
+last=$(WARREN_WING_ATTACH_DIRECT_NETWORKS=127.0.0.0/8 "$BIN/wing" attach --direct require --log-level debug \
+  --command 'sleep 1; seq 1 3000000' demo-box </dev/null 2>"$work/attach-direct.log" | tr -d '\r' | tail -1)
+echo "$last"; [ "$last" = 3000000 ] || { echo "demo: direct session output incomplete: $(cat "$work/attach-direct.log")" >&2; exit 1; }
+grep -q 'session on a direct channel' "$work/attach-direct.log" || { echo "demo: the session did not move to a direct channel" >&2; exit 1; }
+echo "the session moved onto a WebRTC DataChannel (signalling sealed end to end); relay-server counts it:"
+curl -fsS "$relay/metrics" | grep -E '^warren_wing_hub_sessions_migrated_total' || true
 echo "probe's wing checks (presence, and an E2E session round trip):"
 cat >"$work/probe-wing.yaml" <<YAML
 checks:
