@@ -46,6 +46,8 @@ type transport struct {
 
 	strictMode     bool
 	initialKEXDone bool
+
+	lazyRW io.ReadWriter // warren: bufReader and bufWriter are pooled (warren_park.go)
 }
 
 // packetCipher represents a combination of SSH encryption/MAC
@@ -120,6 +122,8 @@ func (t *transport) printPacket(p []byte, write bool) {
 
 // Read and decrypt next packet.
 func (t *transport) readPacket() (p []byte, err error) {
+	t.takeReader()          // warren
+	defer t.releaseReader() // warren
 	for {
 		p, err = t.reader.readPacket(t.bufReader, t.strictMode)
 		if err != nil {
@@ -188,7 +192,9 @@ func (t *transport) writePacket(packet []byte) error {
 	if debugTransport {
 		t.printPacket(packet, true)
 	}
-	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
+	w, release := t.writerFor() // warren
+	defer release()
+	return t.writer.writePacket(w, t.rand, packet, t.strictMode)
 }
 
 func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool) error {

@@ -1,0 +1,243 @@
+package ssh
+
+import (
+	"bufio"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// warren: an SSH connection that runs inside a channel of another one
+// (a V2 end-to-end encrypted stream, a V1 nested session) is one per
+// forwarded connection, and mostly idle. Its three loops (the transport's
+// reader, the key exchange loop and the mux's packet loop) each keep a
+// goroutine parked for the connection's life, and its transport keeps a
+// 4 KiB bufio.Reader and Writer. When the net.Conn under the connection
+// says when it has data (readNotifier: this package's channels do, through
+// a wrapper that adds the net.Conn methods), the loops end instead of
+// waiting once the first key exchange is done, and start again on a fresh
+// goroutine when there is work: data on the conn for the reader, a packet
+// from the reader for the mux, a key exchange request for the key
+// exchange loop. The bufio buffers come from a pool for a read or a write
+// and go back once empty. An idle connection then costs its structs, no
+// goroutine and no buffer.
+
+// readNotifier is a net.Conn that says when a Read would not wait.
+type readNotifier interface {
+	// SetDataNotify has fn called, without blocking, whenever the conn
+	// may have data or its end queued for Read (at once if it has).
+	SetDataNotify(fn func())
+	// Readable reports whether Read would return without waiting.
+	Readable() bool
+}
+
+// Readable reports whether Read (of the channel's data stream, not its
+// extended data) would return without waiting: data, or its end, is
+// queued. (warren)
+func (c *channel) Readable() bool {
+	b := c.pending
+	b.Cond.L.Lock()
+	defer b.Cond.L.Unlock()
+	return len(b.head.buf) > 0 || b.head != b.tail || b.closed
+}
+
+// idleLoop is a loop goroutine that may end while it has nothing to do.
+// The loop calls park where it would wait for work: if ready reports no
+// work (ready runs under the idleLoop's lock), the loop returns and wake
+// runs it again on a new goroutine. A producer makes its work visible to
+// ready first and then calls wake: whichever of park and wake takes the
+// lock second sees the other's effect, so no work is missed.
+type idleLoop struct {
+	mu     sync.Mutex
+	parked bool
+	run    func()
+	// want counts events a ready func cannot see otherwise (sends on
+	// startKex, which is unbuffered).
+	want int
+}
+
+func (l *idleLoop) park(ready func() bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.run == nil || l.want > 0 || ready() {
+		return false
+	}
+	l.parked = true
+	return true
+}
+
+func (l *idleLoop) wake() {
+	l.mu.Lock()
+	if !l.parked {
+		l.mu.Unlock()
+		return
+	}
+	l.parked = false
+	run := l.run
+	l.mu.Unlock()
+	go run()
+}
+
+// expect counts an event that wakes the loop; done uncounts it once the
+// loop took it.
+func (l *idleLoop) expect() {
+	l.mu.Lock()
+	l.want++
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *idleLoop) done() {
+	l.mu.Lock()
+	l.want--
+	l.mu.Unlock()
+}
+
+// idleLoops is the parking state of a handshakeTransport whose conn is a
+// readNotifier.
+type idleLoops struct {
+	conn           readNotifier
+	read, kex, mux idleLoop
+	readDone       atomic.Bool // incoming is closed
+}
+
+// setupIdleLoops enables parking when t's conn is a readNotifier. It is
+// called before the loops start.
+func (t *handshakeTransport) setupIdleLoops() {
+	tr, ok := t.conn.(*transport)
+	if !ok {
+		return
+	}
+	n, ok := tr.Closer.(readNotifier)
+	if !ok {
+		return
+	}
+	tr.lazyBuffers(tr.Closer.(io.ReadWriter))
+	il := &idleLoops{conn: n}
+	il.read.run = func() { t.readLoopFrom(false) }
+	il.kex.run = t.kexLoop
+	// il.mux.run is set by the mux (newMux).
+	t.idle = il
+	n.SetDataNotify(il.read.wake)
+}
+
+// parkRead is called by the reader between packets: it parks once the
+// first key exchange is done and nothing is buffered or queued.
+func (t *handshakeTransport) parkRead() bool {
+	il := t.idle
+	if il == nil || t.sessionID == nil {
+		return false
+	}
+	tr := t.conn.(*transport)
+	return il.read.park(func() bool {
+		return tr.bufReader != nil && tr.bufReader.Buffered() > 0 || il.conn.Readable()
+	})
+}
+
+// parkKex is called by kexLoop where it waits for the next key exchange.
+func (t *handshakeTransport) parkKex() bool {
+	il := t.idle
+	if il == nil || t.sessionID == nil {
+		return false
+	}
+	return il.kex.park(func() bool { return len(t.requestKex) > 0 })
+}
+
+// parkMux is called by the mux loop before it reads a packet.
+func (m *mux) parkMux() bool {
+	t, ok := m.conn.(*handshakeTransport)
+	if !ok || t.idle == nil {
+		return false
+	}
+	il := t.idle
+	return il.mux.park(func() bool { return len(t.incoming) > 0 || il.readDone.Load() })
+}
+
+// setMuxLoop lets the idle mux loop be run again.
+func (m *mux) setMuxLoop() {
+	if t, ok := m.conn.(*handshakeTransport); ok && t.idle != nil {
+		t.idle.mux.mu.Lock()
+		t.idle.mux.run = m.loop
+		t.idle.mux.mu.Unlock()
+	}
+}
+
+// The wakers; no-ops without parking.
+
+func (il *idleLoops) pushed() {
+	if il != nil {
+		il.mux.wake()
+	}
+}
+
+func (il *idleLoops) closedIncoming() {
+	if il != nil {
+		il.readDone.Store(true)
+		il.mux.wake()
+	}
+}
+
+func (il *idleLoops) kexRequested() {
+	if il != nil {
+		il.kex.wake()
+	}
+}
+
+func (il *idleLoops) kexExpect() {
+	if il != nil {
+		il.kex.expect()
+	}
+}
+
+func (il *idleLoops) kexTaken() {
+	if il != nil {
+		il.kex.done()
+	}
+}
+
+// Pooled transport buffers (for a readNotifier conn): the reader's is
+// taken for a packet and given back when nothing is left in it, the
+// writer's for a packet (connectionState.writePacket flushes each).
+var (
+	bufReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+	bufWriters = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
+)
+
+// lazyBuffers drops the transport's own bufio buffers for pooled ones.
+func (t *transport) lazyBuffers(rw io.ReadWriter) {
+	t.lazyRW = rw
+	t.bufReader, t.bufWriter = nil, nil
+}
+
+// takeReader makes sure t.bufReader is set.
+func (t *transport) takeReader() {
+	if t.lazyRW != nil && t.bufReader == nil {
+		r := bufReaders.Get().(*bufio.Reader)
+		r.Reset(t.lazyRW)
+		t.bufReader = r
+	}
+}
+
+// releaseReader gives t.bufReader back once it holds nothing.
+func (t *transport) releaseReader() {
+	if t.lazyRW != nil && t.bufReader != nil && t.bufReader.Buffered() == 0 {
+		r := t.bufReader
+		t.bufReader = nil
+		r.Reset(nil)
+		bufReaders.Put(r)
+	}
+}
+
+// writerFor returns the writer for one packet and a func that gives it
+// back.
+func (t *transport) writerFor() (*bufio.Writer, func()) {
+	if t.bufWriter != nil {
+		return t.bufWriter, func() {}
+	}
+	w := bufWriters.Get().(*bufio.Writer)
+	w.Reset(t.lazyRW)
+	return w, func() {
+		w.Reset(nil)
+		bufWriters.Put(w)
+	}
+}
