@@ -321,7 +321,7 @@ func (m *mux) OpenChannel(chanType string, extra []byte) (Channel, <-chan *Reque
 }
 
 func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
-	ch := m.newChannel(chanType, channelOutbound, extra)
+	ch := m.newChannel(chanType, channelOutbound, nil) // warren: extra is not kept (an outbound channel has no ExtraData)
 
 	// warren: maxIncomingPayload is set by newChannel.
 

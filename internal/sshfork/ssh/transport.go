@@ -142,6 +142,7 @@ func (t *transport) readPacket() (p []byte, err error) {
 }
 
 func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, error) {
+	pc := s.packetCipher // warren: for releaseReadBuf
 	packet, err := s.packetCipher.readCipherPacket(s.seqNum, r)
 	s.seqNum++
 	if err == nil && len(packet) == 0 {
@@ -184,6 +185,9 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 	// packet out here.
 	fresh := getPacketBuf(len(packet)) // warren: pooled when large
 	copy(fresh, packet)
+	if rr, ok := pc.(readBufReleaser); ok { // warren
+		rr.releaseReadBuf()
+	}
 
 	return fresh, err
 }

@@ -104,18 +104,11 @@ func (b *buffer) notifyLocked() func() { return b.notify }
 // are the ones that came with conn; for a conn that is not this package's
 // own it falls back to such a goroutine. (warren)
 func RefuseIncoming(conn Conn, chans <-chan NewChannel, reqs <-chan *Request, why string) {
-	var c *connection
-	switch cc := conn.(type) {
-	case *connection:
-		c = cc
-	case *ServerConn:
-		c, _ = cc.Conn.(*connection)
-	}
-	if c == nil || c.mux == nil || c.mux.incomingChannels != chans || c.mux.incomingRequests != reqs {
+	m := muxOf(conn)
+	if m == nil || m.incomingChannels != chans || m.incomingRequests != reqs {
 		go refuseIncomingLoop(chans, reqs, why)
 		return
 	}
-	m := c.mux
 	m.refuseWhy.Store(&why)
 	m.drainIncoming()
 }

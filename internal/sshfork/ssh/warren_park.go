@@ -241,3 +241,57 @@ func (t *transport) writerFor() (*bufio.Writer, func()) {
 		bufWriters.Put(w)
 	}
 }
+
+// Packet scratch buffers of the ciphers and of a channel's writes: a
+// buffer of keptScratch bytes or less is kept for the next packet (the
+// common small packet allocates nothing); a larger one comes from the
+// packet pools and goes back after the packet, so that a connection that
+// once moved bulk data does not keep a 255 KiB buffer per direction while
+// it is idle, nor one of a kilobyte or two for its handshake's packets.
+const keptScratch = 256
+
+// scratchBuf returns a buffer of length n: b when it has room, else a new
+// small one or a pooled one.
+func scratchBuf(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	if n <= keptScratch {
+		return make([]byte, n)
+	}
+	return getPacketBuf(max(n, pooledMin))[:n]
+}
+
+// releaseScratch returns b to its pool if it came from one (and then nil),
+// else b, to be kept.
+func releaseScratch(b []byte) []byte {
+	if cap(b) < pooledMin {
+		return b
+	}
+	putPacketBuf(b)
+	return nil
+}
+
+// readBufReleaser is a packetCipher whose readCipherPacket returns a
+// packet in a scratch buffer, given back once the transport copied it.
+type readBufReleaser interface{ releaseReadBuf() }
+
+func (c *gcmCipher) releaseReadBuf()              { c.buf = releaseScratch(c.buf) }
+func (c *chacha20Poly1305Cipher) releaseReadBuf() { c.buf = releaseScratch(c.buf) }
+
+// keptBuf and keepBuf are a channel's small write buffer for an extended
+// data code: an array for the data stream and stderr instead of upstream's
+// map (a map's first entry costs a few hundred bytes per channel); other
+// codes keep none.
+func (ch *channel) keptBuf(code uint32) []byte {
+	if code < uint32(len(ch.packetPool)) {
+		return ch.packetPool[code]
+	}
+	return nil
+}
+
+func (ch *channel) keepBuf(code uint32, b []byte) {
+	if code < uint32(len(ch.packetPool)) {
+		ch.packetPool[code] = b
+	}
+}

@@ -27,8 +27,10 @@ func (notifyConn) SetWriteDeadline(time.Time) error { return nil }
 // over loopback TCP, as an E2E stream does; the inner server echoes
 // "echo" channels and refuses everything else with RefuseIncoming, the
 // inner client refuses the server's requests and channels the same way.
-// rekey is the inner client's RekeyThreshold (0: the default).
-func nestedPair(t *testing.T, rekey uint64, kexinits *kexCounter) (client Conn, server *ServerConn) {
+// rekey is the inner client's RekeyThreshold (0: the default), cipher its
+// only cipher ("": the default list). It returns the inner client, the
+// inner server and the outer client's channel the inner session runs in.
+func nestedPair(t *testing.T, rekey uint64, cipher string, kexinits *kexCounter) (client Conn, server *ServerConn, outer *channel) {
 	t.Helper()
 	outerC, outerS := tcpPair(t)
 	scfg := &ServerConfig{NoClientAuth: true}
@@ -104,6 +106,9 @@ func nestedPair(t *testing.T, rekey uint64, kexinits *kexCounter) (client Conn, 
 	RefuseRequests(och, ocreqs)
 	icfg := &ClientConfig{User: "u", HostKeyCallback: InsecureIgnoreHostKey()}
 	icfg.RekeyThreshold = rekey
+	if cipher != "" {
+		icfg.Ciphers = []string{cipher}
+	}
 	if kexinits != nil {
 		icfg.Rand = kexinits
 	}
@@ -117,7 +122,7 @@ func nestedPair(t *testing.T, rekey uint64, kexinits *kexCounter) (client Conn, 
 		t.Fatalf("inner server: %v", s.err)
 	}
 	t.Cleanup(func() { ic.Close(); s.c.Close() })
-	return ic, s.c
+	return ic, s.c, och.(*channel)
 }
 
 // kexCounter is a Config.Rand that counts the KEXINITs sent.
@@ -191,8 +196,14 @@ func waitLoops(t *testing.T, want int) {
 // goroutine (the outer session's two ends keep theirs: 2 of each loop),
 // and wakes for data, requests, channel opens and key exchanges.
 func TestNestedSessionParks(t *testing.T) {
+	for _, c := range []string{CipherAES128GCM, CipherChaCha20Poly1305} {
+		t.Run(c, func(t *testing.T) { testNestedSessionParks(t, c) })
+	}
+}
+
+func testNestedSessionParks(t *testing.T, cipher string) {
 	kexinits := &kexCounter{}
-	ic, sc := nestedPair(t, 0, kexinits)
+	ic, sc, och := nestedPair(t, 0, cipher, kexinits)
 	ech, ereqs, err := ic.OpenChannel("echo", nil)
 	if err != nil {
 		t.Fatalf("open echo: %v", err)
@@ -224,6 +235,42 @@ func TestNestedSessionParks(t *testing.T) {
 	}
 	roundTrip(big)
 	waitLoops(t, 2)
+	// What the idle session keeps: no transport buffer, no cipher or
+	// channel write buffer above keptScratch (the locks order these
+	// reads after the parked loops' writes).
+	for _, c := range []Conn{ic, sc.Conn} {
+		ht := c.(*connection).transport
+		tr := ht.conn.(*transport)
+		ht.idle.read.mu.Lock()
+		rbuf, rc := tr.bufReader, tr.reader.packetCipher
+		ht.idle.read.mu.Unlock()
+		ht.mu.Lock()
+		wbuf, wc := tr.bufWriter, tr.writer.packetCipher
+		ht.mu.Unlock()
+		if rbuf != nil || wbuf != nil {
+			t.Errorf("idle transport keeps bufio buffers")
+		}
+		for _, pc := range []packetCipher{rc, wc} {
+			var kept []byte
+			switch pc := pc.(type) {
+			case *gcmCipher:
+				kept = pc.buf
+			case *chacha20Poly1305Cipher:
+				kept = pc.buf
+			default:
+				t.Fatalf("cipher %T", pc)
+			}
+			if cap(kept) > keptScratch {
+				t.Errorf("idle %T keeps a %d-byte buffer", pc, cap(kept))
+			}
+		}
+	}
+	och.writeMu.Lock()
+	kept := cap(och.packetPool[0])
+	och.writeMu.Unlock()
+	if kept > keptScratch {
+		t.Errorf("the outer channel keeps a %d-byte write buffer", kept)
+	}
 
 	// A global request and a channel open, each refused from the
 	// server's reader.
@@ -270,7 +317,7 @@ func TestNestedSessionParks(t *testing.T) {
 // the loops park and wake in between.
 func TestNestedSessionRekeys(t *testing.T) {
 	kexinits := &kexCounter{}
-	ic, _ := nestedPair(t, 4<<10, kexinits)
+	ic, _, _ := nestedPair(t, 4<<10, "", kexinits)
 	ech, ereqs, err := ic.OpenChannel("echo", nil)
 	if err != nil {
 		t.Fatalf("open echo: %v", err)
