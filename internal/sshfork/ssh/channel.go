@@ -504,8 +504,8 @@ func (m *mux) newChannel(chanType string, direction channelDirection, extraData 
 		pending:            newBuffer(),
 		extPending:         newBuffer(),
 		direction:          direction,
-		incomingRequests:   make(chan *Request, chanSize),
-		msg:                make(chan interface{}, chanSize),
+		incomingRequests:   make(chan *Request, m.chanSize()),    // warren: m.chanSize
+		msg:                make(chan interface{}, m.chanSize()), // warren: m.chanSize
 		chanType:           chanType,
 		extraData:          extraData,
 		mux:                m,

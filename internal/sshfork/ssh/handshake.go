@@ -245,9 +245,17 @@ func (t *handshakeTransport) readLoop() {
 }
 
 func (t *handshakeTransport) readLoopFrom(first bool) {
+	var muxDue func() // warren: the parked mux loop, given a packet
 	for {
 		if !first && t.parkRead() { // warren
+			if muxDue != nil {
+				muxDue() // this goroutine runs it rather than a new one
+			}
 			return
+		}
+		if muxDue != nil { // warren
+			runLoop(muxDue)
+			muxDue = nil
 		}
 		p, err := t.readOnePacket(first)
 		first = false
@@ -264,7 +272,7 @@ func (t *handshakeTransport) readLoopFrom(first bool) {
 			continue
 		}
 		t.incoming <- p
-		t.idle.pushed() // warren
+		muxDue = t.idle.pushed() // warren
 	}
 
 	// Stop writers too.

@@ -103,6 +103,8 @@ type mux struct {
 
 	// warren: set by RefuseIncoming: refuse requests and channels, why.
 	refuseWhy atomic.Pointer[string]
+	// warren: parked (in a channel): smaller queues (parkedChanSize).
+	parked bool
 }
 
 // When debugging, each new chanList instantiation has a different

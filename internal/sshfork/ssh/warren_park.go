@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // warren: an SSH connection that runs inside a channel of another one
@@ -66,6 +67,18 @@ func (l *idleLoop) park(ready func() bool) bool {
 	return true
 }
 
+// claim is wake for a caller that runs the loop itself: it returns the
+// loop's func if the loop was parked, which the caller must then run.
+func (l *idleLoop) claim() func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.parked {
+		return nil
+	}
+	l.parked = false
+	return l.run
+}
+
 func (l *idleLoop) wake() {
 	l.mu.Lock()
 	if !l.parked {
@@ -75,7 +88,7 @@ func (l *idleLoop) wake() {
 	l.parked = false
 	run := l.run
 	l.mu.Unlock()
-	go run()
+	runLoop(run)
 }
 
 // expect counts an event that wakes the loop; done uncounts it once the
@@ -99,6 +112,10 @@ type idleLoops struct {
 	conn           readNotifier
 	read, kex, mux idleLoop
 	readDone       atomic.Bool // incoming is closed
+	// muxRuns is set once the mux reads the packets: the reader parks
+	// only then, not between the handshake's packets (each park and wake
+	// costs a new goroutine: a handshake is not idle).
+	muxRuns atomic.Bool
 }
 
 // setupIdleLoops enables parking when t's conn is a readNotifier. It is
@@ -113,6 +130,7 @@ func (t *handshakeTransport) setupIdleLoops() {
 		return
 	}
 	tr.lazyBuffers(tr.Closer.(io.ReadWriter))
+	t.incoming = make(chan []byte, parkedChanSize) // no goroutine runs yet
 	il := &idleLoops{conn: n}
 	il.read.run = func() { t.readLoopFrom(false) }
 	il.kex.run = t.kexLoop
@@ -122,10 +140,10 @@ func (t *handshakeTransport) setupIdleLoops() {
 }
 
 // parkRead is called by the reader between packets: it parks once the
-// first key exchange is done and nothing is buffered or queued.
+// handshake is done (the mux runs) and nothing is buffered or queued.
 func (t *handshakeTransport) parkRead() bool {
 	il := t.idle
-	if il == nil || t.sessionID == nil {
+	if il == nil || t.sessionID == nil || !il.muxRuns.Load() {
 		return false
 	}
 	tr := t.conn.(*transport)
@@ -153,21 +171,45 @@ func (m *mux) parkMux() bool {
 	return il.mux.park(func() bool { return len(t.incoming) > 0 || il.readDone.Load() })
 }
 
-// setMuxLoop lets the idle mux loop be run again.
+// parkedChanSize is the capacity of the queues of a session that parks
+// (chanSize, 16, elsewhere): one per forwarded connection, it mostly has
+// nothing queued, and 16 pointers or slices per queue cost it about a
+// kilobyte.
+const parkedChanSize = 4
+
+// chanSize is the capacity of the queues of m's channels.
+func (m *mux) chanSize() int {
+	if m.parked {
+		return parkedChanSize
+	}
+	return chanSize
+}
+
+// setMuxLoop lets the idle mux loop be run again and gives a parking
+// session smaller queues (no goroutine runs yet).
 func (m *mux) setMuxLoop() {
 	if t, ok := m.conn.(*handshakeTransport); ok && t.idle != nil {
+		m.parked = true
+		m.incomingChannels = make(chan NewChannel, parkedChanSize)
+		m.incomingRequests = make(chan *Request, parkedChanSize)
 		t.idle.mux.mu.Lock()
 		t.idle.mux.run = m.loop
 		t.idle.mux.mu.Unlock()
+		t.idle.muxRuns.Store(true)
 	}
 }
 
 // The wakers; no-ops without parking.
 
-func (il *idleLoops) pushed() {
-	if il != nil {
-		il.mux.wake()
+// pushed is called by the reader after it queued a packet: it returns the
+// mux loop if it was parked, for the reader to run once it parks itself,
+// or at once on a new goroutine if it reads on (one goroutine instead of
+// two for a lone packet, with a stack the reader already grew).
+func (il *idleLoops) pushed() func() {
+	if il == nil {
+		return nil
 	}
+	return il.mux.claim()
 }
 
 func (il *idleLoops) closedIncoming() {
@@ -293,5 +335,37 @@ func (ch *channel) keptBuf(code uint32) []byte {
 func (ch *channel) keepBuf(code uint32, b []byte) {
 	if code < uint32(len(ch.packetPool)) {
 		ch.packetPool[code] = b
+	}
+}
+
+// runLoop runs a loop that was parked on a worker goroutine: an idle one
+// if there is, else a new one. A worker waits idleWorkerTime for more
+// before it ends. Started afresh for every message, a loop would grow a
+// new goroutine's stack each time (the reader's path needs more than the
+// starting 2 KiB); a worker keeps the stack it grew while the process is
+// busy, and a quiet process keeps no worker.
+func runLoop(f func()) {
+	select {
+	case loopWork <- f:
+	default:
+		go loopWorker(f)
+	}
+}
+
+var loopWork = make(chan func())
+
+const idleWorkerTime = 50 * time.Millisecond
+
+func loopWorker(f func()) {
+	t := time.NewTimer(idleWorkerTime)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(idleWorkerTime)
+		select {
+		case f = <-loopWork:
+		case <-t.C:
+			return
+		}
 	}
 }

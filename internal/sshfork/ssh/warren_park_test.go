@@ -17,6 +17,25 @@ import (
 // warren's wrapper for nested sessions does.
 type notifyConn struct{ *channel }
 
+// plainConn is a channel as a net.Conn without Readable: its session
+// does not park (the upstream behaviour), for comparison.
+type plainConn struct{ Channel }
+
+func (plainConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (plainConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (plainConn) SetDeadline(time.Time) error      { return nil }
+func (plainConn) SetReadDeadline(time.Time) error  { return nil }
+func (plainConn) SetWriteDeadline(time.Time) error { return nil }
+
+// nestedConn wraps a channel for an inner session; noPark makes it a
+// plainConn.
+func nestedConn(ch Channel, noPark bool) net.Conn {
+	if noPark {
+		return plainConn{ch}
+	}
+	return notifyConn{ch.(*channel)}
+}
+
 func (notifyConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 func (notifyConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (notifyConn) SetDeadline(time.Time) error      { return nil }
@@ -30,7 +49,11 @@ func (notifyConn) SetWriteDeadline(time.Time) error { return nil }
 // rekey is the inner client's RekeyThreshold (0: the default), cipher its
 // only cipher ("": the default list). It returns the inner client, the
 // inner server and the outer client's channel the inner session runs in.
-func nestedPair(t *testing.T, rekey uint64, cipher string, kexinits *kexCounter) (client Conn, server *ServerConn, outer *channel) {
+func nestedPair(t testing.TB, rekey uint64, cipher string, kexinits *kexCounter) (client Conn, server *ServerConn, outer *channel) {
+	return nestedPairConn(t, rekey, cipher, kexinits, false)
+}
+
+func nestedPairConn(t testing.TB, rekey uint64, cipher string, kexinits *kexCounter, noPark bool) (client Conn, server *ServerConn, outer *channel) {
 	t.Helper()
 	outerC, outerS := tcpPair(t)
 	scfg := &ServerConfig{NoClientAuth: true}
@@ -67,7 +90,7 @@ func nestedPair(t *testing.T, rekey uint64, cipher string, kexinits *kexCounter)
 			return
 		}
 		RefuseRequests(ch, creqs)
-		sc, ichans, ireqs, err := NewServerConn(notifyConn{ch.(*channel)}, scfg)
+		sc, ichans, ireqs, err := NewServerConn(nestedConn(ch, noPark), scfg)
 		innerSrv <- res{sc, err}
 		if err != nil {
 			return
@@ -112,7 +135,7 @@ func nestedPair(t *testing.T, rekey uint64, cipher string, kexinits *kexCounter)
 	if kexinits != nil {
 		icfg.Rand = kexinits
 	}
-	ic, ichans, ireqs, err := NewClientConn(notifyConn{och.(*channel)}, "inner", icfg)
+	ic, ichans, ireqs, err := NewClientConn(nestedConn(och, noPark), "inner", icfg)
 	if err != nil {
 		t.Fatalf("inner client: %v", err)
 	}
@@ -157,30 +180,37 @@ func (k *kexCounter) count() int {
 	return k.n
 }
 
-// loopCount counts the goroutines running each of a session's loops.
+// loopCount counts the goroutines running each of a session's loops, and
+// the idle workers (runLoop) as "worker".
 func loopCount() map[string]int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := map[string]int{}
 	for _, g := range strings.Split(string(buf), "\n\n") {
+		loop := false
 		for _, l := range []string{"(*handshakeTransport).readLoop", "(*handshakeTransport).kexLoop", "(*mux).loop"} {
 			if strings.Contains(g, l) {
 				n[l]++
+				loop = true
 			}
+		}
+		if !loop && strings.Contains(g, ".loopWorker(") {
+			n["worker"]++
 		}
 	}
 	return n
 }
 
-// waitLoops waits until each loop runs on want goroutines.
+// waitLoops waits until each loop runs on want goroutines (the outer
+// session's) and no idle worker is left.
 func waitLoops(t *testing.T, want int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n := loopCount()
 		ok := len(n) == 3
-		for _, c := range n {
-			ok = ok && c == want
+		for l, c := range n {
+			ok = ok && c == want && l != "worker"
 		}
 		if ok {
 			return
@@ -355,5 +385,37 @@ func TestNestedSessionRekeys(t *testing.T) {
 	waitLoops(t, 2)
 	if n := kexinits.count(); n < 10 {
 		t.Fatalf("%d KEXINITs sent for 1 MiB at a 4 KiB rekey threshold", n)
+	}
+}
+
+// BenchmarkNestedPingPong is the round trip of 64 bytes through an echo
+// channel of a nested session, parked between messages or not.
+func BenchmarkNestedPingPong(b *testing.B) {
+	for _, noPark := range []bool{false, true} {
+		name := "parked"
+		if noPark {
+			name = "upstream"
+		}
+		b.Run(name, func(b *testing.B) {
+			ic, _, _ := nestedPairConn(b, 0, "", nil, noPark)
+			ech, ereqs, err := ic.OpenChannel("echo", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			RefuseRequests(ech, ereqs)
+			msg := make([]byte, 64)
+			got := make([]byte, 64)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := ech.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(ech, got); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			ech.Close()
+		})
 	}
 }
