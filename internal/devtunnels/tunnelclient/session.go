@@ -116,49 +116,25 @@ func openE2E(ch ssh.Channel, hostKey ssh.HostKeyCallback) (ssh.Channel, error) {
 		},
 	}
 	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
-	conn, chans, reqs, err := ssh.NewClientConn(&chanConn{Channel: ch}, "host", cfg)
+	conn, chans, reqs, err := ssh.NewClientConn(tunnelrelay.ChannelConn(ch, "forwarded-tcpip"), "host", cfg)
 	hsTimer.Stop()
 	if err != nil {
 		_ = ch.Close()
 		return nil, fmt.Errorf("tunnelclient: E2E handshake: %w", err)
 	}
 	// The host sends no request and opens no channel (the mux queues a
-	// few meanwhile), so they are refused from after the open on, by one
-	// goroutine: every forwarded connection, idle ones included, has it.
+	// few meanwhile), so they are refused from after the open on, by the
+	// inner session's reader as they arrive: every forwarded connection,
+	// idle ones included, has the session, and while it is idle it keeps
+	// no goroutine (sshfork parks the session's own).
 	inner, ireqs, err := conn.OpenChannel(tunnelproto.ChannelSession, nil)
 	if err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("tunnelclient: E2E stream channel: %w", err)
 	}
-	go refuseRest(reqs, ireqs, chans)
+	ssh.RefuseRequests(inner, ireqs)
+	ssh.RefuseIncoming(conn, chans, reqs, "unknown channel type")
 	return &e2eChannel{Channel: inner, conn: conn}, nil
-}
-
-// refuseRest refuses an E2E session's global requests, its stream
-// channel's requests and any channel the host opens, until it ends.
-func refuseRest(reqs, chReqs <-chan *ssh.Request, chans <-chan ssh.NewChannel) {
-	for reqs != nil || chReqs != nil || chans != nil {
-		select {
-		case r, ok := <-reqs:
-			if !ok {
-				reqs = nil
-			} else if r.WantReply {
-				_ = r.Reply(false, nil)
-			}
-		case r, ok := <-chReqs:
-			if !ok {
-				chReqs = nil
-			} else if r.WantReply {
-				_ = r.Reply(false, nil)
-			}
-		case nc, ok := <-chans:
-			if !ok {
-				chans = nil
-			} else {
-				_ = nc.Reject(ssh.UnknownChannelType, "unknown channel type")
-			}
-		}
-	}
 }
 
 // e2eHostKeyAlgos is every host key algorithm x/crypto supports, ed25519
@@ -209,20 +185,21 @@ func (c *e2eChannel) ConsumeData(fn func(p []byte) error) (int, error) {
 	return n, err
 }
 
-// chanConn makes an ssh.Channel a net.Conn for the E2E SSH client.
-// Deadlines are not supported (a timer closes the channel instead).
-type chanConn struct{ ssh.Channel }
+// notifier is sshfork's SetDataNotify and ConsumeDataNow, with which
+// pipe copies out of a channel only while it has data (no goroutine
+// parked on an idle one).
+type notifier interface {
+	SetDataNotify(fn func())
+	ConsumeDataNow(fn func(p []byte) error) (int, error)
+}
 
-type chanAddr struct{}
+// SetDataNotify and ConsumeDataNow pass the inner channel's on (it is
+// sshfork's: the type assertion holds).
+func (c *e2eChannel) SetDataNotify(fn func()) { c.Channel.(notifier).SetDataNotify(fn) }
 
-func (chanAddr) Network() string { return "ssh-channel" }
-func (chanAddr) String() string  { return "forwarded-tcpip" }
-
-func (c *chanConn) LocalAddr() net.Addr                { return chanAddr{} }
-func (c *chanConn) RemoteAddr() net.Addr               { return chanAddr{} }
-func (c *chanConn) SetDeadline(t time.Time) error      { return nil }
-func (c *chanConn) SetReadDeadline(t time.Time) error  { return nil }
-func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }
+func (c *e2eChannel) ConsumeDataNow(fn func(p []byte) error) (int, error) {
+	return c.Channel.(notifier).ConsumeDataNow(fn)
+}
 
 // hostKeyCallback accepts the host keys published in the endpoint.
 func hostKeyCallback(ep *tunnelproto.TunnelEndpoint) (ssh.HostKeyCallback, error) {

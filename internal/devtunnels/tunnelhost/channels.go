@@ -3,7 +3,6 @@ package tunnelhost
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"time"
 
@@ -118,7 +117,7 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 		return
 	}
 	ssh.RefuseRequests(ch, chReqs)
-	conn := &chanConn{Channel: ch}
+	conn := tunnelrelay.ChannelConn(ch, "client-ssh-session-stream")
 	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
 	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
 	hsTimer.Stop()
@@ -192,7 +191,7 @@ func (h *Host) nested(ctx context.Context, nc ssh.NewChannel) {
 // is returned with the cipher negotiated for host-to-client packets and a
 // func that ends the inner session.
 func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, string, func(), error) {
-	conn := &chanConn{Channel: ch}
+	conn := tunnelrelay.ChannelConn(ch, "client-ssh-session-stream")
 	hsTimer := time.AfterFunc(tunnelrelay.SSHHandshakeTimeout, func() { _ = ch.Close() })
 	defer hsTimer.Stop()
 	sc, chans, reqs, err := ssh.NewServerConn(conn, h.nestedCfg)
@@ -225,41 +224,15 @@ func (h *Host) serveE2E(ch ssh.Channel) (ssh.Channel, string, func(), error) {
 			break
 		}
 		hsTimer.Stop()
-		// Any further request or channel is refused while the stream runs.
-		go refuseRest(reqs, ireqs, chans, "one stream per E2E session")
+		// Any further request or channel is refused while the stream
+		// runs, by the inner session's reader as it arrives: an idle
+		// stream keeps no goroutine (sshfork parks the session's own).
+		ssh.RefuseRequests(inner, ireqs)
+		ssh.RefuseIncoming(sc, chans, reqs, "one stream per E2E session")
 		return inner, writeCipher(sc.Conn), func() { _ = inner.Close(); _ = sc.Close() }, nil
 	}
 	_ = sc.Close()
 	return nil, "", nil, errors.New("the E2E session ended before its stream channel opened")
-}
-
-// refuseRest refuses the global requests, the stream channel's requests
-// and the further channels of an E2E session until it ends: one goroutine
-// for the three, since every forwarded connection, idle ones included,
-// has it.
-func refuseRest(reqs, chReqs <-chan *ssh.Request, chans <-chan ssh.NewChannel, why string) {
-	for reqs != nil || chReqs != nil || chans != nil {
-		select {
-		case r, ok := <-reqs:
-			if !ok {
-				reqs = nil
-			} else if r.WantReply {
-				_ = r.Reply(false, nil)
-			}
-		case r, ok := <-chReqs:
-			if !ok {
-				chReqs = nil
-			} else if r.WantReply {
-				_ = r.Reply(false, nil)
-			}
-		case nc, ok := <-chans:
-			if !ok {
-				chans = nil
-			} else {
-				_ = nc.Reject(ssh.UnknownChannelType, why)
-			}
-		}
-	}
 }
 
 // writeCipher is the cipher conn negotiated for the packets it sends, or
@@ -270,18 +243,3 @@ func writeCipher(conn ssh.Conn) string {
 	}
 	return "unknown"
 }
-
-// chanConn makes an ssh.Channel a net.Conn for the nested SSH server.
-// Deadlines are not supported (the handshake timeout closes the channel).
-type chanConn struct{ ssh.Channel }
-
-type chanAddr struct{}
-
-func (chanAddr) Network() string { return "ssh-channel" }
-func (chanAddr) String() string  { return "client-ssh-session-stream" }
-
-func (c *chanConn) LocalAddr() net.Addr                { return chanAddr{} }
-func (c *chanConn) RemoteAddr() net.Addr               { return chanAddr{} }
-func (c *chanConn) SetDeadline(t time.Time) error      { return nil }
-func (c *chanConn) SetReadDeadline(t time.Time) error  { return nil }
-func (c *chanConn) SetWriteDeadline(t time.Time) error { return nil }

@@ -20,6 +20,7 @@ import (
 	"github.com/warrenhq/warren/internal/devtunnels/apiclient"
 	"github.com/warrenhq/warren/internal/devtunnels/sdktest"
 	"github.com/warrenhq/warren/internal/devtunnels/tunnelproto"
+	"github.com/warrenhq/warren/internal/devtunnels/tunnelrelay"
 	"github.com/warrenhq/warren/internal/relayserver"
 	"github.com/warrenhq/warren/internal/relayserver/relaytest"
 	"github.com/warrenhq/warren/internal/sshfork/ssh"
@@ -586,7 +587,7 @@ func TestV2E2E(t *testing.T) {
 		if !enabled {
 			t.Fatal("E2E asked for, not enabled")
 		}
-		conn, chans, reqs, err := ssh.NewClientConn(&chanConn{Channel: ch}, "host", &ssh.ClientConfig{User: "tunnel", HostKeyCallback: hostKey})
+		conn, chans, reqs, err := ssh.NewClientConn(tunnelrelay.ChannelConn(ch, "host"), "host", &ssh.ClientConfig{User: "tunnel", HostKeyCallback: hostKey})
 		if err != nil {
 			ch.Close()
 			return nil, err

@@ -203,7 +203,7 @@ type channel struct {
 
 	// packetPool has a buffer for each extended channel ID to
 	// save allocations during writes.
-	packetPool map[uint32][]byte
+	packetPool [2][]byte // warren: for codes 0 and 1, no map (keptBuf)
 
 	refuseRequests atomic.Bool // warren: RefuseRequests
 }
@@ -247,7 +247,7 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	}
 
 	ch.writeMu.Lock()
-	buf := ch.packetPool[extendedCode] // warren: small packets only
+	buf := ch.keptBuf(extendedCode) // warren: small packets only
 	// We don't remove the buffer from packetPool, so
 	// WriteExtended calls from different goroutines will be
 	// flagged as errors by the race detector.
@@ -260,13 +260,14 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 		}
 		// warren: the packet is built behind room for the binary packet
 		// header and before room for padding, so the none cipher sends it
-		// without another copy (writeFramed). A large packet's buffer is
-		// pooled and returned right after the write, so a channel that once
-		// moved bulk data does not keep a 255 KiB buffer while it is idle.
+		// without another copy (writeFramed). The buffer of a packet above
+		// keptScratch (256 B) is pooled and returned right after the
+		// write, so a channel that once moved bulk data (or a nested
+		// session's handshake) does not keep it while it is idle.
 		want := headerLength + space
 		var framed, pooled []byte
-		if size := prefixLen + int(want) + framedPadding; pooledClass(size) >= 0 {
-			pooled = getPacketBuf(size)
+		if size := prefixLen + int(want) + framedPadding; size > keptScratch {
+			pooled = getPacketBuf(max(size, pooledMin))
 			framed = pooled[:prefixLen+int(want)]
 		} else {
 			if cap(buf) < size {
@@ -298,7 +299,7 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	}
 
 	ch.writeMu.Lock()
-	ch.packetPool[extendedCode] = buf
+	ch.keepBuf(extendedCode, buf) // warren
 	ch.writeMu.Unlock()
 
 	return n, err
@@ -503,12 +504,11 @@ func (m *mux) newChannel(chanType string, direction channelDirection, extraData 
 		pending:            newBuffer(),
 		extPending:         newBuffer(),
 		direction:          direction,
-		incomingRequests:   make(chan *Request, chanSize),
-		msg:                make(chan interface{}, chanSize),
+		incomingRequests:   make(chan *Request, m.chanSize()),    // warren: m.chanSize
+		msg:                make(chan interface{}, m.chanSize()), // warren: m.chanSize
 		chanType:           chanType,
 		extraData:          extraData,
 		mux:                m,
-		packetPool:         make(map[uint32][]byte),
 	}
 	ch.localId = m.chanList.add(ch)
 	return ch

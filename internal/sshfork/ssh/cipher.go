@@ -342,11 +342,8 @@ func (c *gcmCipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader
 	// buffer: [length][padding length, payload, padding][tag]), so that a
 	// message-oriented transport (a WebSocket, an SSH channel) carries the
 	// packet in one message instead of a bufio-sized piece and the rest.
-	if want := 4 + int(length) + gcmTagSize; cap(c.buf) < want {
-		c.buf = make([]byte, 4+length, want)
-	} else {
-		c.buf = c.buf[:4+length]
-	}
+	c.buf = scratchBuf(c.buf, 4+int(length)+gcmTagSize)[:4+length] // warren: pooled when large
+	defer func() { c.buf = releaseScratch(c.buf) }()
 	binary.BigEndian.PutUint32(c.buf, length)
 	plain := c.buf[4:]
 	plain[0] = padding
@@ -381,11 +378,7 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 		return nil, errors.New("ssh: max packet length exceeded")
 	}
 
-	if cap(c.buf) < int(length+gcmTagSize) {
-		c.buf = make([]byte, length+gcmTagSize)
-	} else {
-		c.buf = c.buf[:length+gcmTagSize]
-	}
+	c.buf = scratchBuf(c.buf, int(length+gcmTagSize)) // warren: pooled when large (releaseReadBuf)
 
 	if _, err := io.ReadFull(r, c.buf); err != nil {
 		return nil, err
@@ -676,7 +669,8 @@ func (c *chacha20Poly1305Cipher) readCipherPacket(seqNum uint32, r io.Reader) ([
 	s.XORKeyStream(polyKey[:], polyKey[:])
 	s.XORKeyStream(discardBuf[:], discardBuf[:]) // skip the next 32 bytes
 
-	encryptedLength := c.buf[:4]
+	var lengthBuf [4]byte // warren: c.buf may be nil (releaseReadBuf)
+	encryptedLength := lengthBuf[:]
 	if _, err := io.ReadFull(r, encryptedLength); err != nil {
 		return nil, err
 	}
@@ -695,12 +689,8 @@ func (c *chacha20Poly1305Cipher) readCipherPacket(seqNum uint32, r io.Reader) ([
 
 	contentEnd := 4 + length
 	packetEnd := contentEnd + poly1305.TagSize
-	if uint32(cap(c.buf)) < packetEnd {
-		c.buf = make([]byte, packetEnd)
-		copy(c.buf[:], encryptedLength)
-	} else {
-		c.buf = c.buf[:packetEnd]
-	}
+	c.buf = scratchBuf(c.buf, int(packetEnd)) // warren: pooled when large (releaseReadBuf)
+	copy(c.buf, encryptedLength)
 
 	if _, err := io.ReadFull(r, c.buf[4:packetEnd]); err != nil {
 		return nil, err
@@ -757,11 +747,8 @@ func (c *chacha20Poly1305Cipher) writeCipherPacket(seqNum uint32, w io.Writer, r
 
 	// size (4 bytes), padding (1), payload, padding, tag.
 	totalLength := 4 + 1 + len(payload) + padding + poly1305.TagSize
-	if cap(c.buf) < totalLength {
-		c.buf = make([]byte, totalLength)
-	} else {
-		c.buf = c.buf[:totalLength]
-	}
+	c.buf = scratchBuf(c.buf, totalLength) // warren: pooled when large
+	defer func() { c.buf = releaseScratch(c.buf) }()
 
 	binary.BigEndian.PutUint32(c.buf, uint32(1+len(payload)+padding))
 	ls, err := chacha20.NewUnauthenticatedCipher(c.lengthKey[:], nonce)

@@ -132,6 +132,9 @@ type handshakeTransport struct {
 
 	// warren: noneKex is set once the "none" key exchange was negotiated.
 	noneKex atomic.Bool
+
+	// warren: idle is set when the loops may park (warren_park.go).
+	idle *idleLoops
 }
 
 type pendingKex struct {
@@ -152,6 +155,7 @@ func newHandshakeTransport(conn keyingTransport, config *Config, clientVersion, 
 		config: config,
 	}
 	t.writeCond = sync.NewCond(&t.mu)
+	t.setupIdleLoops() // warren
 	t.resetReadThresholds()
 	t.resetWriteThresholds()
 
@@ -237,13 +241,28 @@ func (t *handshakeTransport) readPacket() ([]byte, error) {
 }
 
 func (t *handshakeTransport) readLoop() {
-	first := true
+	t.readLoopFrom(true) // warren: resumed with false after parking
+}
+
+func (t *handshakeTransport) readLoopFrom(first bool) {
+	var muxDue func() // warren: the parked mux loop, given a packet
 	for {
+		if !first && t.parkRead() { // warren
+			if muxDue != nil {
+				muxDue() // this goroutine runs it rather than a new one
+			}
+			return
+		}
+		if muxDue != nil { // warren
+			runLoop(muxDue)
+			muxDue = nil
+		}
 		p, err := t.readOnePacket(first)
 		first = false
 		if err != nil {
 			t.readError = err
 			close(t.incoming)
+			t.idle.closedIncoming() // warren
 			break
 		}
 		// If this is the first kex, and strict KEX mode is enabled,
@@ -253,6 +272,7 @@ func (t *handshakeTransport) readLoop() {
 			continue
 		}
 		t.incoming <- p
+		muxDue = t.idle.pushed() // warren
 	}
 
 	// Stop writers too.
@@ -260,6 +280,7 @@ func (t *handshakeTransport) readLoop() {
 
 	// Unblock the writer should it wait for this.
 	close(t.startKex)
+	t.idle.kexExpect() // warren
 
 	// Don't close t.requestKex; it's also written to from writePacket.
 }
@@ -295,6 +316,7 @@ func (t *handshakeTransport) requestKeyExchange() {
 	default:
 		// something already requested a kex, so do nothing.
 	}
+	t.idle.kexRequested() // warren
 }
 
 func (t *handshakeTransport) resetWriteThresholds() {
@@ -316,12 +338,16 @@ write:
 		var sent bool
 
 		for request == nil || !sent {
+			if request == nil && !sent && t.parkKex() { // warren
+				return
+			}
 			var ok bool
 			select {
 			case request, ok = <-t.startKex:
 				if !ok {
 					break write
 				}
+				t.idle.kexTaken() // warren
 			case <-t.requestKex:
 				break
 			}
@@ -461,6 +487,7 @@ func (t *handshakeTransport) readOnePacket(first bool) ([]byte, error) {
 		done:      make(chan error, 1),
 		otherInit: p,
 	}
+	t.idle.kexExpect() // warren
 	t.startKex <- &kex
 	err = <-kex.done
 

@@ -100,6 +100,11 @@ type mux struct {
 
 	// warren: what channels announce, from Config.ChannelMaxPacket.
 	channelMaxPacket, channelWindow uint32
+
+	// warren: set by RefuseIncoming: refuse requests and channels, why.
+	refuseWhy atomic.Pointer[string]
+	// warren: parked (in a channel): smaller queues (parkedChanSize).
+	parked bool
 }
 
 // When debugging, each new chanList instantiation has a different
@@ -129,6 +134,7 @@ func newMux(p packetConn, cfg *Config) *mux { // warren: cfg
 		m.chanList.offset = atomic.AddUint32(&globalOff, 1)
 	}
 
+	m.setMuxLoop() // warren
 	go m.loop()
 	return m
 }
@@ -191,6 +197,9 @@ func (m *mux) Close() error {
 func (m *mux) loop() {
 	var err error
 	for err == nil {
+		if m.parkMux() { // warren
+			return
+		}
 		err = m.onePacket()
 	}
 
@@ -264,12 +273,12 @@ func (m *mux) handleGlobalPacket(packet []byte) error {
 
 	switch msg := msg.(type) {
 	case *globalRequestMsg:
-		m.incomingRequests <- &Request{
+		m.queueGlobalRequest(&Request{ // warren: or refused (RefuseIncoming)
 			Type:      msg.Type,
 			WantReply: msg.WantReply,
 			Payload:   msg.Data,
 			mux:       m,
-		}
+		})
 	case *globalRequestSuccessMsg, *globalRequestFailureMsg:
 		m.globalResponses <- msg
 	default:
@@ -300,7 +309,7 @@ func (m *mux) handleChannelOpen(packet []byte) error {
 	c.remoteId = msg.PeersID
 	c.maxRemotePayload = msg.MaxPacketSize
 	c.remoteWin.add(msg.PeersWindow)
-	m.incomingChannels <- c
+	m.queueChannel(c) // warren: or refused (RefuseIncoming)
 	return nil
 }
 
@@ -314,7 +323,7 @@ func (m *mux) OpenChannel(chanType string, extra []byte) (Channel, <-chan *Reque
 }
 
 func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
-	ch := m.newChannel(chanType, channelOutbound, extra)
+	ch := m.newChannel(chanType, channelOutbound, nil) // warren: extra is not kept (an outbound channel has no ExtraData)
 
 	// warren: maxIncomingPayload is set by newChannel.
 

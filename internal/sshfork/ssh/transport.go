@@ -46,6 +46,8 @@ type transport struct {
 
 	strictMode     bool
 	initialKEXDone bool
+
+	lazyRW io.ReadWriter // warren: bufReader and bufWriter are pooled (warren_park.go)
 }
 
 // packetCipher represents a combination of SSH encryption/MAC
@@ -120,6 +122,8 @@ func (t *transport) printPacket(p []byte, write bool) {
 
 // Read and decrypt next packet.
 func (t *transport) readPacket() (p []byte, err error) {
+	t.takeReader()          // warren
+	defer t.releaseReader() // warren
 	for {
 		p, err = t.reader.readPacket(t.bufReader, t.strictMode)
 		if err != nil {
@@ -138,6 +142,7 @@ func (t *transport) readPacket() (p []byte, err error) {
 }
 
 func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, error) {
+	pc := s.packetCipher // warren: for releaseReadBuf
 	packet, err := s.packetCipher.readCipherPacket(s.seqNum, r)
 	s.seqNum++
 	if err == nil && len(packet) == 0 {
@@ -180,6 +185,9 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 	// packet out here.
 	fresh := getPacketBuf(len(packet)) // warren: pooled when large
 	copy(fresh, packet)
+	if rr, ok := pc.(readBufReleaser); ok { // warren
+		rr.releaseReadBuf()
+	}
 
 	return fresh, err
 }
@@ -188,7 +196,9 @@ func (t *transport) writePacket(packet []byte) error {
 	if debugTransport {
 		t.printPacket(packet, true)
 	}
-	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
+	w, release := t.writerFor() // warren
+	defer release()
+	return t.writer.writePacket(w, t.rand, packet, t.strictMode)
 }
 
 func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool) error {

@@ -17,7 +17,9 @@ import (
 var errNotForkChannel = errors.New("ssh: not a channel or connection of this package")
 
 // AcceptWithData accepts nc as NewChannel.Accept does, with data appended
-// to the SSH_MSG_CHANNEL_OPEN_CONFIRMATION after its standard fields.
+// to the SSH_MSG_CHANNEL_OPEN_CONFIRMATION after its standard fields. The
+// channel then drops its ExtraData (which holds the open message's packet)
+// instead of keeping it for its life: read ExtraData before.
 func AcceptWithData(nc NewChannel, data []byte) (Channel, <-chan *Request, error) {
 	ch, ok := nc.(*channel)
 	if !ok {
@@ -39,6 +41,7 @@ func AcceptWithData(nc NewChannel, data []byte) (Channel, <-chan *Request, error
 		TypeSpecificData: data,
 	}
 	ch.decided = true
+	ch.extraData = nil
 	if err := ch.sendMessage(confirm); err != nil {
 		return nil, nil, err
 	}
@@ -53,7 +56,8 @@ func OpenChannelWithConfirm(c Conn, chanType string, extra []byte) (Channel, <-c
 	if m == nil {
 		return nil, nil, nil, errNotForkChannel
 	}
-	ch := m.newChannel(chanType, channelOutbound, extra) // sets maxIncomingPayload
+	// Sets maxIncomingPayload; an outbound channel has no ExtraData to keep.
+	ch := m.newChannel(chanType, channelOutbound, nil)
 	open := channelOpenMsg{
 		ChanType:         chanType,
 		PeersWindow:      ch.myWindow,

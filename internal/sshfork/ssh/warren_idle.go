@@ -95,3 +95,87 @@ func (c *channel) ConsumeDataNow(fn func(p []byte) error) (int, error) {
 // notifyLocked returns the buffer's notify func, called by a producer
 // after it unlocks. b.Cond.L must be held.
 func (b *buffer) notifyLocked() func() { return b.notify }
+
+// RefuseIncoming refuses the global requests and the channel opens of
+// conn, as a goroutine ranging over reqs and chans would (requests that
+// want a reply get a failure, channels are rejected with why as
+// UnknownChannelType), but on the connection's own goroutine as they
+// arrive: an idle connection keeps no goroutine for it. reqs and chans
+// are the ones that came with conn; for a conn that is not this package's
+// own it falls back to such a goroutine. (warren)
+func RefuseIncoming(conn Conn, chans <-chan NewChannel, reqs <-chan *Request, why string) {
+	m := muxOf(conn)
+	if m == nil || m.incomingChannels != chans || m.incomingRequests != reqs {
+		go refuseIncomingLoop(chans, reqs, why)
+		return
+	}
+	m.refuseWhy.Store(&why)
+	m.drainIncoming()
+}
+
+func refuseIncomingLoop(chans <-chan NewChannel, reqs <-chan *Request, why string) {
+	for chans != nil || reqs != nil {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+			} else {
+				_ = nc.Reject(UnknownChannelType, why)
+			}
+		}
+	}
+}
+
+// drainIncoming refuses the requests and channels queued before
+// RefuseIncoming; the mux loop calls it too after queueing one while
+// RefuseIncoming was being called.
+func (m *mux) drainIncoming() {
+	why := *m.refuseWhy.Load()
+	for {
+		select {
+		case req, ok := <-m.incomingRequests:
+			if ok {
+				refuse(req)
+				continue
+			}
+		case nc, ok := <-m.incomingChannels:
+			if ok {
+				go func() { _ = nc.Reject(UnknownChannelType, why) }()
+				continue
+			}
+		default:
+		}
+		return
+	}
+}
+
+// queueGlobalRequest and queueChannel hand a global request or a new
+// channel to the connection's reader, or refuse it after RefuseIncoming.
+// Called by the mux loop only.
+func (m *mux) queueGlobalRequest(req *Request) {
+	if m.refuseWhy.Load() != nil {
+		refuse(req)
+		return
+	}
+	m.incomingRequests <- req
+	if m.refuseWhy.Load() != nil {
+		m.drainIncoming()
+	}
+}
+
+func (m *mux) queueChannel(c *channel) {
+	if why := m.refuseWhy.Load(); why != nil {
+		go func() { _ = c.Reject(UnknownChannelType, *why) }()
+		return
+	}
+	m.incomingChannels <- c
+	if m.refuseWhy.Load() != nil {
+		m.drainIncoming()
+	}
+}

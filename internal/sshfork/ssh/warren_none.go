@@ -430,7 +430,7 @@ func (ch *channel) writeFramed(framed []byte) error {
 // channel.writeFramed): without another copy under the none cipher.
 // (warren)
 func (t *transport) writeFramedPacket(framed []byte) error {
-	if _, ok := t.writer.packetCipher.(*nonePacketCipher); !ok || debugTransport {
+	if _, ok := t.writer.packetCipher.(*nonePacketCipher); !ok || debugTransport || t.bufWriter == nil {
 		return t.writePacket(framed[prefixLen:])
 	}
 	packet := framed[prefixLen:]
