@@ -469,6 +469,39 @@ func TestSpectatorReadOnly(t *testing.T) {
 	}
 }
 
+// TestInputTypedAtStart: keys typed as soon as the session starts (from
+// the "started" event, which runs before the client has finished handling
+// pty.started) are numbered from 0 like any other, and the keys after them
+// follow on. The client used to restart its input numbering after the
+// event: the next keys went out with offset 0 again, and the wing dropped
+// them as a duplicate (TestSpectatorReadOnly failed so under load).
+func TestInputTypedAtStart(t *testing.T) {
+	url, _ := testHub(t, nil)
+	startAgent(t, url, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := client(url, "alice").Open(ctx, wingclient.SessionOptions{WingID: "box", Cols: 80, Rows: 24})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out := &bufWriter{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Run(ctx, out, func(ev wingclient.Event) {
+			if ev.Kind == "started" {
+				if err := s.Input(ctx, []byte("echo one-$((0+1))\n")); err != nil {
+					t.Errorf("input at start: %v", err)
+				}
+			}
+		}, 0)
+		done <- err
+	}()
+	t.Cleanup(func() { cancel(); s.Close(); <-done })
+	out.waitFor(t, "one-1")
+	s.Input(ctx, []byte("echo two-$((1+1))\n"))
+	out.waitFor(t, "two-2")
+}
+
 func TestSpectateDisabled(t *testing.T) {
 	url, _ := testHub(t, nil)
 	startAgent(t, url, nil)

@@ -236,11 +236,13 @@ func (s *Session) send(ctx context.Context, v any) error {
 func (s *Session) Input(ctx context.Context, p []byte) error {
 	s.mu.Lock()
 	c, id := s.cipher, s.id
-	s.mu.Unlock()
 	if c == nil {
+		s.mu.Unlock()
 		return errors.New("session not started yet")
 	}
-	return s.sendInput(ctx, id, c, p)
+	seq, snd := s.nextInput(p) // under s.mu: see resetInputSeq
+	s.mu.Unlock()
+	return s.sendInput(ctx, id, c, seq, snd, p)
 }
 
 // Resize tells the wing the terminal size.
@@ -471,6 +473,7 @@ func (s *Session) readLoop(ctx context.Context, ws *websocket.Conn, out io.Write
 				return 1, true, fmt.Errorf("pty.started: %w", err)
 			}
 			s.mu.Lock()
+			s.resetInputSeq() // before Input can use the new cipher
 			s.cipher, s.id, s.viewer = c, f.SessionID, f.ViewerID
 			if f.AuthToken != "" {
 				s.authTok = f.AuthToken

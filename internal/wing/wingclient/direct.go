@@ -203,10 +203,6 @@ func (s *Session) directOpts() DirectOptions {
 func (s *Session) directStarted(ctx context.Context) {
 	s.d.ord.Reset()
 	s.d.early = nil
-	// The wing numbers a (re)attached controller's input from 0.
-	s.d.mu.Lock()
-	s.d.inSeq, s.d.hist, s.d.histStart = 0, nil, 0
-	s.d.mu.Unlock()
 	if s.opts.Spectate || s.opts.Direct.Mode == "" || s.opts.Direct.Mode == DirectOff {
 		return
 	}
@@ -541,9 +537,24 @@ func (s *Session) outputComplete(f frame) bool {
 	return !ok || next >= *f.Seq
 }
 
-// sendInput sends keys with their offset, over the channel when the
-// session is on one.
-func (s *Session) sendInput(ctx context.Context, sid string, c *wp.Cipher, p []byte) error {
+// resetInputSeq: the wing numbers a (re)attached controller's input from
+// 0. Called with s.mu held, in the critical section that installs the
+// new pty.started's cipher: Input numbers its keys under s.mu too, so
+// keys are numbered either wholly before the reset (sealed with the old
+// key, which the wing cannot open any more) or wholly after it. Reset
+// after the cipher is published, keys typed in between were numbered
+// from 0 and the numbering then began again at 0: the wing took the
+// next keys for a duplicate of them and dropped them.
+func (s *Session) resetInputSeq() {
+	s.d.mu.Lock()
+	s.d.inSeq, s.d.hist, s.d.histStart = 0, nil, 0
+	s.d.mu.Unlock()
+}
+
+// nextInput numbers keys p and notes them for a resend; called with s.mu
+// held (see resetInputSeq). It returns their offset and the channel's
+// sender if the session is on one.
+func (s *Session) nextInput(p []byte) (int64, *wingrtc.Sender) {
 	s.d.mu.Lock()
 	seq := s.d.inSeq
 	s.d.inSeq += int64(len(p))
@@ -559,6 +570,12 @@ func (s *Session) sendInput(ctx context.Context, sid string, c *wp.Cipher, p []b
 		s.d.conn.mu.Unlock()
 	}
 	s.d.mu.Unlock()
+	return seq, snd
+}
+
+// sendInput sends keys numbered by nextInput, over the channel when the
+// session is on one.
+func (s *Session) sendInput(ctx context.Context, sid string, c *wp.Cipher, seq int64, snd *wingrtc.Sender, p []byte) error {
 	f := wp.Input{Type: wp.TypePTYInput, SessionID: sid, Data: c.Seal(p), Seq: &seq}
 	if snd != nil {
 		if b, err := wp.Encode(f); err == nil && snd.Send(b) == nil {
