@@ -37,29 +37,7 @@ type notified struct {
 
 func (j *joiner) startNotified(dir Direction, src notifier) {
 	c := &notified{j: j, dir: dir, src: src}
-	dst := &j.ends[1-dir]
-	c.write = func(p []byte) error {
-		nw, err := dst.rwc.Write(p)
-		if nw < 0 || nw > len(p) {
-			nw = 0
-			if err == nil {
-				err = errors.New("invalid write result")
-			}
-		}
-		if nw > 0 {
-			c.total += int64(nw)
-			if j.onCopy != nil {
-				j.onCopy(dir, nw)
-			}
-		}
-		if err == nil && nw != len(p) {
-			err = io.ErrShortWrite
-		}
-		if err != nil {
-			return &writeError{err}
-		}
-		return nil
-	}
+	c.write = j.consumeWriter(dir, &c.total)
 	src.SetDataNotify(c.kick)
 }
 

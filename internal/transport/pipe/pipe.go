@@ -389,11 +389,13 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 	}
 }
 
-// copyConsumed is copy for a consumer source.
-func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
-	src, dst := &j.ends[dir], &j.ends[1-dir]
-	var total int64
-	write := func(p []byte) error {
+// consumeWriter is the func a consumer source hands its queued bytes to:
+// it writes them to dir's destination, counts them into *total and
+// reports them to onCopy; a failed or short write comes back as a
+// *writeError, so the copy can tell it from the source's own errors.
+func (j *joiner) consumeWriter(dir Direction, total *int64) func(p []byte) error {
+	dst := &j.ends[1-dir]
+	return func(p []byte) error {
 		nw, err := dst.rwc.Write(p)
 		if nw < 0 || nw > len(p) {
 			nw = 0
@@ -402,7 +404,7 @@ func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
 			}
 		}
 		if nw > 0 {
-			total += int64(nw)
+			*total += int64(nw)
 			if j.onCopy != nil {
 				j.onCopy(dir, nw)
 			}
@@ -415,6 +417,13 @@ func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
 		}
 		return nil
 	}
+}
+
+// copyConsumed is copy for a consumer source.
+func (j *joiner) copyConsumed(dir Direction, c consumer) (int64, error) {
+	src, dst := &j.ends[dir], &j.ends[1-dir]
+	var total int64
+	write := j.consumeWriter(dir, &total)
 	for {
 		_, err := c.ConsumeData(write)
 		var we *writeError
