@@ -269,11 +269,16 @@ const (
 	// packets does not keep a 10 KiB buffer.
 	pooledMin     = 2 << 10
 	pooledClasses = 9 // 2, 4, 8, ... 512 KiB
-	poolBudget    = 2 << 20
-	poolMinFree   = 4
+	// 4 MiB: one busy channel of the largest packets keeps a window (8
+	// packets) queued at the receiver, one being read, and, on the relay,
+	// one being written; at 2 MiB every few packets missed the pool and
+	// were allocated (and cleared) anew, which profiled at a tenth of the
+	// relay's CPU per GiB.
+	poolBudget  = 4 << 20
+	poolMinFree = 4
 	// The classes below 16 KiB (small packets, many per second on an
-	// interactive connection, but few bytes) keep a quarter of the budget.
-	smallPoolBudget = poolBudget / 4
+	// interactive connection, but few bytes) keep 512 KiB.
+	smallPoolBudget = 512 << 10
 	smallPoolMax    = 16 << 10
 )
 
