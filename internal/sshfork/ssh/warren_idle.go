@@ -1,6 +1,10 @@
 package ssh
 
-import "io"
+import (
+	"encoding/binary"
+	"io"
+	"sync/atomic"
+)
 
 // warren: what an idle channel costs. A forwarded connection is mostly
 // idle, and a relay holds thousands of them: each goroutine parked on a
@@ -83,13 +87,57 @@ func (c *channel) SetDataNotify(fn func()) {
 // returns 0 and a nil error at once. At the end of the data it returns
 // io.EOF. (warren)
 func (c *channel) ConsumeDataNow(fn func(p []byte) error) (int, error) {
-	n, err := c.pending.consume(fn, false)
-	if n > 0 {
-		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
-			return n, aerr
+	return c.consumeData(func(e *element) error { return fn(e.buf) }, false)
+}
+
+// ForwardDataNow is ConsumeDataNow for a copy into dst that reports the
+// result of each write to done (whose error ends the call, as fn's does
+// in ConsumeDataNow). When dst is a channel of this package and the next
+// queued piece is the whole payload of a received data packet, which
+// dst's window and packet size take at once, that packet's own buffer is
+// sent on dst, its channel id rewritten and the binary packet header put
+// in its headroom: a relay splicing two channels moves each packet
+// without copying it. Otherwise the piece goes to dst.Write. (warren)
+func (c *channel) ForwardDataNow(dst io.Writer, done func(n int, err error) error) (int, error) {
+	to, _ := dst.(*channel)
+	return c.consumeData(func(e *element) error {
+		if to != nil {
+			if n, ok, err := to.forwardInPlace(e); ok {
+				return done(n, err)
+			}
 		}
+		return done(dst.Write(e.buf))
+	}, false)
+}
+
+// forwardedInPlace counts the packets forwardInPlace sent (for tests).
+var forwardedInPlace atomic.Uint64
+
+// forwardInPlace sends the received data packet of e on ch as it is (see
+// ForwardDataNow), if it can: ok is false, with nothing sent and no
+// window taken, when it cannot.
+func (ch *channel) forwardInPlace(e *element) (n int, ok bool, err error) {
+	const headerLength = 9 // type, channel, length
+	p, packet := e.buf, e.pooled
+	if len(p) == 0 || len(packet) != headerLength+len(p) || packet[0] != msgChannelData ||
+		&packet[headerLength] != &p[0] || !pooledBuf(packet) ||
+		cap(packet) < len(packet)+framedPadding || uint32(len(p)) > ch.maxRemotePayload || ch.sentEOF {
+		return 0, false, nil
 	}
-	return n, err
+	space, err := ch.remoteWin.reserve(uint32(len(p)))
+	if err != nil {
+		return 0, true, err
+	}
+	if space < uint32(len(p)) {
+		ch.remoteWin.add(space)
+		return 0, false, nil
+	}
+	binary.BigEndian.PutUint32(packet[1:], ch.remoteId)
+	if err := ch.writeFramed(withHeadroom(packet)); err != nil {
+		return 0, true, err
+	}
+	forwardedInPlace.Add(1)
+	return len(p), true, nil
 }
 
 // notifyLocked returns the buffer's notify func, called by a producer

@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"unsafe"
 )
 
 // KeyExchangeNone is dev-tunnels-ssh's "none" key exchange: no keys, no
@@ -293,7 +294,8 @@ var packetPools = func() (p [pooledClasses]chan []byte) {
 	return p
 }()
 
-// pooledClass returns the pool index for a packet of n bytes, or -1.
+// pooledClass returns the pool index for a buffer of n bytes (headroom
+// included), or -1.
 func pooledClass(n int) int {
 	if n < pooledMin {
 		return -1
@@ -306,9 +308,12 @@ func pooledClass(n int) int {
 	return -1
 }
 
-// getPacketBuf returns a buffer of length n, pooled when n is large.
+// getPacketBuf returns a buffer of length n, pooled when large. A pooled
+// buffer starts prefixLen bytes into its array, so that a received packet
+// can be sent on with the binary packet header put in front of it, in
+// place (withHeadroom, channel.forwardInPlace).
 func getPacketBuf(n int) []byte {
-	i := pooledClass(n)
+	i := pooledClass(n + prefixLen)
 	if i < 0 {
 		return make([]byte, n)
 	}
@@ -316,29 +321,50 @@ func getPacketBuf(n int) []byte {
 	case b := <-packetPools[i]:
 		return b[:n]
 	default:
-		return make([]byte, n, pooledMin<<i)
+		return make([]byte, prefixLen+n, pooledMin<<i)[prefixLen:]
 	}
+}
+
+// pooledBuf reports whether b is a buffer of getPacketBuf's pools, with
+// its headroom: its capacity is a class size less prefixLen. A buffer
+// getPacketBuf did not pool is smaller than the smallest class less
+// prefixLen.
+func pooledBuf(b []byte) bool {
+	c := cap(b) + prefixLen
+	i := pooledClass(c)
+	return i >= 0 && c == pooledMin<<i
 }
 
 // putPacketBuf returns a buffer from getPacketBuf to its pool. The caller
 // must hold no other reference to it.
 func putPacketBuf(b []byte) {
-	i := pooledClass(cap(b))
-	if i < 0 || cap(b) != pooledMin<<i {
+	if !pooledBuf(b) {
 		return
 	}
 	select {
-	case packetPools[i] <- b[:0]:
+	case packetPools[pooledClass(cap(b)+prefixLen)] <- b[:0]:
 	default: // the class holds its budget already
 	}
 }
 
-// consume waits for data, calls fn with the next queued piece (which stays
-// valid only during fn) without holding the buffer's lock, and removes that
-// piece once fn succeeds; it returns the bytes consumed. Without wait it
-// returns 0 and a nil error when nothing is queued. Only one goroutine
-// may consume or Read a buffer at a time. (warren)
-func (b *buffer) consume(fn func(p []byte) error, wait bool) (int, error) {
+// withHeadroom returns the pooled buffer b (pooledBuf) extended by its
+// prefixLen bytes of headroom at the front.
+func withHeadroom(b []byte) []byte {
+	if !pooledBuf(b) {
+		panic("ssh: withHeadroom of a buffer that is not pooled")
+	}
+	// getPacketBuf allocated the array prefixLen bytes before b.
+	base := unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -prefixLen)
+	return unsafe.Slice((*byte)(base), cap(b)+prefixLen)[:prefixLen+len(b)]
+}
+
+// consume waits for data, calls fn with the head element, whose buf is
+// the next queued piece (valid only during fn), without holding the
+// buffer's lock, and removes that piece once fn succeeds; it returns the
+// bytes consumed. Without wait it returns 0 and a nil error when nothing
+// is queued. Only one goroutine may consume or Read a buffer at a time.
+// (warren)
+func (b *buffer) consume(fn func(e *element) error, wait bool) (int, error) {
 	b.Cond.L.Lock()
 	for {
 		if len(b.head.buf) > 0 {
@@ -364,16 +390,28 @@ func (b *buffer) consume(fn func(p []byte) error, wait bool) (int, error) {
 	}
 	// The producer only appends after the tail: the head's bytes are ours.
 	e := b.head
-	p := e.buf
+	n := len(e.buf)
 	b.Cond.L.Unlock()
-	if err := fn(p); err != nil {
+	if err := fn(e); err != nil {
 		return 0, err
 	}
 	b.Cond.L.Lock()
-	e.buf = e.buf[len(p):]
+	e.buf = e.buf[n:]
 	e.release()
 	b.Cond.L.Unlock()
-	return len(p), nil
+	return n, nil
+}
+
+// consumeData is consume of the channel's data, growing the peer's window
+// by what fn consumed, as Read does. (warren)
+func (c *channel) consumeData(fn func(e *element) error, wait bool) (int, error) {
+	n, err := c.pending.consume(fn, wait)
+	if n > 0 {
+		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
+			return n, aerr
+		}
+	}
+	return n, err
 }
 
 // release lets go of a fully read element's packet: the head element
@@ -401,13 +439,7 @@ func (e *element) release() {
 // data on without a buffer of its own: one copy fewer per byte, and no
 // buffer held while the channel is idle. (warren)
 func (c *channel) ConsumeData(fn func(p []byte) error) (int, error) {
-	n, err := c.pending.consume(fn, true)
-	if n > 0 {
-		if aerr := c.adjustWindow(uint32(n)); aerr != nil && aerr != io.EOF {
-			return n, aerr
-		}
-	}
-	return n, err
+	return c.consumeData(func(e *element) error { return fn(e.buf) }, true)
 }
 
 // framedPadding is the room for padding a framed packet needs after its

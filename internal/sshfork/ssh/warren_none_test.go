@@ -641,7 +641,7 @@ func TestPacketPoolBounded(t *testing.T) {
 		size := pooledMin << i
 		var bufs [][]byte
 		for range 2*cap(packetPools[i]) + 1 {
-			bufs = append(bufs, getPacketBuf(size))
+			bufs = append(bufs, getPacketBuf(size-prefixLen))
 		}
 		for _, b := range bufs {
 			putPacketBuf(b)
@@ -779,6 +779,95 @@ func TestReadDataFrom(t *testing.T) {
 			ch.Close()
 			if _, _, werr := d.ReadDataFrom(bytes.NewReader(data), 10); werr == nil {
 				t.Error("ReadDataFrom on a closed channel succeeded")
+			}
+		})
+	}
+}
+
+// TestForwardDataNow splices the echo channels of two sessions the way
+// relay-server bridges a client and a host: what one channel receives is
+// sent on the other with ForwardDataNow. Every byte arrives once and in
+// order, whole packets go on in place, and the end of the data ends it.
+func TestForwardDataNow(t *testing.T) {
+	t.Parallel()
+	for _, none := range []bool{true, false} {
+		t.Run(fmt.Sprintf("none=%v", none), func(t *testing.T) {
+			t.Parallel()
+			open := func() Channel {
+				h := handshake(t, none, none, MaxChannelMaxPacket)
+				ch, reqs, err := h.client.OpenChannel("echo", nil)
+				if err != nil {
+					t.Fatalf("open channel: %v", err)
+				}
+				go DiscardRequests(reqs)
+				return ch
+			}
+			a, b := open(), open()
+			data := make([]byte, 4*(8*MaxChannelMaxPacket)+1234)
+			if _, err := rand.Read(data); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				// Packets of every size: small ones, whole ones, and
+				// writes that split into several.
+				for rest, i := data, 0; len(rest) > 0; i++ {
+					n := []int{1, 777, int(MaxChannelMaxPacket), 3*int(MaxChannelMaxPacket) + 5}[i%4]
+					if n > len(rest) {
+						n = len(rest)
+					}
+					if _, err := a.Write(rest[:n]); err != nil {
+						t.Errorf("write: %v", err)
+						return
+					}
+					rest = rest[n:]
+				}
+				_ = a.CloseWrite()
+			}()
+			got := make(chan []byte, 1)
+			go func() {
+				buf, _ := io.ReadAll(b)
+				got <- buf
+			}()
+			before := forwardedInPlace.Load()
+			f := a.(interface {
+				SetDataNotify(func())
+				ForwardDataNow(io.Writer, func(int, error) error) (int, error)
+			})
+			ready := make(chan struct{}, 1)
+			f.SetDataNotify(func() {
+				select {
+				case ready <- struct{}{}:
+				default:
+				}
+			})
+			var total int
+			for {
+				n, err := f.ForwardDataNow(b, func(n int, err error) error { total += n; return err })
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("forward: %v", err)
+				}
+				if n == 0 {
+					select {
+					case <-ready:
+					case <-time.After(10 * time.Second):
+						t.Fatal("no data for 10 s")
+					}
+				}
+			}
+			if err := b.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if total != len(data) {
+				t.Errorf("done counted %d bytes, want %d", total, len(data))
+			}
+			if buf := <-got; !bytes.Equal(buf, data) {
+				t.Fatalf("got %d bytes, want %d (equal prefix: %v)", len(buf), len(data), bytes.HasPrefix(data, buf))
+			}
+			if forwardedInPlace.Load() == before {
+				t.Error("no packet was forwarded in place")
 			}
 		})
 	}

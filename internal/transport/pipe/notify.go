@@ -22,13 +22,22 @@ type notifier interface {
 	ConsumeDataNow(fn func(p []byte) error) (int, error)
 }
 
+// forwarder is a notifier that writes to a destination itself
+// (sshfork's ForwardDataNow): into another SSH channel, it sends each
+// received packet on as it is instead of copying its payload into a new
+// one, which is what a relay splicing two channels does for every byte.
+type forwarder interface {
+	ForwardDataNow(dst io.Writer, done func(n int, err error) error) (int, error)
+}
+
 // notified is the copy of one direction out of a notifier.
 type notified struct {
 	j     *joiner
 	dir   Direction
 	src   notifier
 	total int64
-	write func(p []byte) error
+	// consume is ConsumeDataNow into write, or ForwardDataNow.
+	consume func() (int, error)
 	// kicks counts notifications; a drain runs while it is non-zero and
 	// the one that takes it from zero starts the drain. After the end
 	// it is left non-zero so that no drain starts again.
@@ -37,7 +46,13 @@ type notified struct {
 
 func (j *joiner) startNotified(dir Direction, src notifier) {
 	c := &notified{j: j, dir: dir, src: src}
-	c.write = j.consumeWriter(dir, &c.total)
+	if f, ok := src.(forwarder); ok {
+		dst, done := j.ends[1-dir].rwc, j.consumeDone(dir, &c.total)
+		c.consume = func() (int, error) { return f.ForwardDataNow(dst, done) }
+	} else {
+		write := j.consumeWriter(dir, &c.total)
+		c.consume = func() (int, error) { return src.ConsumeDataNow(write) }
+	}
 	src.SetDataNotify(c.kick)
 }
 
@@ -53,7 +68,7 @@ func (c *notified) drain() {
 	for {
 		k := c.kicks.Load()
 		for {
-			n, err := c.src.ConsumeDataNow(c.write)
+			n, err := c.consume()
 			if err != nil {
 				c.end(err)
 				return

@@ -390,14 +390,29 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 }
 
 // consumeWriter is the func a consumer source hands its queued bytes to:
-// it writes them to dir's destination, counts them into *total and
-// reports them to onCopy; a failed or short write comes back as a
-// *writeError, so the copy can tell it from the source's own errors.
+// it writes them to dir's destination and reports the write to
+// consumeDone's func.
 func (j *joiner) consumeWriter(dir Direction, total *int64) func(p []byte) error {
-	dst := &j.ends[1-dir]
+	dst, done := &j.ends[1-dir], j.consumeDone(dir, total)
 	return func(p []byte) error {
 		nw, err := dst.rwc.Write(p)
-		if nw < 0 || nw > len(p) {
+		switch {
+		case nw > len(p):
+			nw = -1 // invalid, and done says so
+		case err == nil && nw >= 0 && nw < len(p):
+			err = io.ErrShortWrite
+		}
+		return done(nw, err)
+	}
+}
+
+// consumeDone returns the func that takes the result of each write of a
+// consumer source's bytes to dir's destination: it counts them into
+// *total and reports them to onCopy; a failed write comes back as a
+// *writeError, so the copy can tell it from the source's own errors.
+func (j *joiner) consumeDone(dir Direction, total *int64) func(nw int, err error) error {
+	return func(nw int, err error) error {
+		if nw < 0 {
 			nw = 0
 			if err == nil {
 				err = errors.New("invalid write result")
@@ -408,9 +423,6 @@ func (j *joiner) consumeWriter(dir Direction, total *int64) func(p []byte) error
 			if j.onCopy != nil {
 				j.onCopy(dir, nw)
 			}
-		}
-		if err == nil && nw != len(p) {
-			err = io.ErrShortWrite
 		}
 		if err != nil {
 			return &writeError{err}
