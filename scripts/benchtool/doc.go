@@ -37,6 +37,12 @@
 // p50 is printed over direct and over the chain of as many processes (raw
 // TCP: 2, V2 and V1: 3).
 //
+// A/B: BENCH_BIN_B=DIR runs every client path a second time with the
+// binaries in DIR (rows "V2 ws B" and so on) in the same interleaved
+// rounds. On a shared VM the CPU cost of one build drifts by a third from
+// run to run, with the neighbours' load; two builds measured side by side
+// drift together.
+//
 // Every figure is printed with its ratio to the direct path of the same
 // run. Sizes come from the environment (see config in main.go) so a quick
 // or a long run is one variable away.

@@ -19,6 +19,7 @@ import (
 // keeps the whole run to a few minutes on a 2-core machine.
 type config struct {
 	bin      string        // directory of the built binaries (BIN)
+	binB     string        // BENCH_BIN_B: a second build, run beside bin's on every client path
 	bytes    int64         // BENCH_BYTES: per single-stream run, and per 8-stream run in total
 	streams  int           // BENCH_STREAMS
 	rounds   int           // BENCH_ROUNDS: interleaved rounds; medians are printed
@@ -72,6 +73,11 @@ func loadConfig() (config, error) {
 	}
 	if c.bin, err = filepath.Abs(c.bin); err != nil {
 		return c, err
+	}
+	if v := os.Getenv("BENCH_BIN_B"); v != "" {
+		if c.binB, err = filepath.Abs(v); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }

@@ -93,48 +93,28 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		key, name, mode string
 		tls, e2e        bool
 	}
+	// With BENCH_BIN_B, each client path runs a second time with the
+	// binaries there ("V2 ws B"), in the same interleaved rounds: an A/B
+	// comparison of two builds that the machine's drift affects alike.
+	builds := []struct{ bin, tag string }{{cfg.bin, ""}}
+	if cfg.binB != "" {
+		builds = append(builds, struct{ bin, tag string }{cfg.binB, " B"})
+	}
 	for _, cp := range []clientPath{{"v2ws", "V2 ws", "v2", false, false}, {"v2wss", "V2 wss", "v2", true, false},
 		{"v2e2e", "V2 e2e", "v2", false, true}, {"v1", "V1", "v1", false, false}} {
 		if !want[cp.key] {
 			continue
 		}
-		r, err := ps.startRelay(ctx, cp.key, relayOpts{tls: cp.tls})
-		if err != nil {
-			return err
-		}
-		var metrics string
-		if cp.e2e {
-			// The host's metrics say whether its streams are E2E-encrypted.
-			mp, err := freePort()
+		for _, b := range builds {
+			ps.bin = b.bin
+			p, err := startClientPath(ctx, ps, tgt, cp.key+strings.ToLower(strings.TrimSpace(b.tag)), cp.name+b.tag, cp.mode, cp.tls, cp.e2e)
 			if err != nil {
 				return err
 			}
-			metrics = "127.0.0.1:" + strconv.Itoa(mp)
+			paths = append(paths, p)
 		}
-		h, err := ps.startHost(r, cp.mode, tgt.port(), metrics)
-		if err != nil {
-			return err
-		}
-		if err := r.waitHost(ctx, h, tgt.port()); err != nil {
-			return err
-		}
-		c, addr, err := ps.startClient(ctx, r, cp.mode, tgt.port(), cp.e2e)
-		if err != nil {
-			return fmt.Errorf("%w\nhost output:\n%s", err, tail(h.out.String(), 2000))
-		}
-		p := newPath(cp.name, addr, r.p, h, c)
-		if cp.e2e {
-			p.e2e = &e2eCheck{metrics: metrics, client: c}
-			// Fail now, not after the run, if the streams are not E2E.
-			if err := waitReachable(ctx, addr); err != nil {
-				return err
-			}
-			if _, err := p.e2e.verify(ctx, p.name); err != nil {
-				return err
-			}
-		}
-		paths = append(paths, p)
 	}
+	ps.bin = cfg.bin
 	if want["raw"] {
 		r, err := ps.startRelay(ctx, "raw", relayOpts{exposePort: tgt.port()})
 		if err != nil {
@@ -442,4 +422,45 @@ func size(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// startClientPath starts a relay, a host and a client for one client path
+// (key names the relay's directory).
+func startClientPath(ctx context.Context, ps *procs, tgt *target, key, name, mode string, tls, e2e bool) (*path, error) {
+	r, err := ps.startRelay(ctx, key, relayOpts{tls: tls})
+	if err != nil {
+		return nil, err
+	}
+	var metrics string
+	if e2e {
+		// The host's metrics say whether its streams are E2E-encrypted.
+		mp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		metrics = "127.0.0.1:" + strconv.Itoa(mp)
+	}
+	h, err := ps.startHost(r, mode, tgt.port(), metrics)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.waitHost(ctx, h, tgt.port()); err != nil {
+		return nil, err
+	}
+	c, addr, err := ps.startClient(ctx, r, mode, tgt.port(), e2e)
+	if err != nil {
+		return nil, fmt.Errorf("%w\nhost output:\n%s", err, tail(h.out.String(), 2000))
+	}
+	p := newPath(name, addr, r.p, h, c)
+	if e2e {
+		p.e2e = &e2eCheck{metrics: metrics, client: c}
+		// Fail now, not after the run, if the streams are not E2E.
+		if err := waitReachable(ctx, addr); err != nil {
+			return nil, err
+		}
+		if _, err := p.e2e.verify(ctx, p.name); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
