@@ -194,7 +194,7 @@ func loopCount() map[string]int {
 				loop = true
 			}
 		}
-		if !loop && strings.Contains(g, ".loopWorker(") {
+		if !loop && strings.Contains(g, "internal/worker.work(") {
 			n["worker"]++
 		}
 	}

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+
+	"github.com/warrenhq/warren/internal/worker"
 )
 
 // notifier is a consumer that says when it has something to consume:
 // warren's SSH channels (sshfork's SetDataNotify and ConsumeDataNow). A
 // copy out of one needs no goroutine parked on it while it is idle: it
-// runs on a goroutine started when data (or the end of it) arrives, which
-// ends once the queue is empty. For a relay holding thousands of quiet
+// runs, on a worker goroutine (internal/worker), when data (or the end of
+// it) arrives, and stops once the queue is empty. For a relay holding thousands of quiet
 // connections, that is thousands of stacks it does not keep.
 type notifier interface {
 	consumer
@@ -38,6 +40,7 @@ type notified struct {
 	total int64
 	// consume is ConsumeDataNow into write, or ForwardDataNow.
 	consume func() (int, error)
+	drainFn func() // drain, for worker.Go without a closure per kick
 	// kicks counts notifications; a drain runs while it is non-zero and
 	// the one that takes it from zero starts the drain. After the end
 	// it is left non-zero so that no drain starts again.
@@ -53,6 +56,7 @@ func (j *joiner) startNotified(dir Direction, src notifier) {
 		write := j.consumeWriter(dir, &c.total)
 		c.consume = func() (int, error) { return src.ConsumeDataNow(write) }
 	}
+	c.drainFn = c.drain
 	src.SetDataNotify(c.kick)
 }
 
@@ -60,7 +64,7 @@ func (j *joiner) startNotified(dir Direction, src notifier) {
 // then sees the new count and looks again before it ends.
 func (c *notified) kick() {
 	if c.kicks.Add(1) == 1 {
-		go c.drain()
+		worker.Go(c.drainFn)
 	}
 }
 
