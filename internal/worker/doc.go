@@ -8,4 +8,8 @@
 // stack showed as a few percent of relay-server's CPU per GiB. A worker
 // keeps the stack it grew while the process is busy, and a quiet process
 // keeps none: a worker with nothing to do for IdleTime ends.
+//
+// internal/sshfork has the same pool of its own (runLoop): the fork must
+// build inside an x/crypto checkout (scripts/update-sshfork.sh
+// upstream-test), where warren's packages cannot be imported.
 package worker

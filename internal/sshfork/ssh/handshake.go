@@ -132,6 +132,9 @@ type handshakeTransport struct {
 
 	// warren: noneKex is set once the "none" key exchange was negotiated.
 	noneKex atomic.Bool
+	// warren: inlineReads is set when the read loop has handed reading
+	// over to readPacket's caller (handOverReads).
+	inlineReads atomic.Bool
 
 	// warren: idle is set when the loops may park (warren_park.go).
 	idle *idleLoops
@@ -235,6 +238,9 @@ func (t *handshakeTransport) printPacket(p []byte, write bool) {
 func (t *handshakeTransport) readPacket() ([]byte, error) {
 	p, ok := <-t.incoming
 	if !ok {
+		if t.inlineReads.Load() { // warren
+			return t.readInline()
+		}
 		return nil, t.readError
 	}
 	return p, nil
@@ -273,6 +279,9 @@ func (t *handshakeTransport) readLoopFrom(first bool) {
 		}
 		t.incoming <- p
 		muxDue = t.idle.pushed() // warren
+		if t.handOverReads() {   // warren
+			return
+		}
 	}
 
 	// Stop writers too.
@@ -688,6 +697,11 @@ func (t *handshakeTransport) Close() error {
 	// Close the connection. This should cause the readLoop goroutine to wake up
 	// and close t.startKex, which will shut down kexLoop if running.
 	err := t.conn.Close()
+	if t.inlineReads.Load() {
+		// warren: the reader is readPacket's caller, which may be
+		// the caller of Close; its failed read closes startKex.
+		return err
+	}
 
 	// Wait for the kexLoop goroutine to complete.
 	// At that point we know that the readLoop goroutine is complete too,

@@ -105,6 +105,8 @@ type mux struct {
 	refuseWhy atomic.Pointer[string]
 	// warren: parked (in a channel): smaller queues (parkedChanSize).
 	parked bool
+	// warren: consumers run on the loop (warren_inline.go).
+	inline muxInline
 }
 
 // When debugging, each new chanList instantiation has a different
@@ -196,12 +198,17 @@ func (m *mux) Close() error {
 // error is encountered. To synchronize on loop exit, use mux.Wait.
 func (m *mux) loop() {
 	var err error
+	epoch := m.loopEpoch() // warren
 	for err == nil {
 		if m.parkMux() { // warren
 			return
 		}
 		err = m.onePacket()
+		if m.runDue(epoch) { // warren: another goroutine reads now
+			return
+		}
 	}
+	m.inline.closing.Store(true) // warren
 
 	for _, ch := range m.chanList.dropAll() {
 		ch.close()

@@ -72,14 +72,18 @@ func (c *channel) queueRequest(req *Request) {
 // on the connection's reader goroutine (or the caller's, the first time)
 // with no lock held and must not block: it should at most start or wake
 // a consumer. Calls may be spurious. (warren)
-func (c *channel) SetDataNotify(fn func()) {
+func (c *channel) SetDataNotify(fn func()) { c.setNotify(fn, fn) }
+
+// setNotify sets the pending buffer's notify func and calls now if data
+// or its end is queued already. (warren)
+func (c *channel) setNotify(notify, now func()) {
 	b := c.pending
 	b.Cond.L.Lock()
-	b.notify = fn
+	b.notify = notify
 	ready := len(b.head.buf) > 0 || b.head != b.tail || b.closed
 	b.Cond.L.Unlock()
-	if ready && fn != nil {
-		fn()
+	if ready && now != nil {
+		now()
 	}
 }
 

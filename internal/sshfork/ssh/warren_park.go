@@ -5,8 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/warrenhq/warren/internal/worker"
+	"time"
 )
 
 // warren: an SSH connection that runs inside a channel of another one
@@ -339,10 +338,34 @@ func (ch *channel) keepBuf(code uint32, b []byte) {
 	}
 }
 
-// runLoop runs a loop that was parked on a worker goroutine (warren's
-// internal/worker): an idle one if there is, else a new one. Started
-// afresh for every message, a loop would grow a new goroutine's stack each
-// time (the reader's path needs more than the starting 2 KiB); a worker
-// keeps the stack it grew while the process is busy, and a quiet process
-// keeps no worker.
-func runLoop(f func()) { worker.Go(f) }
+// runLoop runs a loop that was parked on a worker goroutine: an idle one
+// if there is, else a new one. A worker waits idleWorkerTime for more
+// before it ends. Started afresh for every message, a loop would grow a
+// new goroutine's stack each time (the reader's path needs more than the
+// starting 2 KiB); a worker keeps the stack it grew while the process is
+// busy, and a quiet process keeps no worker.
+func runLoop(f func()) {
+	select {
+	case loopWork <- f:
+	default:
+		go loopWorker(f)
+	}
+}
+
+var loopWork = make(chan func())
+
+const idleWorkerTime = 50 * time.Millisecond
+
+func loopWorker(f func()) {
+	t := time.NewTimer(idleWorkerTime)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(idleWorkerTime)
+		select {
+		case f = <-loopWork:
+		case <-t.C:
+			return
+		}
+	}
+}

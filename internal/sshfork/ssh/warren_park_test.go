@@ -194,7 +194,7 @@ func loopCount() map[string]int {
 				loop = true
 			}
 		}
-		if !loop && strings.Contains(g, "internal/worker.work(") {
+		if !loop && strings.Contains(g, ".loopWorker(") {
 			n["worker"]++
 		}
 	}

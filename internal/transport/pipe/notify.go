@@ -24,6 +24,14 @@ type notifier interface {
 	ConsumeDataNow(fn func(p []byte) error) (int, error)
 }
 
+// inlineNotifier is a notifier that can run the copy on the goroutine
+// that received the data (sshfork's SetDataNotifyInline): the bytes are
+// written on the core that read them, with no wake-up in between, and a
+// copy that has to wait is taken off that goroutine by the source.
+type inlineNotifier interface {
+	SetDataNotifyInline(fn func())
+}
+
 // forwarder is a notifier that writes to a destination itself
 // (sshfork's ForwardDataNow): into another SSH channel, it sends each
 // received packet on as it is instead of copying its payload into a new
@@ -57,6 +65,10 @@ func (j *joiner) startNotified(dir Direction, src notifier) {
 		c.consume = func() (int, error) { return src.ConsumeDataNow(write) }
 	}
 	c.drainFn = c.drain
+	if in, ok := src.(inlineNotifier); ok {
+		in.SetDataNotifyInline(c.kickInline)
+		return
+	}
 	src.SetDataNotify(c.kick)
 }
 
@@ -65,6 +77,14 @@ func (j *joiner) startNotified(dir Direction, src notifier) {
 func (c *notified) kick() {
 	if c.kicks.Add(1) == 1 {
 		worker.Go(c.drainFn)
+	}
+}
+
+// kickInline is kick for SetDataNotifyInline: the drain runs on the
+// caller's goroutine, which may wait.
+func (c *notified) kickInline() {
+	if c.kicks.Add(1) == 1 {
+		c.drain()
 	}
 }
 
