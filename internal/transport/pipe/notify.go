@@ -11,9 +11,10 @@ import (
 // notifier is a consumer that says when it has something to consume:
 // warren's SSH channels (sshfork's SetDataNotify and ConsumeDataNow). A
 // copy out of one needs no goroutine parked on it while it is idle: it
-// runs, on a worker goroutine (internal/worker), when data (or the end of
-// it) arrives, and stops once the queue is empty. For a relay holding thousands of quiet
-// connections, that is thousands of stacks it does not keep.
+// runs when data (or the end of it) arrives, on the channel's reader
+// (inlineNotifier) or a worker goroutine (internal/worker), and stops once
+// the queue is empty. For a relay holding thousands of quiet connections,
+// that is thousands of stacks it does not keep.
 type notifier interface {
 	consumer
 	// SetDataNotify has fn called (possibly spuriously, never blocking)
