@@ -34,13 +34,25 @@ type muxInline struct {
 	// watchdog's hand-off and the consumer's return race for it with
 	// compare-and-swap: exactly one wins, so two loops never read at once.
 	state atomic.Uint64
+	// since is when the running consumer started (sinceStart).
+	since atomic.Int64
+	// ticking is set while the watchdog timer is armed: it ticks while
+	// consumers run, not once per packet (a timer reset per packet woke
+	// the runtime's network poller each time).
+	ticking  atomic.Bool
+	watchdog *time.Timer
 	// due are the consumers the packet being handled made due; only the
 	// loop that reads touches it.
-	due      []func()
-	watchdog *time.Timer
+	due []func()
 	// closing is set when the loop has ended: consumers run on workers.
 	closing atomic.Bool
 }
+
+// monoStart is the origin of sinceStart.
+var monoStart = time.Now()
+
+// sinceStart is a monotonic clock reading.
+func sinceStart() int64 { return int64(time.Since(monoStart)) }
 
 // loopEpoch returns the epoch of the mux loop that starts now.
 func (m *mux) loopEpoch() uint64 { return m.inline.state.Load() >> 1 }
@@ -79,36 +91,47 @@ func (m *mux) runDue(epoch uint64) bool {
 	return false
 }
 
-// watch runs fn with the watchdog armed; false if the watchdog handed
-// the reading off before fn returned.
+// watch runs fn under the watchdog; false if the watchdog handed the
+// reading off before fn returned.
 func (m *mux) watch(epoch uint64, fn func()) bool {
 	if m.inline.watchdog == nil {
 		// Made before the state below is stored: the loop that a hand-off
 		// starts reads the field.
-		m.inline.watchdog = time.AfterFunc(time.Hour, m.handOff)
+		m.inline.watchdog = time.AfterFunc(time.Hour, m.tick)
 		m.inline.watchdog.Stop()
 	}
 	in := epoch<<1 | 1
+	m.inline.since.Store(sinceStart())
 	m.inline.state.Store(in)
-	m.inline.watchdog.Reset(handOffAfter)
-	fn()
-	if !m.inline.state.CompareAndSwap(in, epoch<<1) {
-		return false
+	if m.inline.ticking.CompareAndSwap(false, true) {
+		m.inline.watchdog.Reset(handOffAfter)
 	}
-	m.inline.watchdog.Stop()
-	return true
+	fn()
+	return m.inline.state.CompareAndSwap(in, epoch<<1)
 }
 
-// handOff is the watchdog: if a consumer still runs on the loop, the next
-// epoch's loop starts on a worker. A late firing finds no consumer
-// running (or one of the same loop, which is as slow) and does nothing
-// harmful.
-func (m *mux) handOff() {
-	s := m.inline.state.Load()
-	if s&1 == 0 || !m.inline.state.CompareAndSwap(s, (s>>1+1)<<1) {
-		return
+// tick is the watchdog: when a consumer has run for handOffAfter, the next
+// epoch's loop starts on a worker; while consumers keep running it ticks
+// again, and it stops once it finds the loop reading. A consumer that
+// starts while it stops sees ticking clear and arms it, or tick sees the
+// consumer and goes on: every running consumer is watched.
+func (m *mux) tick() {
+	for {
+		if s := m.inline.state.Load(); s&1 == 1 {
+			age := time.Duration(sinceStart() - m.inline.since.Load())
+			if age < handOffAfter {
+				m.inline.watchdog.Reset(handOffAfter - age)
+				return
+			}
+			if m.inline.state.CompareAndSwap(s, (s>>1+1)<<1) {
+				runLoop(m.loop)
+			}
+		}
+		m.inline.ticking.Store(false)
+		if m.inline.state.Load()&1 == 0 || !m.inline.ticking.CompareAndSwap(false, true) {
+			return
+		}
 	}
-	runLoop(m.loop)
 }
 
 // SetDataNotifyInline is SetDataNotify for an fn that may block (a
