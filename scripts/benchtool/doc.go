@@ -37,9 +37,9 @@
 // p50 is printed over direct and over the chain of as many processes (raw
 // TCP: 2, V2 and V1: 3).
 //
-// A/B: BENCH_BIN_B=DIR runs every client path a second time with the
-// binaries in DIR (rows "V2 ws B" and so on) in the same interleaved
-// rounds. On a shared VM the CPU cost of one build drifts by a third from
+// A/B: BENCH_BIN_B=DIR runs every client path and raw TCP a second time
+// with the binaries in DIR (rows "V2 ws B" and so on) in the same
+// interleaved rounds. On a shared VM the CPU cost of one build drifts by a third from
 // run to run, with the neighbours' load; two builds measured side by side
 // drift together.
 //

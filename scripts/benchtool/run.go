@@ -114,9 +114,12 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 			paths = append(paths, p)
 		}
 	}
-	ps.bin = cfg.bin
-	if want["raw"] {
-		r, err := ps.startRelay(ctx, "raw", relayOpts{exposePort: tgt.port()})
+	for _, b := range builds {
+		if !want["raw"] {
+			break
+		}
+		ps.bin = b.bin
+		r, err := ps.startRelay(ctx, "raw"+strings.ToLower(strings.TrimSpace(b.tag)), relayOpts{exposePort: tgt.port()})
 		if err != nil {
 			return err
 		}
@@ -127,8 +130,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if err := waitReachable(ctx, r.expose); err != nil {
 			return fmt.Errorf("raw TCP exposure: %w\nrelay output:\n%s", err, tail(r.p.out.String(), 2000))
 		}
-		paths = append(paths, newPath("raw TCP", r.expose, r.p, h))
+		paths = append(paths, newPath("raw TCP"+b.tag, r.expose, r.p, h))
 	}
+	ps.bin = cfg.bin
 	if want["proxy"] {
 		for _, n := range []int{2, 3} {
 			chain, addr, err := ps.startProxyChain(ctx, n, tgt.addr())

@@ -364,6 +364,8 @@ type dataNotifier interface {
 	ConsumeData(fn func(p []byte) error) (int, error)
 	SetDataNotify(fn func())
 	ConsumeDataNow(fn func(p []byte) error) (int, error)
+	// SetDataNotifyInline: the copy runs on the host connection's reader.
+	SetDataNotifyInline(fn func())
 }
 
 // notifyChannelConn is a channelConn that passes its channel's
@@ -389,6 +391,8 @@ func (c *notifyChannelConn) ConsumeDataNow(fn func(p []byte) error) (int, error)
 }
 
 func (c *notifyChannelConn) SetDataNotify(fn func()) { c.n.SetDataNotify(fn) }
+
+func (c *notifyChannelConn) SetDataNotifyInline(fn func()) { c.n.SetDataNotifyInline(fn) }
 
 func (c *channelConn) LocalAddr() net.Addr              { return c.local }
 func (c *channelConn) RemoteAddr() net.Addr             { return c.remote }
