@@ -5,7 +5,8 @@
 #
 #   scripts/update-sshfork.sh [apply] [VERSION]  rebuild the fork from x/crypto@VERSION
 #                                                (default: the version go.mod requires)
-#                                                and apply PATCH.diff to it
+#                                                and apply PATCH.diff to it; refuses while
+#                                                the fork has edits PATCH.diff lacks (FORCE=1)
 #   scripts/update-sshfork.sh diff [VERSION]     regenerate PATCH.diff from the fork as it
 #                                                is now, against x/crypto@VERSION
 #   scripts/update-sshfork.sh upstream-test [VERSION]
@@ -66,6 +67,21 @@ make_pristine() {
   gofmt -w "$dst" # the rewritten imports sort differently
 }
 
+# unsaved_edits reports whether the fork's files differ from
+# x/crypto@UPSTREAM + PATCH.diff: edits `apply` would throw away.
+unsaved_edits() {
+  local cur
+  cur=$(cat "$FORK/UPSTREAM")
+  src=$(go mod download -json "golang.org/x/crypto@$cur" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') \
+    make_pristine "$work/cur"
+  patch -s -p1 -d "$work/cur" --no-backup-if-mismatch <"$PATCHFILE" >/dev/null 2>&1 || return 0
+  mkdir -p "$work/now"
+  cp -r "$FORK/ssh" "$FORK/internal" "$work/now/"
+  find "$work/now" -name '*_test.go' -delete
+  find "$work/now" -type d -name testdata -prune -exec rm -rf {} +
+  ! diff -rq "$work/cur" "$work/now" >/dev/null
+}
+
 case $mode in
 upstream-test)
   # The patch's paths (ssh/..., internal/poly1305/...) are x/crypto's own,
@@ -81,6 +97,11 @@ pristine)
   make_pristine "$out"
   ;;
 apply)
+  if [ "${FORCE:-}" != 1 ] && unsaved_edits; then
+    echo "update-sshfork: $FORK has edits that PATCH.diff does not hold; apply would drop them." >&2
+    echo "  Run 'scripts/update-sshfork.sh diff' first to keep them (or FORCE=1 to drop them)." >&2
+    exit 1
+  fi
   make_pristine "$work/a"
   cp -r "$work/a" "$work/b"
   if ! patch -s -p1 -d "$work/b" --no-backup-if-mismatch <"$PATCHFILE"; then
