@@ -402,9 +402,7 @@ func (c *Client) handleRequest(s *session, r *ssh.Request) {
 		}
 		return
 	}
-	s.announce(p, true)
 	ok := c.ensureListener(p)
-	c.notify()
 	if r.WantReply {
 		if ok {
 			_ = r.Reply(true, tunnelproto.MarshalPortForwardSuccess(pf.Port))
@@ -412,6 +410,12 @@ func (c *Client) handleRequest(s *session, r *ssh.Request) {
 			_ = r.Reply(false, nil)
 		}
 	}
+	// Connections to p open channels only from here (serveConn waits for
+	// the announcement), after the reply: a host accepts a port's channels
+	// once it has the answer to its tcpip-forward (the TS SDK's V1 host
+	// refuses one that comes first, "Forwarding channel was not requested").
+	s.announce(p, true)
+	c.notify()
 }
 
 // dropStale removes the listeners of ports that session s (still the
