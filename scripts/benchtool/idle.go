@@ -17,34 +17,58 @@ import (
 // records the RSS they add per connection, and what is left 3 s after
 // they close.
 func measureIdle(p *path, n int) error {
-	// A settled baseline: the processes just connected.
-	time.Sleep(time.Second)
-	before, err := p.rssNow()
+	s, err := idleRSS(p, n, 3*time.Second)
 	if err != nil {
 		return err
 	}
+	for role, b := range s.before {
+		p.idle[role] = float64(s.open[role]-b) / float64(n)
+		p.kept[role] = float64(s.closed[0][role]-b) / float64(n)
+	}
+	return nil
+}
+
+// idleSample is the RSS of a path's processes around n idle connections.
+type idleSample struct {
+	before, open map[string]int64 // settled, before opening; 1 s after all are open
+	closed       []map[string]int64
+	opened       time.Duration // the time to open them all
+}
+
+// idleRSS samples p's RSS before and after opening n idle connections,
+// and at each of the times after closing them (counted from the close).
+func idleRSS(p *path, n int, after ...time.Duration) (idleSample, error) {
+	var s idleSample
+	// A settled baseline: the processes just connected.
+	time.Sleep(time.Second)
+	var err error
+	if s.before, err = p.rssNow(); err != nil {
+		return s, err
+	}
+	start := time.Now()
 	conns, err := openIdle(p, n)
 	defer closeAll(conns)
 	if err != nil {
-		return err
+		return s, err
 	}
+	s.opened = time.Since(start)
 	time.Sleep(time.Second)
-	after, err := p.rssNow()
-	if err != nil {
-		return err
+	if s.open, err = p.rssNow(); err != nil {
+		return s, err
 	}
 	closeAll(conns)
 	conns = nil
-	time.Sleep(3 * time.Second)
-	closed, err := p.rssNow()
-	if err != nil {
-		return err
+	var slept time.Duration
+	for _, at := range after {
+		time.Sleep(at - slept)
+		slept = at
+		m, err := p.rssNow()
+		if err != nil {
+			return s, err
+		}
+		s.closed = append(s.closed, m)
 	}
-	for role, b := range before {
-		p.idle[role] = float64(after[role]-b) / float64(n)
-		p.kept[role] = float64(closed[role]-b) / float64(n)
-	}
-	return nil
+	return s, nil
 }
 
 // openIdle opens n connections through p, each echoed once so that the
@@ -220,37 +244,14 @@ func measureIdleBig(ctx context.Context, w io.Writer, ps *procs, want map[string
 			fprintf(w, "(%s's open file limit is %d: too low for %d connections)\n", pr.role, l, n)
 		}
 	}
-	time.Sleep(time.Second)
-	before, err := p.rssNow()
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	conns, err := openIdle(p, int(n))
-	defer closeAll(conns)
-	if err != nil {
-		return err
-	}
-	opened := time.Since(start)
-	time.Sleep(time.Second)
-	after, err := p.rssNow()
-	if err != nil {
-		return err
-	}
-	closeAll(conns)
-	conns = nil
 	// 10000 closes take a while to go through three processes on a busy
 	// machine: the RSS 3 s after, and 10 s after.
-	time.Sleep(3 * time.Second)
-	closed, err := p.rssNow()
+	smp, err := idleRSS(p, int(n), 3*time.Second, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	time.Sleep(7 * time.Second)
-	closed10, err := p.rssNow()
-	if err != nil {
-		return err
-	}
+	before, after, opened := smp.before, smp.open, smp.opened
+	closed, closed10 := smp.closed[0], smp.closed[1]
 	mib := func(m map[string]int64) (float64, float64, float64, float64) {
 		r, h, c := float64(m["relay"])/1024, float64(m["host"])/1024, float64(m["client"])/1024
 		return r, h, c, r + h + c

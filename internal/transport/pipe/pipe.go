@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -347,21 +348,8 @@ func (j *joiner) copy(dir Direction) (int64, error) {
 		nr, rerr := src.rwc.Read(buf)
 		if nr > 0 {
 			nw, werr := dst.rwc.Write(buf[:nr])
-			if nw < 0 || nw > nr {
-				nw = 0
-				if werr == nil {
-					werr = errors.New("invalid write result")
-				}
-			}
-			if nw > 0 {
-				total += int64(nw)
-				if j.onCopy != nil {
-					j.onCopy(dir, nw)
-				}
-			}
-			if werr == nil && nw != nr {
-				werr = io.ErrShortWrite
-			}
+			nw, werr = checkWrite(nw, nr, werr)
+			j.counted(dir, &total, nw)
 			if werr != nil {
 				return total, j.failed(dir, "write", dst, werr)
 			}
@@ -396,13 +384,34 @@ func (j *joiner) consumeWriter(dir Direction, total *int64) func(p []byte) error
 	dst, done := &j.ends[1-dir], j.consumeDone(dir, total)
 	return func(p []byte) error {
 		nw, err := dst.rwc.Write(p)
-		switch {
-		case nw > len(p):
-			nw = -1 // invalid, and done says so
-		case err == nil && nw >= 0 && nw < len(p):
-			err = io.ErrShortWrite
+		return done(checkWrite(nw, len(p), err))
+	}
+}
+
+// errInvalidWrite is a destination's Write that reported writing more
+// than it was given, or less than nothing.
+var errInvalidWrite = errors.New("invalid write result")
+
+// checkWrite checks the result of a Write of want bytes: an impossible
+// count is 0 and errInvalidWrite, a short one without error
+// io.ErrShortWrite.
+func checkWrite(nw, want int, err error) (int, error) {
+	switch {
+	case nw < 0 || nw > want:
+		return 0, cmp.Or(err, errInvalidWrite)
+	case err == nil && nw < want:
+		return nw, io.ErrShortWrite
+	}
+	return nw, err
+}
+
+// counted adds n bytes copied in dir to *total and reports them to onCopy.
+func (j *joiner) counted(dir Direction, total *int64, n int) {
+	if n > 0 {
+		*total += int64(n)
+		if j.onCopy != nil {
+			j.onCopy(dir, n)
 		}
-		return done(nw, err)
 	}
 }
 
@@ -413,17 +422,9 @@ func (j *joiner) consumeWriter(dir Direction, total *int64) func(p []byte) error
 func (j *joiner) consumeDone(dir Direction, total *int64) func(nw int, err error) error {
 	return func(nw int, err error) error {
 		if nw < 0 {
-			nw = 0
-			if err == nil {
-				err = errors.New("invalid write result")
-			}
+			nw, err = 0, cmp.Or(err, errInvalidWrite)
 		}
-		if nw > 0 {
-			*total += int64(nw)
-			if j.onCopy != nil {
-				j.onCopy(dir, nw)
-			}
-		}
+		j.counted(dir, total, nw)
 		if err != nil {
 			return &writeError{err}
 		}
@@ -480,12 +481,7 @@ func (j *joiner) copyInto(dir Direction, raw syscall.RawConn, d dataReader) (int
 			}
 		}
 		n, rerr, werr := d.ReadDataFrom(src.rwc, size)
-		if n > 0 {
-			total += int64(n)
-			if j.onCopy != nil {
-				j.onCopy(dir, n)
-			}
-		}
+		j.counted(dir, &total, n)
 		if werr != nil {
 			return total, j.failed(dir, "write", dst, werr)
 		}

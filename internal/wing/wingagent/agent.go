@@ -635,13 +635,19 @@ func (a *Agent) session(id string) *session {
 	return a.sessions[id]
 }
 
-func (a *Agent) killAll() {
+// allSessions returns the sessions open now.
+func (a *Agent) allSessions() []*session {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	all := make([]*session, 0, len(a.sessions))
 	for _, s := range a.sessions {
 		all = append(all, s)
 	}
-	a.mu.Unlock()
+	return all
+}
+
+func (a *Agent) killAll() {
+	all := a.allSessions()
 	for _, s := range all {
 		s.kill()
 		s.flowOff("the wing is stopping")

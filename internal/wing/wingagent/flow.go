@@ -182,13 +182,7 @@ func latest(a, b time.Time) time.Time {
 // flowsOff drops every session's window (the relay connection dropped:
 // acks in flight are lost, and the controller reattaches).
 func (a *Agent) flowsOff(why string) {
-	a.mu.Lock()
-	all := make([]*session, 0, len(a.sessions))
-	for _, s := range a.sessions {
-		all = append(all, s)
-	}
-	a.mu.Unlock()
-	for _, s := range all {
+	for _, s := range a.allSessions() {
 		s.flowOff(why)
 	}
 }
