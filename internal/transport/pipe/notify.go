@@ -49,7 +49,7 @@ type notified struct {
 	total int64
 	// consume is ConsumeDataNow into write, or ForwardDataNow.
 	consume func() (int, error)
-	drainFn func() // drain, for worker.Go without a closure per kick
+	drainFn func() // drain, for kick's worker.Go without a closure per kick
 	// kicks counts notifications; a drain runs while it is non-zero and
 	// the one that takes it from zero starts the drain. After the end
 	// it is left non-zero so that no drain starts again.
@@ -65,11 +65,11 @@ func (j *joiner) startNotified(dir Direction, src notifier) {
 		write := j.consumeWriter(dir, &c.total)
 		c.consume = func() (int, error) { return src.ConsumeDataNow(write) }
 	}
-	c.drainFn = c.drain
 	if in, ok := src.(inlineNotifier); ok {
 		in.SetDataNotifyInline(c.kickInline)
 		return
 	}
+	c.drainFn = c.drain
 	src.SetDataNotify(c.kick)
 }
 
